@@ -1,0 +1,226 @@
+//! The command line: clap definitions and dispatch. This is the edge: it
+//! turns errors into messages and exit codes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::{self, RunOptions, exit};
+use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
+use crate::server::{self, Mode};
+use crate::ui;
+
+/// High-throughput WebSocket load tester with honest latency.
+#[derive(Debug, Parser)]
+#[command(name = "barrage", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and write its reports.
+    Run(RunArgs),
+    /// Validate scenarios and print their plans; exit 0 when all are valid, 2 otherwise.
+    Check(CheckArgs),
+    /// Run the built-in target server until Ctrl-C.
+    Serve(ServeArgs),
+}
+
+/// `barrage run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Target URL (ws://host:port/path) or `builtin`, replacing the scenario's.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Run length: sets the duration of a single-phase scenario; a
+    /// multi-phase scenario becomes one phase at its last phase's rate.
+    #[arg(long, value_parser = scenario::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Connections to open, replacing `connections.count`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: Option<u32>,
+    /// Message rate for every phase: `2000/s`, `60/m` or `max`.
+    #[arg(long, value_parser = parse_phase_rate)]
+    pub rate: Option<PhaseRate>,
+    /// Folder for the report set (default: reports/<name>/<timestamp>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No live dashboard, progress lines on stderr instead (the dashboard is
+    /// not built yet, so progress lines are what every run shows today).
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Print only the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Seed for random payloads, masks and keys (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// `barrage check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scenario files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `barrage serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+    /// What the server does with messages.
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    pub mode: Mode,
+}
+
+fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
+    if s.trim() == "max" {
+        Ok(PhaseRate::Max)
+    } else {
+        scenario::parse_rate(s).map(PhaseRate::PerSecond)
+    }
+}
+
+/// Applies the command-line overrides to `s`.
+pub fn apply_overrides(s: &mut Scenario, a: &RunArgs) -> Result<(), String> {
+    if let Some(t) = &a.target {
+        s.target = Target::parse(t).map_err(|e| format!("--target: {e}"))?;
+    }
+    if let Some(n) = a.connections {
+        s.connections.count = n;
+    }
+    if let Some(d) = a.duration {
+        if s.phases.len() == 1 {
+            s.phases[0].duration = d;
+        } else {
+            let last = s
+                .phases
+                .last()
+                .expect("validated: at least one phase")
+                .clone();
+            s.phases = vec![Phase {
+                name: "steady".into(),
+                duration: d,
+                record: true,
+                ..last
+            }];
+        }
+    }
+    if let Some(r) = a.rate {
+        for p in &mut s.phases {
+            p.rate = r;
+            if r != PhaseRate::Max {
+                p.inflight = 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the command and returns the process exit code.
+pub async fn execute(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Run(a) => run(a).await,
+        Command::Check(a) => check(&a),
+        Command::Serve(a) => serve(a).await,
+    }
+}
+
+async fn run(a: RunArgs) -> u8 {
+    let mut scenario = match scenario::load(&a.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            ui::error(&e);
+            return exit::BAD_INPUT;
+        }
+    };
+    if let Err(e) = apply_overrides(&mut scenario, &a) {
+        ui::error(&e);
+        return exit::BAD_INPUT;
+    }
+    let cancel = CancellationToken::new();
+    spawn_interrupt_handler(cancel.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let progress = tokio::spawn(ui::progress::print_lines(scenario.clone(), rx, a.quiet));
+    let mut opts = RunOptions::new(scenario);
+    opts.file = Some(a.scenario.clone());
+    opts.out = a.out.clone();
+    opts.cancel = cancel;
+    opts.snapshots = Some(tx);
+    opts.seed = a.seed;
+    let outcome = runner::run(opts).await;
+    let _ = progress.await;
+    match outcome {
+        Ok(o) => {
+            ui::summary::print(&o.report, &o.report_path);
+            if o.status == runner::RunStatus::NoConnection {
+                ui::error(&"no connection opened: is the target up and reachable?");
+            }
+            o.exit_code()
+        }
+        Err(e) => {
+            ui::error(&e);
+            exit::RUN_FAILED
+        }
+    }
+}
+
+/// First Ctrl-C (or SIGTERM) cancels the run gracefully; a second exits at once.
+fn spawn_interrupt_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!(
+            "interrupted: closing connections and writing the report (Ctrl-C again to quit now)"
+        );
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    });
+}
+
+fn check(a: &CheckArgs) -> u8 {
+    let mut code = exit::PASSED;
+    for f in &a.files {
+        match scenario::load(f) {
+            Ok(s) => print!("{}", ui::plan::render(&f.display().to_string(), &s)),
+            Err(e) => {
+                ui::error(&e);
+                code = exit::BAD_INPUT;
+            }
+        }
+    }
+    code
+}
+
+async fn serve(a: ServeArgs) -> u8 {
+    let handle = match server::start(a.listen, a.mode).await {
+        Ok(h) => h,
+        Err(e) => {
+            ui::error(&format!("cannot listen on {}: {e}", a.listen));
+            return exit::RUN_FAILED;
+        }
+    };
+    eprintln!(
+        "barrage serve: {:?} on ws://{}/ (Ctrl-C to stop)",
+        a.mode, handle.local_addr
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    handle.shutdown().await;
+    exit::PASSED
+}

@@ -1,0 +1,314 @@
+//! Runs a scenario: opens the connections at the configured rate, starts the
+//! phases together once every attempt has resolved, paces each connection
+//! with its phase's [`pacing::Pacer`], and collects a snapshot every tick.
+//!
+//! One task per connection ([`connection`]); one collector task; the caller's
+//! [`CancellationToken`] reaches all of them.
+
+mod connection;
+pub mod pacing;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{Collector, Recorder, Shard, Snapshot};
+use crate::scenario::{Message, Phase, Scenario, Template, WsUrl};
+
+pub use connection::DRAIN;
+
+/// How often snapshots are taken.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Errors that stop a run before any load is sent.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The target's host name did not resolve.
+    #[error("cannot resolve target {target}: {reason}")]
+    Resolve {
+        /// The target URL.
+        target: String,
+        /// What the resolver said.
+        reason: String,
+    },
+}
+
+/// Settings of one engine run besides the scenario.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Cancelling it stops the run gracefully (close frames, data kept).
+    pub cancel: CancellationToken,
+    /// Where to send a snapshot every tick (the UI), if anywhere.
+    pub snapshots: Option<mpsc::UnboundedSender<Snapshot>>,
+    /// Seed for masks, handshake keys and `{{random}}`; default from the clock.
+    pub seed: u64,
+}
+
+/// Everything a run measured.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Wall-clock start of the run.
+    pub started_at: SystemTime,
+    /// Run start to end, connection ramp and drain included.
+    pub elapsed: Duration,
+    /// Offset from the run start at which the phases started, if they did.
+    pub load_started: Option<Duration>,
+    /// Whether the run was cancelled before its end.
+    pub interrupted: bool,
+    /// Totals per stage (stage 0: connection setup; stage i+1: phase i).
+    pub totals: Shard,
+    /// One snapshot per tick, the last one taken at the end.
+    pub timeline: Vec<Snapshot>,
+    /// The last snapshot (connection counters at the end).
+    pub last: Snapshot,
+}
+
+impl RunResult {
+    /// How long phase `i` actually ran (shorter than planned if interrupted).
+    pub fn phase_elapsed(&self, phases: &[Phase], i: usize) -> Duration {
+        let Some(load) = self.load_started else {
+            return Duration::ZERO;
+        };
+        let begin = load + phases[..i].iter().map(|p| p.duration).sum::<Duration>();
+        let end = (begin + phases[i].duration).min(self.elapsed);
+        end.saturating_sub(begin)
+    }
+}
+
+/// When the phases start and over how many connections the rate is spread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadStart {
+    at: Instant,
+    open: u64,
+}
+
+/// What a connection sends.
+pub(crate) enum Payload {
+    Text(Template),
+    Binary(Vec<u8>),
+}
+
+/// State shared by every connection task of a run.
+pub(crate) struct Shared {
+    recorder: Recorder,
+    phases: Vec<Phase>,
+    /// `phase_offsets[i]` = start of phase i from the load start; last = end.
+    phase_offsets: Vec<Duration>,
+    addr: SocketAddr,
+    host_header: String,
+    path: String,
+    connect_timeout: Duration,
+    payload: Payload,
+    cancel: CancellationToken,
+    start: watch::Receiver<Option<LoadStart>>,
+    open_index: AtomicU64,
+    resolved: AtomicU64,
+    resolved_notify: Notify,
+    epoch: Instant,
+    epoch_unix_ns: u64,
+    seed: u64,
+}
+
+impl Shared {
+    /// Unix time in ns of `t`, without a clock call.
+    fn unix_ns(&self, t: Instant) -> u64 {
+        self.epoch_unix_ns + t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// A connection attempt has succeeded or failed.
+    fn setup_resolved(&self) {
+        self.resolved.fetch_add(1, SeqCst);
+        self.resolved_notify.notify_one();
+    }
+}
+
+/// Resolves `url` to the first address it names.
+pub async fn resolve(url: &WsUrl) -> Result<SocketAddr, EngineError> {
+    let err = |reason: String| EngineError::Resolve {
+        target: url.original.clone(),
+        reason,
+    };
+    let mut addrs = tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    addrs.next().ok_or_else(|| err("no address".into()))
+}
+
+/// Runs `scenario` against `url` and returns what was measured.
+pub async fn run(
+    scenario: &Scenario,
+    url: &WsUrl,
+    opts: EngineOptions,
+) -> Result<RunResult, EngineError> {
+    let addr = resolve(url).await?;
+    let started_at = SystemTime::now();
+    let epoch = Instant::now();
+    let phases = scenario.phases.clone();
+    let mut phase_offsets = vec![Duration::ZERO];
+    for p in &phases {
+        phase_offsets.push(*phase_offsets.last().expect("non-empty") + p.duration);
+    }
+    let recorder = Recorder::new(phases.len());
+    let (start_tx, start_rx) = watch::channel(None);
+    let mut rng = fastrand::Rng::with_seed(opts.seed);
+    let payload = match &scenario.message {
+        Message::Text(t) => Payload::Text(t.clone()),
+        Message::Binary { size } => Payload::Binary((0..*size).map(|_| rng.u8(..)).collect()),
+    };
+    let host_header = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
+    let shared = Arc::new(Shared {
+        recorder: recorder.clone(),
+        phases: phases.clone(),
+        phase_offsets: phase_offsets.clone(),
+        addr,
+        host_header,
+        path: url.path_and_query.clone(),
+        connect_timeout: scenario.connections.timeout,
+        payload,
+        cancel: opts.cancel.clone(),
+        start: start_rx.clone(),
+        open_index: AtomicU64::new(0),
+        resolved: AtomicU64::new(0),
+        resolved_notify: Notify::new(),
+        epoch,
+        epoch_unix_ns: started_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64,
+        seed: opts.seed,
+    });
+
+    let stop_collector = CancellationToken::new();
+    let collector = tokio::spawn(collect(
+        Collector::new(recorder.clone(), phases.len(), epoch),
+        start_rx,
+        phase_offsets.clone(),
+        opts.snapshots.clone(),
+        stop_collector.clone(),
+    ));
+
+    let mut tasks = JoinSet::new();
+    let spawned = ramp(&shared, scenario, &mut tasks, &opts.cancel).await;
+    wait_resolved(&shared, spawned, &opts.cancel).await;
+
+    let opened = recorder.gauges().opened.load(SeqCst);
+    let mut load_started = None;
+    if opened > 0 && !opts.cancel.is_cancelled() {
+        let at = Instant::now();
+        load_started = Some(at - epoch);
+        let _ = start_tx.send(Some(LoadStart { at, open: opened }));
+    }
+    // Every task ends by itself (phases, drain and close are all bounded);
+    // the deadline only guards against a bug leaving one behind.
+    let total = *phase_offsets.last().expect("non-empty");
+    let hard_stop = Instant::now() + total + DRAIN + Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            _ = tokio::time::sleep_until(hard_stop.into()) => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    let elapsed = epoch.elapsed();
+    stop_collector.cancel();
+    let (totals, timeline) = collector.await.expect("collector task does not panic");
+    let last = timeline.last().cloned().unwrap_or_default();
+    Ok(RunResult {
+        started_at,
+        elapsed,
+        load_started,
+        interrupted: opts.cancel.is_cancelled(),
+        totals,
+        timeline,
+        last,
+    })
+}
+
+/// Spawns the connection tasks at `connections.rate`; returns how many.
+async fn ramp(
+    shared: &Arc<Shared>,
+    scenario: &Scenario,
+    tasks: &mut JoinSet<()>,
+    cancel: &CancellationToken,
+) -> u64 {
+    let count = u64::from(scenario.connections.count);
+    let per_second = scenario.connections.rate.per_second;
+    let begin = Instant::now();
+    let mut spawned = 0u64;
+    while spawned < count {
+        let now = Instant::now();
+        // Everything due by now is spawned at once, so a slow tick does not
+        // lower the opening rate.
+        let due = ((now - begin).as_secs_f64() * per_second).floor() as u64 + 1;
+        while spawned < count.min(due) {
+            tasks.spawn(connection::run(shared.clone(), spawned));
+            spawned += 1;
+        }
+        if spawned == count {
+            break;
+        }
+        let next = begin + Duration::from_secs_f64(spawned as f64 / per_second);
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(next.into()) => {}
+        }
+    }
+    spawned
+}
+
+/// Waits until every spawned attempt has opened or failed.
+async fn wait_resolved(shared: &Shared, spawned: u64, cancel: &CancellationToken) {
+    loop {
+        let notified = shared.resolved_notify.notified();
+        if shared.resolved.load(SeqCst) >= spawned {
+            return;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = notified => {}
+        }
+    }
+}
+
+/// The collector task: a snapshot every [`TICK`] and a last one at the end.
+async fn collect(
+    mut collector: Collector,
+    start: watch::Receiver<Option<LoadStart>>,
+    offsets: Vec<Duration>,
+    out: Option<mpsc::UnboundedSender<Snapshot>>,
+    stop: CancellationToken,
+) -> (Shard, Vec<Snapshot>) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = ticker.tick() => false,
+        };
+        let now = Instant::now();
+        let phase = (*start.borrow()).and_then(|s| {
+            let d = now.checked_duration_since(s.at)?;
+            offsets.windows(2).position(|w| d >= w[0] && d < w[1])
+        });
+        let snap = collector.tick(now, phase);
+        if let Some(out) = &out {
+            let _ = out.send(snap);
+        }
+        if stopping {
+            return collector.finish();
+        }
+    }
+}

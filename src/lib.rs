@@ -1,0 +1,27 @@
+//! barrage: a high-throughput WebSocket load tester with honest latency.
+//!
+//! Data flows one way: `scenario → engine (→ ws) → metrics → ui / report`.
+//!
+//! - [`scenario`]: the YAML model, parsed with file:line:column errors;
+//!   units, templates and thresholds compiled once.
+//! - [`engine`]: runs a scenario: connection ramp, phases, pacing, one task
+//!   per connection.
+//! - [`ws`]: the client handshake and frame codec.
+//! - [`metrics`]: per-thread recorders, per-tick snapshots.
+//! - [`report`]: the report model (`barrage/report/v1`) and its writers.
+//! - [`ui`]: everything that writes to the terminal.
+//! - [`server`]: the built-in echo server.
+//! - [`runner`]: one whole run as the CLI and the tests use it.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod engine;
+pub mod metrics;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod server;
+pub mod ui;
+pub mod ws;
+
+pub use runner::{RunOptions, RunOutcome, exit, run};

@@ -1,0 +1,185 @@
+//! The data one thread (or one interval, or one run) accumulates: latency
+//! histograms and counters per stage, where stage 0 is connection setup and
+//! stage `i + 1` is phase `i`.
+
+use hdrhistogram::Histogram;
+
+use crate::scenario::LatencyMetric;
+
+/// Kinds of error a run counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// TCP connect failed or timed out.
+    Connect,
+    /// The upgrade failed (status, headers, accept key) or timed out.
+    Handshake,
+    /// A message got no reply before the run's drain deadline.
+    Timeout,
+    /// The server broke RFC 6455 (bad frame, bad UTF-8, bad close).
+    Protocol,
+    /// The connection was closed or reset by the server during the run.
+    Closed,
+}
+
+impl ErrorKind {
+    /// Every kind, in report order.
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Connect,
+        ErrorKind::Handshake,
+        ErrorKind::Timeout,
+        ErrorKind::Protocol,
+        ErrorKind::Closed,
+    ];
+
+    /// Name used in reports and thresholds.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Handshake => "handshake",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Closed => "closed",
+        }
+    }
+}
+
+/// Number of latency metrics, the length of [`StageData::hist`].
+pub const N_METRICS: usize = LatencyMetric::ALL.len();
+
+/// A new latency histogram: nanoseconds, 3 significant digits, growing as
+/// needed (so an idle one costs a few KiB, not 200).
+pub fn new_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("3 significant digits is valid");
+    h.auto(true);
+    h
+}
+
+fn metric_index(m: LatencyMetric) -> usize {
+    LatencyMetric::ALL
+        .iter()
+        .position(|x| *x == m)
+        .expect("metric is in ALL")
+}
+
+/// Latencies and counters of one stage.
+#[derive(Debug, Clone)]
+pub struct StageData {
+    /// One histogram per [`LatencyMetric`], in `LatencyMetric::ALL` order.
+    pub hist: [Histogram<u64>; N_METRICS],
+    /// Messages handed to the socket.
+    pub sent: u64,
+    /// Replies received and matched to a sent message.
+    pub received: u64,
+    /// Data messages received that matched nothing in flight.
+    pub unmatched: u64,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Errors by [`ErrorKind`], in `ErrorKind::ALL` order.
+    pub errors: [u64; 5],
+}
+
+impl Default for StageData {
+    fn default() -> Self {
+        StageData {
+            hist: std::array::from_fn(|_| new_histogram()),
+            sent: 0,
+            received: 0,
+            unmatched: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            errors: [0; 5],
+        }
+    }
+}
+
+impl StageData {
+    /// Records a latency in nanoseconds (at least 1; huge values saturate).
+    #[inline]
+    pub fn record(&mut self, metric: LatencyMetric, ns: u64) {
+        // auto-resizing histograms only fail for values past u64 range.
+        let _ = self.hist[metric_index(metric)].record(ns.max(1));
+    }
+
+    /// Counts one error.
+    #[inline]
+    pub fn error(&mut self, kind: ErrorKind) {
+        self.errors[kind as usize] += 1;
+    }
+
+    /// The histogram of `metric`.
+    pub fn histogram(&self, metric: LatencyMetric) -> &Histogram<u64> {
+        &self.hist[metric_index(metric)]
+    }
+
+    /// Sum of all error counts.
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Adds `other` into `self` (histograms added, never averaged).
+    pub fn add(&mut self, other: &StageData) {
+        for (a, b) in self.hist.iter_mut().zip(other.hist.iter()) {
+            a.add(b).expect("auto-resizing histograms accept any value");
+        }
+        self.sent += other.sent;
+        self.received += other.received;
+        self.unmatched += other.unmatched;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+    }
+
+    /// Clears counts, keeping allocations.
+    pub fn reset(&mut self) {
+        for h in &mut self.hist {
+            h.reset();
+        }
+        self.sent = 0;
+        self.received = 0;
+        self.unmatched = 0;
+        self.bytes_sent = 0;
+        self.bytes_received = 0;
+        self.errors = [0; 5];
+    }
+}
+
+/// Stage 0 (connection setup) and one stage per phase.
+#[derive(Debug, Clone)]
+pub struct Shard {
+    /// `stages[0]` is setup, `stages[i + 1]` is phase `i`.
+    pub stages: Vec<StageData>,
+}
+
+impl Shard {
+    /// A shard for a scenario with `phases` phases.
+    pub fn new(phases: usize) -> Self {
+        Shard {
+            stages: (0..=phases).map(|_| StageData::default()).collect(),
+        }
+    }
+
+    /// Adds `other` stage by stage.
+    pub fn add(&mut self, other: &Shard) {
+        for (a, b) in self.stages.iter_mut().zip(&other.stages) {
+            a.add(b);
+        }
+    }
+
+    /// Clears all stages.
+    pub fn reset(&mut self) {
+        self.stages.iter_mut().for_each(StageData::reset);
+    }
+
+    /// All stages added together.
+    pub fn total(&self) -> StageData {
+        let mut t = StageData::default();
+        for s in &self.stages {
+            t.add(s);
+        }
+        t
+    }
+}

@@ -1,0 +1,144 @@
+//! Per-tick snapshots: what the UI shows live and what becomes the report's
+//! timeline.
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Instant;
+
+use super::data::{ErrorKind, Shard, StageData};
+use super::recorder::Recorder;
+use crate::scenario::LatencyMetric;
+
+/// The state of a run at one tick, with counts for the interval since the
+/// previous tick and totals so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Seconds since the run started (connection ramp included).
+    pub t_s: f64,
+    /// Length of the interval this snapshot covers, in seconds.
+    pub interval_s: f64,
+    /// Index of the phase running at the tick, `None` before and after.
+    pub phase: Option<usize>,
+    /// Connections open at the tick.
+    pub open: u64,
+    /// Connection attempts so far.
+    pub attempted: u64,
+    /// Connections opened so far.
+    pub opened: u64,
+    /// Connection attempts failed so far.
+    pub failed: u64,
+    /// Most connections open at once so far.
+    pub peak_open: u64,
+    /// Open connections the server closed so far.
+    pub closed_by_server: u64,
+    /// Messages sent in the interval.
+    pub sent: u64,
+    /// Replies received in the interval.
+    pub received: u64,
+    /// Payload bytes sent in the interval.
+    pub bytes_sent: u64,
+    /// Payload bytes received in the interval.
+    pub bytes_received: u64,
+    /// Errors in the interval.
+    pub errors: u64,
+    /// Messages sent so far.
+    pub total_sent: u64,
+    /// Replies received so far.
+    pub total_received: u64,
+    /// Errors so far, by kind in `ErrorKind::ALL` order.
+    pub total_errors: [u64; 5],
+    /// `rtt` samples in the interval.
+    pub rtt_count: u64,
+    /// `rtt` median of the interval, ns (0 without samples).
+    pub rtt_p50_ns: u64,
+    /// `rtt` 99th percentile of the interval, ns.
+    pub rtt_p99_ns: u64,
+    /// `rtt` maximum of the interval, ns.
+    pub rtt_max_ns: u64,
+}
+
+impl Snapshot {
+    /// Total errors so far.
+    pub fn total_error_count(&self) -> u64 {
+        self.total_errors.iter().sum()
+    }
+
+    /// Errors so far of `kind`.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.total_errors[kind as usize]
+    }
+}
+
+/// Turns the recorder's data into snapshots and run totals.
+pub struct Collector {
+    recorder: Recorder,
+    started: Instant,
+    last: Instant,
+    interval: Shard,
+    totals: Shard,
+    timeline: Vec<Snapshot>,
+}
+
+impl Collector {
+    /// A collector for `recorder`'s run, which started at `started`.
+    pub fn new(recorder: Recorder, phases: usize, started: Instant) -> Self {
+        Collector {
+            recorder,
+            started,
+            last: started,
+            interval: Shard::new(phases),
+            totals: Shard::new(phases),
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Takes everything recorded since the last tick, adds it to the totals,
+    /// appends a snapshot to the timeline and returns it.
+    pub fn tick(&mut self, now: Instant, phase: Option<usize>) -> Snapshot {
+        self.recorder.collect_into(&mut self.interval);
+        self.totals.add(&self.interval);
+        let iv: StageData = self.interval.total();
+        let all: StageData = self.totals.total();
+        let rtt = iv.histogram(LatencyMetric::Rtt);
+        let g = self.recorder.gauges();
+        let snap = Snapshot {
+            t_s: now.duration_since(self.started).as_secs_f64(),
+            interval_s: now.duration_since(self.last).as_secs_f64(),
+            phase,
+            open: g.open.load(SeqCst),
+            attempted: g.attempted.load(SeqCst),
+            opened: g.opened.load(SeqCst),
+            failed: g.failed.load(SeqCst),
+            peak_open: g.peak_open.load(SeqCst),
+            closed_by_server: g.closed_by_server.load(SeqCst),
+            sent: iv.sent,
+            received: iv.received,
+            bytes_sent: iv.bytes_sent,
+            bytes_received: iv.bytes_received,
+            errors: iv.error_total(),
+            total_sent: all.sent,
+            total_received: all.received,
+            total_errors: all.errors,
+            rtt_count: rtt.len(),
+            rtt_p50_ns: if rtt.is_empty() {
+                0
+            } else {
+                rtt.value_at_quantile(0.5)
+            },
+            rtt_p99_ns: if rtt.is_empty() {
+                0
+            } else {
+                rtt.value_at_quantile(0.99)
+            },
+            rtt_max_ns: if rtt.is_empty() { 0 } else { rtt.max() },
+        };
+        self.interval.reset();
+        self.last = now;
+        self.timeline.push(snap.clone());
+        snap
+    }
+
+    /// The run's totals per stage and its timeline.
+    pub fn finish(self) -> (Shard, Vec<Snapshot>) {
+        (self.totals, self.timeline)
+    }
+}

@@ -1,0 +1,230 @@
+//! Builds a [`Report`] from a run's measurements, evaluating the thresholds
+//! on the merged histograms (never on averaged percentiles).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+
+use super::model::*;
+use super::table::fmt_ns;
+use crate::engine::RunResult;
+use crate::metrics::{ErrorKind, StageData};
+use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat, Threshold, ThresholdMetric};
+
+/// What a report is built from.
+pub struct BuildInput<'a> {
+    /// The scenario as run.
+    pub scenario: &'a Scenario,
+    /// Path of the scenario file, if any.
+    pub file: Option<String>,
+    /// The URL actually connected to.
+    pub target: String,
+    /// The measurements.
+    pub result: &'a RunResult,
+}
+
+/// Summarises a histogram of nanosecond values.
+pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
+    let us = |ns: u64| ns as f64 / 1000.0;
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serializing into memory does not fail");
+    if h.is_empty() {
+        return MetricSummary {
+            histogram: STANDARD.encode(&bytes),
+            ..MetricSummary::default()
+        };
+    }
+    MetricSummary {
+        count: h.len(),
+        min_us: us(h.min()),
+        mean_us: h.mean() / 1000.0,
+        p50_us: us(h.value_at_quantile(0.50)),
+        p90_us: us(h.value_at_quantile(0.90)),
+        p99_us: us(h.value_at_quantile(0.99)),
+        p999_us: us(h.value_at_quantile(0.999)),
+        max_us: us(h.max()),
+        histogram: STANDARD.encode(&bytes),
+    }
+}
+
+/// The value of `stat` on `h`, in ns; `None` without samples.
+pub fn stat_ns(h: &Histogram<u64>, stat: Stat) -> Option<f64> {
+    if h.is_empty() {
+        return None;
+    }
+    Some(match stat {
+        Stat::Min => h.min() as f64,
+        Stat::Max => h.max() as f64,
+        Stat::Mean => h.mean(),
+        Stat::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+    })
+}
+
+/// Evaluates one threshold against the recorded data. A latency threshold
+/// with no samples fails (nothing was shown to hold).
+pub fn evaluate(t: &Threshold, recorded: &StageData, attempted: u64) -> ThresholdResult {
+    let (observed, text) = match t.metric {
+        ThresholdMetric::Latency { metric, stat } => {
+            match stat_ns(recorded.histogram(metric), stat) {
+                Some(ns) => (ns / 1000.0, fmt_ns(ns)),
+                None => (f64::NAN, "no samples".to_string()),
+            }
+        }
+        ThresholdMetric::ErrorRate => {
+            let denom = (attempted + recorded.sent).max(1) as f64;
+            let rate = recorded.error_total() as f64 / denom;
+            (rate, format!("{:.3}%", rate * 100.0))
+        }
+    };
+    let in_limit_units = match t.metric {
+        ThresholdMetric::Latency { .. } => observed * 1000.0,
+        ThresholdMetric::ErrorRate => observed,
+    };
+    ThresholdResult {
+        expr: t.expr.clone(),
+        observed: if observed.is_nan() { 0.0 } else { observed },
+        observed_text: text,
+        pass: !observed.is_nan() && t.holds(in_limit_units),
+    }
+}
+
+fn metric_map(d: &StageData, metrics: &[LatencyMetric]) -> BTreeMap<String, MetricSummary> {
+    metrics
+        .iter()
+        .map(|m| (m.name().to_string(), summarize(d.histogram(*m))))
+        .collect()
+}
+
+/// Builds the report of a finished run.
+pub fn build(input: &BuildInput<'_>) -> Report {
+    let s = input.scenario;
+    let r = input.result;
+    // Setup stage plus the phases marked `record`.
+    let mut recorded = r.totals.stages[0].clone();
+    for (i, p) in s.phases.iter().enumerate() {
+        if p.record {
+            recorded.add(&r.totals.stages[i + 1]);
+        }
+    }
+    let all = r.totals.total();
+    let per_phase = [
+        LatencyMetric::Rtt,
+        LatencyMetric::Service,
+        LatencyMetric::SendLag,
+    ];
+    let phases = s
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let d = &r.totals.stages[i + 1];
+            let secs = r.phase_elapsed(&s.phases, i).as_secs_f64();
+            PhaseReport {
+                name: p.name.clone(),
+                duration_s: secs,
+                target_rate: match p.rate {
+                    PhaseRate::PerSecond(rate) => Some(rate.per_second),
+                    PhaseRate::Max => None,
+                },
+                achieved_rate: if secs > 0.0 {
+                    d.sent as f64 / secs
+                } else {
+                    0.0
+                },
+                record: p.record,
+                messages: MessageTotals {
+                    sent: d.sent,
+                    received: d.received,
+                    unmatched: d.unmatched,
+                },
+                errors: d.error_total(),
+                metrics: metric_map(d, &per_phase),
+            }
+        })
+        .collect();
+    let last = &r.last;
+    let thresholds: Vec<ThresholdResult> = s
+        .thresholds
+        .iter()
+        .map(|t| evaluate(t, &recorded, last.attempted))
+        .collect();
+    let verdict = if thresholds.iter().all(|t| t.pass) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    let timeline = r
+        .timeline
+        .iter()
+        .map(|p| TimelinePoint {
+            t_s: (p.t_s * 1000.0).round() / 1000.0,
+            phase: p.phase.map(|i| s.phases[i].name.clone()),
+            open: p.open,
+            sent: p.sent,
+            received: p.received,
+            errors: p.errors,
+            rtt_p50_us: p.rtt_p50_ns as f64 / 1000.0,
+            rtt_p99_us: p.rtt_p99_ns as f64 / 1000.0,
+        })
+        .collect();
+    Report {
+        schema: SCHEMA.to_string(),
+        barrage_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario: ScenarioInfo {
+            name: s.name.clone(),
+            file: input.file.clone(),
+            target: input.target.clone(),
+            connections: s.connections.count,
+            connection_rate: s.connections.rate.per_second,
+            phases: s
+                .phases
+                .iter()
+                .map(|p| PhasePlan {
+                    name: p.name.clone(),
+                    duration_s: p.duration.as_secs_f64(),
+                    rate: match p.rate {
+                        PhaseRate::PerSecond(rate) => Some(rate.per_second),
+                        PhaseRate::Max => None,
+                    },
+                    inflight: p.inflight,
+                    record: p.record,
+                })
+                .collect(),
+        },
+        started_at: humantime::format_rfc3339_seconds(r.started_at).to_string(),
+        duration_s: r.elapsed.as_secs_f64(),
+        verdict,
+        interrupted: r.interrupted,
+        totals: Totals {
+            connections: ConnectionTotals {
+                attempted: last.attempted,
+                opened: last.opened,
+                failed: last.failed,
+                peak_open: last.peak_open,
+                closed_by_server: last.closed_by_server,
+            },
+            messages: MessageTotals {
+                sent: recorded.sent,
+                received: recorded.received,
+                unmatched: recorded.unmatched,
+            },
+            bytes: ByteTotals {
+                sent: recorded.bytes_sent,
+                received: recorded.bytes_received,
+            },
+            errors: ErrorKind::ALL
+                .iter()
+                .map(|k| (k.name().to_string(), all.errors[*k as usize]))
+                .collect(),
+        },
+        metrics: metric_map(&recorded, &LatencyMetric::ALL),
+        phases,
+        timeline,
+        thresholds,
+    }
+}

@@ -1,0 +1,11 @@
+//! The report model (the JSON schema `barrage/report/v1`, see docs/report.md),
+//! how it is built from a run, and its writers.
+
+pub mod build;
+pub mod model;
+pub mod table;
+pub mod write;
+
+pub use build::{BuildInput, build};
+pub use model::{Report, SCHEMA, Verdict};
+pub use write::{ReportError, write_set};

@@ -1,0 +1,207 @@
+//! The report as written to `report.json`. Field names are the schema;
+//! docs/report.md documents each one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Value of the `schema` field.
+pub const SCHEMA: &str = "barrage/report/v1";
+
+/// Whether every threshold held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// All thresholds held (or there were none).
+    Pass,
+    /// At least one threshold failed.
+    Fail,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Version of barrage that wrote it.
+    pub barrage_version: String,
+    /// What was run.
+    pub scenario: ScenarioInfo,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+    /// Run length in seconds, connection ramp and drain included.
+    pub duration_s: f64,
+    /// Pass or fail of the thresholds.
+    pub verdict: Verdict,
+    /// True when the run was stopped early (Ctrl-C); totals cover what ran.
+    pub interrupted: bool,
+    /// Counters over the whole run.
+    pub totals: Totals,
+    /// Latency summaries by metric name, over the recorded phases (connect
+    /// and handshake over all connections).
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// One entry per phase, in order.
+    pub phases: Vec<PhaseReport>,
+    /// One entry per second.
+    pub timeline: Vec<TimelinePoint>,
+    /// Each threshold with its observed value.
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// The scenario as run (after command-line overrides).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// `name:` of the scenario.
+    pub name: String,
+    /// Path of the scenario file, if it came from one.
+    pub file: Option<String>,
+    /// The URL connected to (the built-in server's real address for `builtin`).
+    pub target: String,
+    /// Connections to open.
+    pub connections: u32,
+    /// Connection opening rate per second.
+    pub connection_rate: f64,
+    /// Planned phases.
+    pub phases: Vec<PhasePlan>,
+}
+
+/// A phase as planned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhasePlan {
+    /// Phase name.
+    pub name: String,
+    /// Planned duration in seconds.
+    pub duration_s: f64,
+    /// Total messages per second, `null` for `rate: max`.
+    pub rate: Option<f64>,
+    /// Messages in flight per connection for `rate: max`.
+    pub inflight: u32,
+    /// Whether the phase counts in totals and thresholds.
+    pub record: bool,
+}
+
+/// Counters of the whole run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// Connection counters.
+    pub connections: ConnectionTotals,
+    /// Message counts over the recorded phases.
+    pub messages: MessageTotals,
+    /// Payload bytes over the recorded phases.
+    pub bytes: ByteTotals,
+    /// Errors by kind (connect, handshake, timeout, protocol, closed), whole run.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Connection counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConnectionTotals {
+    /// Attempts started.
+    pub attempted: u64,
+    /// Upgrades completed.
+    pub opened: u64,
+    /// Attempts that failed.
+    pub failed: u64,
+    /// Most open at once.
+    pub peak_open: u64,
+    /// Open connections the server closed or reset.
+    pub closed_by_server: u64,
+}
+
+/// Message counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MessageTotals {
+    /// Messages sent.
+    pub sent: u64,
+    /// Replies received and matched.
+    pub received: u64,
+    /// Messages received that matched nothing sent.
+    pub unmatched: u64,
+}
+
+/// Byte counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ByteTotals {
+    /// Payload bytes sent.
+    pub sent: u64,
+    /// Payload bytes received.
+    pub received: u64,
+}
+
+/// Summary of one latency histogram; times in microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MetricSummary {
+    /// Samples.
+    pub count: u64,
+    /// Smallest sample.
+    pub min_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest sample.
+    pub max_us: f64,
+    /// Base64 of the HdrHistogram V2 + DEFLATE serialization, values in ns.
+    pub histogram: String,
+}
+
+/// One phase as run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseReport {
+    /// Phase name.
+    pub name: String,
+    /// How long it ran, in seconds.
+    pub duration_s: f64,
+    /// Planned total messages per second, `null` for `rate: max`.
+    pub target_rate: Option<f64>,
+    /// Messages sent per second of phase.
+    pub achieved_rate: f64,
+    /// Whether it counts in totals and thresholds.
+    pub record: bool,
+    /// Message counters of the phase.
+    pub messages: MessageTotals,
+    /// Errors found during the phase.
+    pub errors: u64,
+    /// `rtt`, `service`, `send_lag` of messages scheduled in this phase.
+    pub metrics: BTreeMap<String, MetricSummary>,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// Phase running at that second, if any.
+    pub phase: Option<String>,
+    /// Connections open.
+    pub open: u64,
+    /// Messages sent in the second.
+    pub sent: u64,
+    /// Replies received in the second.
+    pub received: u64,
+    /// Errors in the second.
+    pub errors: u64,
+    /// `rtt` median in the second, µs.
+    pub rtt_p50_us: f64,
+    /// `rtt` 99th percentile in the second, µs.
+    pub rtt_p99_us: f64,
+}
+
+/// A threshold and what was observed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// The expression as written.
+    pub expr: String,
+    /// The observed value: µs for latencies, a fraction for rates.
+    pub observed: f64,
+    /// The observed value with its unit, for people.
+    pub observed_text: String,
+    /// Whether it held.
+    pub pass: bool,
+}

@@ -1,0 +1,246 @@
+//! The summary tables of a report, built once and rendered either as
+//! Markdown (summary.md) or as aligned text (the terminal summary).
+
+use super::model::{MetricSummary, Report, Verdict};
+
+/// A table of text cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Title shown above the table.
+    pub title: String,
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows of cells, each as long as `headers`.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(title: &str, headers: &[&str]) -> Self {
+        Table {
+            title: title.to_string(),
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// GitHub-flavoured Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("### {}\n\n| {} |\n|", self.title, self.headers.join(" | "));
+        for (i, _) in self.headers.iter().enumerate() {
+            out.push_str(if i == 0 { "---|" } else { "---:|" });
+        }
+        out.push('\n');
+        for r in &self.rows {
+            out.push_str(&format!("| {} |\n", r.join(" | ")));
+        }
+        out
+    }
+
+    /// Aligned plain text: first column left, the others right.
+    pub fn to_text(&self) -> String {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut s = String::new();
+            for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+                let pad = w - c.chars().count();
+                if i == 0 {
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(pad));
+                } else {
+                    s.push_str("  ");
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(c);
+                }
+            }
+            s.trim_end().to_string() + "\n"
+        };
+        let mut out = format!("{}\n", self.title);
+        out.push_str(&line(&self.headers));
+        for r in &self.rows {
+            out.push_str(&line(r));
+        }
+        out
+    }
+}
+
+/// A duration in ns with a unit a person reads easily: `850ns`, `412µs`,
+/// `3.21ms`, `1.50s`.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.0}ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.0}µs", ns / 1e3)
+    } else if ns < 1_000_000_000.0 {
+        format!("{:.2}ms", ns / 1e6)
+    } else {
+        format!("{:.2}s", ns / 1e9)
+    }
+}
+
+fn us(v: f64) -> String {
+    fmt_ns(v * 1000.0)
+}
+
+fn latency_row(name: &str, m: &MetricSummary) -> Vec<String> {
+    if m.count == 0 {
+        let mut row = vec![name.to_string(), "0".to_string()];
+        row.extend(std::iter::repeat_n("-".to_string(), 7));
+        return row;
+    }
+    vec![
+        name.to_string(),
+        m.count.to_string(),
+        us(m.min_us),
+        us(m.p50_us),
+        us(m.p90_us),
+        us(m.p99_us),
+        us(m.p999_us),
+        us(m.max_us),
+        us(m.mean_us),
+    ]
+}
+
+const LATENCY_HEADERS: [&str; 9] = [
+    "metric", "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean",
+];
+
+/// The verdict line.
+pub fn verdict_line(r: &Report) -> String {
+    let v = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+    };
+    let passed = r.thresholds.iter().filter(|t| t.pass).count();
+    let mut s = format!(
+        "{v}: {} — {passed}/{} thresholds held, {:.1}s against {}",
+        r.scenario.name,
+        r.thresholds.len(),
+        r.duration_s,
+        r.scenario.target
+    );
+    if r.interrupted {
+        s.push_str(" (interrupted)");
+    }
+    s
+}
+
+/// Every summary table of `r`, in display order.
+pub fn tables(r: &Report) -> Vec<Table> {
+    let mut out = Vec::new();
+    let t = &r.totals;
+    let mut totals = Table::new("Totals", &["counter", "value"]);
+    let c = &t.connections;
+    for (k, v) in [
+        ("connections attempted", c.attempted),
+        ("connections opened", c.opened),
+        ("connections failed", c.failed),
+        ("connections peak open", c.peak_open),
+        ("connections closed by server", c.closed_by_server),
+        ("messages sent", t.messages.sent),
+        ("messages received", t.messages.received),
+        ("messages unmatched", t.messages.unmatched),
+        ("bytes sent", t.bytes.sent),
+        ("bytes received", t.bytes.received),
+    ] {
+        totals.row(vec![k.to_string(), v.to_string()]);
+    }
+    for (k, v) in &t.errors {
+        totals.row(vec![format!("errors {k}"), v.to_string()]);
+    }
+    out.push(totals);
+
+    let mut lat = Table::new("Latency (recorded phases)", &LATENCY_HEADERS);
+    for name in ["rtt", "service", "send_lag", "connect", "handshake"] {
+        if let Some(m) = r.metrics.get(name) {
+            lat.row(latency_row(name, m));
+        }
+    }
+    out.push(lat);
+
+    let mut phases = Table::new(
+        "Phases",
+        &[
+            "phase",
+            "duration",
+            "target rate",
+            "achieved rate",
+            "sent",
+            "received",
+            "errors",
+            "rtt p50",
+            "rtt p99",
+        ],
+    );
+    for p in &r.phases {
+        let rtt = p.metrics.get("rtt").cloned().unwrap_or_default();
+        let (p50, p99) = if rtt.count == 0 {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (us(rtt.p50_us), us(rtt.p99_us))
+        };
+        let name = if p.record {
+            p.name.clone()
+        } else {
+            format!("{} (not recorded)", p.name)
+        };
+        phases.row(vec![
+            name,
+            format!("{:.1}s", p.duration_s),
+            p.target_rate
+                .map_or("max".to_string(), |r| format!("{r:.0}/s")),
+            format!("{:.0}/s", p.achieved_rate),
+            p.messages.sent.to_string(),
+            p.messages.received.to_string(),
+            p.errors.to_string(),
+            p50,
+            p99,
+        ]);
+    }
+    out.push(phases);
+
+    if !r.thresholds.is_empty() {
+        let mut th = Table::new("Thresholds", &["threshold", "observed", "result"]);
+        for t in &r.thresholds {
+            th.row(vec![
+                t.expr.clone(),
+                t.observed_text.clone(),
+                if t.pass { "pass" } else { "FAIL" }.to_string(),
+            ]);
+        }
+        out.push(th);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_readable() {
+        assert_eq!(fmt_ns(850.0), "850ns");
+        assert_eq!(fmt_ns(412_300.0), "412µs");
+        assert_eq!(fmt_ns(3_214_000.0), "3.21ms");
+        assert_eq!(fmt_ns(1_500_000_000.0), "1.50s");
+    }
+
+    #[test]
+    fn text_and_markdown_align() {
+        let mut t = Table::new("T", &["a", "bb"]);
+        t.row(vec!["long name".into(), "1".into()]);
+        assert_eq!(t.to_text(), "T\na          bb\nlong name   1\n");
+        assert_eq!(
+            t.to_markdown(),
+            "### T\n\n| a | bb |\n|---|---:|\n| long name | 1 |\n"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! One whole run as the CLI and the integration tests use it: start the
+//! built-in server when asked, run the engine, build and write the reports,
+//! and decide the exit status.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{self, EngineError, EngineOptions};
+use crate::metrics::Snapshot;
+use crate::report::{self, BuildInput, Report, ReportError, Verdict};
+use crate::scenario::{Scenario, Target, WsUrl};
+use crate::server;
+
+/// Process exit codes.
+pub mod exit {
+    /// Every threshold held.
+    pub const PASSED: u8 = 0;
+    /// A threshold failed.
+    pub const THRESHOLD_FAILED: u8 = 1;
+    /// Bad flags or scenario: nothing was run.
+    pub const BAD_INPUT: u8 = 2;
+    /// The run failed: target unreachable, no connection opened, report not writable.
+    pub const RUN_FAILED: u8 = 3;
+    /// Stopped by Ctrl-C (the report is still written).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// What to run and where results go.
+pub struct RunOptions {
+    /// The validated scenario (command-line overrides applied).
+    pub scenario: Scenario,
+    /// The scenario's file, recorded in the report.
+    pub file: Option<PathBuf>,
+    /// Exact folder for the report set; default `<reports_base>/<name>/<time>/`.
+    pub out: Option<PathBuf>,
+    /// Base folder of default report folders; default `reports`.
+    pub reports_base: PathBuf,
+    /// Cancelling it stops the run gracefully; the report is still written.
+    pub cancel: CancellationToken,
+    /// Receives a snapshot every second, for the UI.
+    pub snapshots: Option<mpsc::UnboundedSender<Snapshot>>,
+    /// Seed for random payloads, masks and keys; default from the clock.
+    pub seed: Option<u64>,
+}
+
+impl RunOptions {
+    /// Options with defaults for `scenario`.
+    pub fn new(scenario: Scenario) -> Self {
+        RunOptions {
+            scenario,
+            file: None,
+            out: None,
+            reports_base: PathBuf::from("reports"),
+            cancel: CancellationToken::new(),
+            snapshots: None,
+            seed: None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Thresholds held.
+    Passed,
+    /// A threshold failed.
+    ThresholdFailed,
+    /// Not a single connection opened.
+    NoConnection,
+    /// Cancelled before its end.
+    Interrupted,
+}
+
+/// The result of a run that produced a report.
+pub struct RunOutcome {
+    /// The report as written.
+    pub report: Report,
+    /// Path of `report.json`.
+    pub report_path: PathBuf,
+    /// How it ended.
+    pub status: RunStatus,
+}
+
+impl RunOutcome {
+    /// The process exit code for this outcome.
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            RunStatus::Passed => exit::PASSED,
+            RunStatus::ThresholdFailed => exit::THRESHOLD_FAILED,
+            RunStatus::NoConnection => exit::RUN_FAILED,
+            RunStatus::Interrupted => exit::INTERRUPTED,
+        }
+    }
+}
+
+/// A run that could not produce a report.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The engine could not start (e.g. the target does not resolve).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The built-in server could not start.
+    #[error("cannot start the built-in server: {0}")]
+    Server(std::io::Error),
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Runs a scenario to its end (or cancellation) and writes its reports.
+pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
+    let scenario = &opts.scenario;
+    let (url, builtin) = match &scenario.target {
+        Target::Url(u) => (u.clone(), None),
+        Target::Builtin => {
+            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let handle = server::start(listen, server::Mode::Echo)
+                .await
+                .map_err(RunError::Server)?;
+            let url = WsUrl::parse(&format!("ws://{}/", handle.local_addr))
+                .expect("a socket address makes a valid URL");
+            (url, Some(handle))
+        }
+    };
+    let seed = opts.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let engine_opts = EngineOptions {
+        cancel: opts.cancel.clone(),
+        snapshots: opts.snapshots.clone(),
+        seed,
+    };
+    let result = engine::run(scenario, &url, engine_opts).await;
+    if let Some(handle) = builtin {
+        handle.shutdown().await;
+    }
+    let result = result?;
+    let report = report::build(&BuildInput {
+        scenario,
+        file: opts.file.as_ref().map(|f| f.display().to_string()),
+        target: url.original.clone(),
+        result: &result,
+    });
+    let dir = match &opts.out {
+        Some(dir) => dir.clone(),
+        None => report::write::default_dir(&opts.reports_base, &report),
+    };
+    let report_path = report::write_set(&report, &dir)?;
+    let status = if result.interrupted {
+        RunStatus::Interrupted
+    } else if report.totals.connections.opened == 0 {
+        RunStatus::NoConnection
+    } else if report.verdict == Verdict::Fail {
+        RunStatus::ThresholdFailed
+    } else {
+        RunStatus::Passed
+    };
+    Ok(RunOutcome {
+        report,
+        report_path,
+        status,
+    })
+}

@@ -1,0 +1,344 @@
+//! The validated scenario types and their YAML deserialization.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::message::Message;
+use super::target::Target;
+use super::threshold::Threshold;
+use super::units::{MinU32Visitor, Rate, RateVisitor, de_positive_duration, parse_rate};
+
+/// A complete, validated load scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name shown in reports. Required, non-empty.
+    #[serde(deserialize_with = "de_non_empty")]
+    pub name: String,
+    /// Where load is sent. Required.
+    pub target: Target,
+    /// How many connections are opened and how. Required.
+    pub connections: Connections,
+    /// Load phases, run in order. Required: at least one; names are unique.
+    #[serde(deserialize_with = "de_phases")]
+    pub phases: Vec<Phase>,
+    /// Payload of each message. Optional; default is a text message from
+    /// the template `{"conn":{{conn}},"seq":{{seq}},"ts":{{now_us}}}`.
+    #[serde(default)]
+    pub message: Message,
+    /// Pass/fail conditions checked after the run. Optional; default none.
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+}
+
+impl Scenario {
+    /// Total planned load duration = sum of phase durations.
+    pub fn total_duration(&self) -> Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// Expected messages for a phase: `Some(rate * duration rounded)` for a
+    /// numeric rate, `None` for `max`.
+    pub fn expected_messages(phase: &Phase) -> Option<u64> {
+        match phase.rate {
+            PhaseRate::PerSecond(rate) => {
+                Some((rate.per_second * phase.duration.as_secs_f64()).round() as u64)
+            }
+            PhaseRate::Max => None,
+        }
+    }
+}
+
+/// Connection settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connections {
+    /// Number of WebSocket connections to open. Required, at least 1.
+    #[serde(deserialize_with = "de_count")]
+    pub count: u32,
+    /// How fast connections are opened, e.g. `500/s`. Default `1000/s`.
+    #[serde(default = "default_connect_rate")]
+    pub rate: Rate,
+    /// Timeout for TCP connect plus WebSocket handshake, e.g. `5s`.
+    /// Default `10s`; must be greater than 0.
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "de_positive_duration"
+    )]
+    pub timeout: Duration,
+}
+
+/// Default for `connections.rate`: 1000 per second.
+fn default_connect_rate() -> Rate {
+    Rate { per_second: 1000.0 }
+}
+
+/// Default for `connections.timeout`: 10 seconds.
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// One load phase.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// Phase name, unique within the scenario. Required, non-empty.
+    pub name: String,
+    /// How long the phase lasts, e.g. `30s`. Required, greater than 0.
+    pub duration: Duration,
+    /// Message rate per connection: a rate like `100/s`, or `max` to send as
+    /// fast as replies come back (closed model). Required.
+    pub rate: PhaseRate,
+    /// Whether this phase's samples count in totals and thresholds; set
+    /// `false` for warm-up. Default `true`.
+    pub record: bool,
+    /// Messages in flight per connection with `rate: max`. Default 1, at
+    /// least 1; setting it with a numeric rate is an error.
+    pub inflight: u32,
+}
+
+/// Message rate of a phase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PhaseRate {
+    /// Open model: messages per second on each connection.
+    PerSecond(Rate),
+    /// Closed model: send the next message as soon as a reply arrives
+    /// (keeping `inflight` outstanding). YAML `max`.
+    Max,
+}
+
+/// serde helper: a non-empty string.
+fn de_non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_str(NameVisitor { earlier: &[] })
+}
+
+/// serde helper: `connections.count`, at least 1.
+fn de_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    d.deserialize_u32(MinU32Visitor(1))
+}
+
+/// serde helper: the phase list, at least one phase with unique names.
+fn de_phases<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Phase>, D::Error> {
+    d.deserialize_seq(PhasesVisitor)
+}
+
+/// Accepts a non-empty string not equal to any earlier phase name.
+struct NameVisitor<'a> {
+    earlier: &'a [Phase],
+}
+
+impl Visitor<'_> for NameVisitor<'_> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-empty name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        if v.trim().is_empty() {
+            return Err(E::custom("must not be empty"));
+        }
+        if let Some(i) = self.earlier.iter().position(|p| p.name == v) {
+            return Err(E::custom(format!(
+                "duplicate phase name \"{v}\" (already used by phases[{i}])"
+            )));
+        }
+        Ok(v.to_string())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for NameVisitor<'_> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+/// Reads the phase list.
+struct PhasesVisitor;
+
+impl<'de> Visitor<'de> for PhasesVisitor {
+    type Value = Vec<Phase>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of phases")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Phase>, A::Error> {
+        let mut phases: Vec<Phase> = Vec::new();
+        while let Some(p) = seq.next_element_seed(PhaseVisitor { earlier: &phases })? {
+            phases.push(p);
+        }
+        if phases.is_empty() {
+            return Err(de::Error::custom("must list at least one phase"));
+        }
+        Ok(phases)
+    }
+}
+
+/// Keys allowed in a phase.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum PhaseField {
+    Name,
+    Duration,
+    Rate,
+    Record,
+    Inflight,
+}
+
+/// Reads one phase; `earlier` holds the phases before it.
+struct PhaseVisitor<'a> {
+    earlier: &'a [Phase],
+}
+
+impl<'de> DeserializeSeed<'de> for PhaseVisitor<'_> {
+    type Value = Phase;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Phase, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// Rejects a second occurrence of a key.
+fn once<T, E: de::Error>(slot: &Option<T>, key: &'static str) -> Result<(), E> {
+    match slot {
+        Some(_) => Err(E::duplicate_field(key)),
+        None => Ok(()),
+    }
+}
+
+impl<'de> Visitor<'de> for PhaseVisitor<'_> {
+    type Value = Phase;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a phase mapping with name, duration and rate")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Phase, A::Error> {
+        let (mut name, mut duration, mut rate, mut record, mut inflight) =
+            (None, None, None, None, None);
+        while let Some(key) = map.next_key::<PhaseField>()? {
+            match key {
+                PhaseField::Name => {
+                    once(&name, "name")?;
+                    name = Some(map.next_value_seed(NameVisitor {
+                        earlier: self.earlier,
+                    })?);
+                }
+                PhaseField::Duration => {
+                    once(&duration, "duration")?;
+                    duration = Some(map.next_value_seed(PositiveDuration)?);
+                }
+                PhaseField::Rate => {
+                    once(&rate, "rate")?;
+                    rate = Some(map.next_value_seed(PhaseRateSeed {
+                        inflight_set: inflight.is_some(),
+                    })?);
+                }
+                PhaseField::Record => {
+                    once(&record, "record")?;
+                    record = Some(map.next_value::<bool>()?);
+                }
+                PhaseField::Inflight => {
+                    once(&inflight, "inflight")?;
+                    inflight = Some(map.next_value_seed(InflightSeed {
+                        rate_numeric: matches!(rate, Some(PhaseRate::PerSecond(_))),
+                    })?);
+                }
+            }
+        }
+        Ok(Phase {
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            duration: duration.ok_or_else(|| de::Error::missing_field("duration"))?,
+            rate: rate.ok_or_else(|| de::Error::missing_field("rate"))?,
+            record: record.unwrap_or(true),
+            inflight: inflight.unwrap_or(1),
+        })
+    }
+}
+
+/// Message for `inflight` combined with a numeric rate.
+const INFLIGHT_NEEDS_MAX: &str = "inflight applies only to rate: max";
+
+/// Seed for a positive duration with a unit.
+struct PositiveDuration;
+
+impl<'de> DeserializeSeed<'de> for PositiveDuration {
+    type Value = Duration;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Duration, D::Error> {
+        de_positive_duration(d)
+    }
+}
+
+/// Reads a phase rate; errors if `inflight` was already set and the rate is
+/// numeric.
+struct PhaseRateSeed {
+    inflight_set: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for PhaseRateSeed {
+    type Value = PhaseRate;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PhaseRate, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl PhaseRateSeed {
+    fn numeric<E: de::Error>(&self, rate: Result<Rate, E>) -> Result<PhaseRate, E> {
+        let rate = rate?;
+        if self.inflight_set {
+            return Err(E::custom(INFLIGHT_NEEDS_MAX));
+        }
+        Ok(PhaseRate::PerSecond(rate))
+    }
+}
+
+impl Visitor<'_> for PhaseRateSeed {
+    type Value = PhaseRate;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"max\" or a rate such as \"100/s\"")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PhaseRate, E> {
+        if v.trim() == "max" {
+            return Ok(PhaseRate::Max);
+        }
+        self.numeric(parse_rate(v).map_err(|e| E::custom(format!("{e} (or use max)"))))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PhaseRate, E> {
+        self.numeric(RateVisitor.visit_u64(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PhaseRate, E> {
+        self.numeric(RateVisitor.visit_i64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<PhaseRate, E> {
+        self.numeric(RateVisitor.visit_f64(v))
+    }
+}
+
+/// Reads `inflight`; errors if the rate already read is numeric.
+struct InflightSeed {
+    rate_numeric: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for InflightSeed {
+    type Value = u32;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u32, D::Error> {
+        d.deserialize_u32(self)
+    }
+}
+
+impl Visitor<'_> for InflightSeed {
+    type Value = u32;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number of at least 1")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
+        let n = MinU32Visitor(1).visit_u64(v)?;
+        if self.rate_numeric {
+            return Err(E::custom(INFLIGHT_NEEDS_MAX));
+        }
+        Ok(n)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
+        if v < 1 {
+            return MinU32Visitor(1).visit_i64(v);
+        }
+        self.visit_u64(v as u64)
+    }
+}

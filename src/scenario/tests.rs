@@ -1,0 +1,277 @@
+//! Whole-file parsing tests.
+
+use std::time::Duration;
+
+use super::*;
+
+/// Parses `text` expecting failure; returns the Display string.
+fn err(text: &str) -> String {
+    parse("s.yaml", text).unwrap_err().to_string()
+}
+
+const HEAD: &str = "name: x\ntarget: builtin\nconnections:\n  count: 2\n";
+
+const FULL: &str = r#"# a complete scenario
+name: steady echo
+target: ws://127.0.0.1:9001/echo
+connections:
+  count: 100
+  rate: 500/s
+  timeout: 5s
+phases:
+  - name: warmup
+    duration: 10s
+    rate: 50/s
+    record: false
+  - name: steady
+    duration: 1m
+    rate: 2.5/s
+  - name: flat-out
+    duration: 1500ms
+    rate: max
+    inflight: 4
+message:
+  text: '{"c":{{ conn }},"s":{{seq}},"p":"{{random 8}}"}'
+thresholds:
+  - rtt.p99 < 50ms
+  - rtt.p99.9 <= 100ms
+  - errors.rate < 1%
+"#;
+
+#[test]
+fn valid_full_file() {
+    let s = parse("full.yaml", FULL).unwrap();
+    assert_eq!(s.name, "steady echo");
+    let Target::Url(url) = &s.target else {
+        panic!("expected a URL target, got {:?}", s.target);
+    };
+    assert_eq!((url.host.as_str(), url.port), ("127.0.0.1", 9001));
+    assert_eq!(url.path_and_query, "/echo");
+    assert_eq!(s.connections.count, 100);
+    assert_eq!(s.connections.rate.per_second, 500.0);
+    assert_eq!(s.connections.timeout, Duration::from_secs(5));
+    assert_eq!(s.phases.len(), 3);
+    let names: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["warmup", "steady", "flat-out"]);
+    assert!(!s.phases[0].record);
+    assert!(s.phases[1].record);
+    assert_eq!(
+        s.phases[1].rate,
+        PhaseRate::PerSecond(Rate { per_second: 2.5 })
+    );
+    assert_eq!(s.phases[1].inflight, 1);
+    assert_eq!(s.phases[2].rate, PhaseRate::Max);
+    assert_eq!(s.phases[2].inflight, 4);
+    assert_eq!(s.phases[2].duration, Duration::from_millis(1500));
+    assert_eq!(s.total_duration(), Duration::from_millis(71_500));
+    assert_eq!(Scenario::expected_messages(&s.phases[0]), Some(500));
+    assert_eq!(Scenario::expected_messages(&s.phases[1]), Some(150));
+    assert_eq!(Scenario::expected_messages(&s.phases[2]), None);
+    let Message::Text(t) = &s.message else {
+        panic!("expected a text message");
+    };
+    let mut out = Vec::new();
+    let vars = TemplateVars {
+        conn: 7,
+        seq: 3,
+        now_ns: 0,
+    };
+    t.render(&vars, &mut fastrand::Rng::with_seed(1), &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with(r#"{"c":7,"s":3,"p":""#), "{out}");
+    assert_eq!(out.len(), r#"{"c":7,"s":3,"p":"12345678"}"#.len());
+    let exprs: Vec<&str> = s.thresholds.iter().map(|t| t.expr.as_str()).collect();
+    assert_eq!(
+        exprs,
+        ["rtt.p99 < 50ms", "rtt.p99.9 <= 100ms", "errors.rate < 1%"]
+    );
+    assert_eq!(s.thresholds[2].metric, ThresholdMetric::ErrorRate);
+}
+
+#[test]
+fn defaults_apply() {
+    let s = parse(
+        "d.yaml",
+        &format!("{HEAD}phases:\n  - {{name: a, duration: 2s, rate: 10}}\n"),
+    )
+    .unwrap();
+    assert_eq!(s.target, Target::Builtin);
+    assert_eq!(s.connections.rate.per_second, 1000.0);
+    assert_eq!(s.connections.timeout, Duration::from_secs(10));
+    assert!(s.thresholds.is_empty());
+    assert_eq!(Scenario::expected_messages(&s.phases[0]), Some(20));
+    match &s.message {
+        Message::Text(t) => assert_eq!(t.source(), DEFAULT_TEMPLATE),
+        other => panic!("expected default text message, got {other:?}"),
+    }
+}
+
+#[test]
+fn binary_message() {
+    let text = format!(
+        "{HEAD}phases:\n  - {{name: a, duration: 2s, rate: max}}\nmessage:\n  binary: {{size: 1KiB}}\n"
+    );
+    let s = parse("b.yaml", &text).unwrap();
+    assert!(
+        matches!(s.message, Message::Binary { size: 1024 }),
+        "{:?}",
+        s.message
+    );
+    let e = err(&format!(
+        "{HEAD}phases:\n  - {{name: a, duration: 2s, rate: max}}\nmessage:\n  binary: {{size: 65MiB}}\n"
+    ));
+    assert!(
+        e.starts_with("s.yaml:8:18: message.binary.size: must be between 1 and"),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_error_has_location_and_no_field() {
+    let e = err("name: x\ntarget: builtin\n  connections: 1\n");
+    assert_eq!(
+        e,
+        "s.yaml:3:14: mapping values are not allowed in this context"
+    );
+    let e = parse("s.yaml", "name: x\n\tbad: 1\n").unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (2, None));
+}
+
+#[test]
+fn unknown_key_names_key_and_allowed() {
+    let e = err(&format!("{}phases: []\n", HEAD.replace("count", "cuont")));
+    assert_eq!(
+        e,
+        "s.yaml:4:3: connections.cuont: unknown field `cuont`, expected one of `count`, `rate`, `timeout`"
+    );
+}
+
+#[test]
+fn count_zero_is_rejected() {
+    let e = err(&format!(
+        "{}phases: []\n",
+        HEAD.replace("count: 2", "count: 0")
+    ));
+    assert_eq!(
+        e,
+        "s.yaml:4:10: connections.count: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn bad_rate_unit_in_second_phase() {
+    let text = format!(
+        "{HEAD}phases:\n  - name: a\n    duration: 1s\n    rate: 5/s\n  - name: b\n    duration: 1s\n    rate: 10/x\n"
+    );
+    let e = err(&text);
+    assert!(e.starts_with("s.yaml:11:11: phases[1].rate: "), "{e}");
+    assert!(e.contains("unknown rate unit \"/x\""), "{e}");
+}
+
+#[test]
+fn bad_threshold_is_located() {
+    let text = format!(
+        "{HEAD}phases:\n  - {{name: a, duration: 1s, rate: max}}\nthresholds:\n  - rtt.p99 < 50ms\n  - rtt.p99 < 50\n"
+    );
+    let e = err(&text);
+    assert!(e.starts_with("s.yaml:9:5: thresholds[1]: "), "{e}");
+    assert!(e.contains("needs a duration unit"), "{e}");
+}
+
+#[test]
+fn phase_rules() {
+    let p = |body: &str| err(&format!("{HEAD}phases:\n{body}"));
+    // inflight after a numeric rate: reported at inflight.
+    let e = p("  - name: a\n    duration: 1s\n    rate: 5/s\n    inflight: 2\n");
+    assert_eq!(
+        e,
+        "s.yaml:9:15: phases[0].inflight: inflight applies only to rate: max"
+    );
+    // inflight before a numeric rate: reported at rate.
+    let e = p("  - name: a\n    inflight: 2\n    duration: 1s\n    rate: 5\n");
+    assert_eq!(
+        e,
+        "s.yaml:9:11: phases[0].rate: inflight applies only to rate: max"
+    );
+    let e = p("  - {name: a, duration: 1s, rate: max, inflight: 0}\n");
+    assert!(
+        e.contains("phases[0].inflight: must be at least 1, got 0"),
+        "{e}"
+    );
+    let e = p("  - {name: a, duration: 1s, rate: 1}\n  - {name: a, duration: 1s, rate: 1}\n");
+    assert!(
+        e.starts_with("s.yaml:7:12: phases[1].name: duplicate phase name \"a\""),
+        "{e}"
+    );
+    let e = p("  - {name: a, duration: 10, rate: 1}\n");
+    assert!(
+        e.contains("phases[0].duration: ") && e.contains("add a unit: ms, s, m"),
+        "{e}"
+    );
+    let e = p("  - {name: a, duration: 0s, rate: 1}\n");
+    assert!(
+        e.contains("phases[0].duration: must be greater than 0"),
+        "{e}"
+    );
+    let e = p("  - {name: a, rate: 1}\n");
+    assert!(e.contains("phases[0]: missing field `duration`"), "{e}");
+    let e = p("  - {name: a, duration: 1s, rate: 1, speed: 2}\n");
+    assert!(
+        e.contains("phases[0].speed: unknown field `speed`, expected one of"),
+        "{e}"
+    );
+    let e = err(&format!("{HEAD}phases: []\n"));
+    assert_eq!(e, "s.yaml:5:9: phases: must list at least one phase");
+}
+
+#[test]
+fn other_field_errors() {
+    let e = err(&format!(
+        "{}phases: []\n",
+        HEAD.replace("builtin", "wss://h/")
+    ));
+    assert!(
+        e.starts_with("s.yaml:2:9: target: wss:// is not supported yet"),
+        "{e}"
+    );
+    let e = err("name: ''\ntarget: builtin\n");
+    assert_eq!(e, "s.yaml:1:7: name: must not be empty");
+    let e = err("name: x\n");
+    assert!(e.contains("missing field `target`"), "{e}");
+    let tail = "phases:\n  - {name: a, duration: 1s, rate: 1}\n";
+    let e = err(&format!("{HEAD}{tail}message: {{}}\n"));
+    assert!(e.contains("message: set one of text or binary"), "{e}");
+    let e = err(&format!("{HEAD}{tail}message: {{text: 'x {{{{seq'}}\n"));
+    assert!(
+        e.contains("message.text: unbalanced \"{{\" at byte offset 2"),
+        "{e}"
+    );
+    let e = err(&format!("{HEAD}  timeout: 10\n{tail}"));
+    assert!(e.contains("connections.timeout: bare number 10"), "{e}");
+}
+
+#[test]
+fn empty_file_and_missing_file() {
+    assert_eq!(
+        err("# nothing\n\n"),
+        "s.yaml:1:1: the file is empty; a scenario needs at least name, target, connections and phases"
+    );
+    let e = load(std::path::Path::new("/nonexistent/x.yaml")).unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.line, e.field.as_deref()),
+        ("/nonexistent/x.yaml", 0, None)
+    );
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/x.yaml:0:0: cannot read scenario file")
+    );
+}
+
+#[test]
+fn load_reads_file() {
+    let path = std::env::temp_dir().join(format!("barrage-scen-{}.yaml", std::process::id()));
+    std::fs::write(&path, FULL).unwrap();
+    let result = load(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(result.unwrap().phases.len(), 3);
+}

@@ -1,0 +1,155 @@
+//! The built-in target server (`barrage serve`, and `target: builtin`): an
+//! HTTP/1.1 listener (hyper) that upgrades to WebSocket (fastwebsockets) and
+//! echoes every text and binary message back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What the server does with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Sends every text and binary message back unchanged (default).
+    #[default]
+    Echo,
+}
+
+/// Counters the server keeps, readable while it runs.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// WebSocket connections upgraded.
+    pub connections: AtomicU64,
+    /// Data messages echoed.
+    pub messages: AtomicU64,
+}
+
+/// A running server; dropping it does not stop it, call [`ServerHandle::shutdown`].
+pub struct ServerHandle {
+    /// The address it listens on (with the real port when bound to port 0).
+    pub local_addr: SocketAddr,
+    /// Live counters.
+    pub stats: Arc<ServerStats>,
+    cancel: CancellationToken,
+    accept: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, closes every connection and waits for the accept loop.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.accept.await;
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// Binds `listen` and serves until shut down. Must be called inside a tokio
+/// runtime; connections are spread over its worker threads.
+pub async fn start(listen: SocketAddr, mode: Mode) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(listen).await?;
+    let local_addr = listener.local_addr()?;
+    let cancel = CancellationToken::new();
+    let stats = Arc::new(ServerStats::default());
+    let accept = tokio::spawn(accept_loop(listener, mode, cancel.clone(), stats.clone()));
+    Ok(ServerHandle {
+        local_addr,
+        stats,
+        cancel,
+        accept,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    mode: Mode,
+    cancel: CancellationToken,
+    stats: Arc<ServerStats>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            // Out of descriptors or a connection reset before accept: keep
+            // serving the others.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let cancel = cancel.clone();
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, mode, cancel.clone(), stats.clone()));
+            let conn = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    mode: Mode,
+    cancel: CancellationToken,
+    stats: Arc<ServerStats>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+    if !upgrade::is_upgrade_request(&req) {
+        let mut resp = Response::new(Empty::new());
+        *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
+        return Ok(resp);
+    }
+    let (response, fut) = upgrade::upgrade(&mut req)?;
+    tokio::spawn(async move {
+        let Ok(ws) = fut.await else { return };
+        stats.connections.fetch_add(1, Relaxed);
+        let ws = FragmentCollector::new(ws);
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = serve_ws(ws, mode, &stats) => {}
+        }
+    });
+    Ok(response)
+}
+
+async fn serve_ws<S>(mut ws: FragmentCollector<S>, mode: Mode, stats: &ServerStats)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match mode {
+        Mode::Echo => loop {
+            let frame = match ws.read_frame().await {
+                Ok(f) => f,
+                Err(_) => return,
+            };
+            match frame.opcode {
+                OpCode::Text | OpCode::Binary => {
+                    stats.messages.fetch_add(1, Relaxed);
+                    if ws.write_frame(frame).await.is_err() {
+                        return;
+                    }
+                }
+                OpCode::Close => return,
+                _ => {}
+            }
+        },
+    }
+}

@@ -1,0 +1,11 @@
+//! Everything that writes to the terminal. Reads snapshots and reports; never
+//! touches the hot path.
+
+pub mod plan;
+pub mod progress;
+pub mod summary;
+
+/// Prints an error for the user to stderr.
+pub fn error(msg: &dyn std::fmt::Display) {
+    eprintln!("error: {msg}");
+}

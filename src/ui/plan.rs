@@ -1,0 +1,50 @@
+//! `barrage check` output: the plan of a validated scenario.
+
+use crate::scenario::{Message, PhaseRate, Scenario, Target};
+
+/// A description of what `scenario` will do.
+pub fn render(file: &str, s: &Scenario) -> String {
+    let target = match &s.target {
+        Target::Builtin => "builtin (echo server on a free loopback port)".to_string(),
+        Target::Url(u) => u.original.clone(),
+    };
+    let mut out = format!(
+        "{file}: ok\n  scenario    {}\n  target      {target}\n  connections {} opened at {}/s, timeout {:?}\n",
+        s.name, s.connections.count, s.connections.rate.per_second, s.connections.timeout
+    );
+    let message = match &s.message {
+        Message::Text(t) => format!("text {:?}", t.source()),
+        Message::Binary { size } => format!("binary, {size} bytes"),
+    };
+    out.push_str(&format!("  message     {message}\n  phases:\n"));
+    let mut total: Option<u64> = Some(0);
+    for p in &s.phases {
+        let expected = Scenario::expected_messages(p);
+        let rate = match p.rate {
+            PhaseRate::PerSecond(r) => format!("{}/s", r.per_second),
+            PhaseRate::Max => format!(
+                "max (closed model, {} in flight per connection)",
+                p.inflight
+            ),
+        };
+        out.push_str(&format!(
+            "    {:<12} {:>8.1}s  rate {rate}  expected messages {}{}\n",
+            p.name,
+            p.duration.as_secs_f64(),
+            expected.map_or("as many as the server answers".to_string(), |n| n
+                .to_string()),
+            if p.record { "" } else { "  (not recorded)" }
+        ));
+        total = total.zip(expected).map(|(a, b)| a + b);
+    }
+    out.push_str(&format!(
+        "  total       {:.1}s, expected messages {}\n",
+        s.total_duration().as_secs_f64(),
+        total.map_or("open-ended (a phase uses rate: max)".to_string(), |n| n
+            .to_string())
+    ));
+    for t in &s.thresholds {
+        out.push_str(&format!("  threshold   {}\n", t.expr));
+    }
+    out
+}
