@@ -55,12 +55,15 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     let gauges = shared.recorder.gauges();
     gauges.attempted.fetch_add(1, SeqCst);
     let opened = open(&shared, id).await;
-    shared.setup_resolved();
+    // Count the outcome before reporting it resolved: the engine reads the
+    // opened count as soon as every attempt has resolved.
     let Some((stream, initial)) = opened else {
         gauges.failed.fetch_add(1, SeqCst);
+        shared.setup_resolved();
         return;
     };
     gauges.opened();
+    shared.setup_resolved();
     let index = shared.open_index.fetch_add(1, SeqCst);
     let mut conn = Conn {
         shared: &shared,
@@ -158,40 +161,51 @@ impl Conn<'_> {
         let mut phase_end = start.at + shared.phase_offsets[1];
         loop {
             let now = Instant::now();
-            while phase < n && now >= phase_end {
+            let mut next_wake = drain_until;
+            // Queue what the current phase has due by now (messages due
+            // before its end go out even when we wake after it), then move on
+            // to the next phase if this one is over.
+            while phase < n {
+                if now < start.at {
+                    next_wake = start.at;
+                    break;
+                }
+                let stage = phase + 1;
+                let open = pacer.is_open();
+                next_wake = phase_end;
+                while self.wbuf.len() < WRITE_QUEUE_LIMIT {
+                    match pacer.next_due(self.inflight.len(), now) {
+                        Some(due) if due <= now + SEND_EARLY && due < phase_end => {
+                            self.queue_message(due, now, stage, open);
+                            pacer.advance();
+                        }
+                        Some(due) if due < phase_end => {
+                            next_wake = due - SEND_EARLY;
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                if now < phase_end {
+                    break;
+                }
                 phase += 1;
                 if phase < n {
                     let phase_start = start.at + shared.phase_offsets[phase];
                     pacer = Pacer::for_phase(&phases[phase], phase_start, index, start.open);
                     phase_end = start.at + shared.phase_offsets[phase + 1];
+                } else {
+                    next_wake = drain_until;
                 }
             }
             if phase == n && (self.inflight.is_empty() || now >= drain_until) {
+                let _ = self.flush();
                 self.expire_inflight();
                 return End::Done;
             }
             // Stage of errors found now: the current phase, or the last one
             // while draining.
             let stage = (phase + 1).min(n);
-            let mut next_wake = if phase < n { phase_end } else { drain_until };
-            if phase < n && now < start.at {
-                next_wake = start.at;
-            } else if phase < n {
-                // Queue every message that is due by now.
-                while self.wbuf.len() < WRITE_QUEUE_LIMIT {
-                    match pacer.next_due(self.inflight.len(), now) {
-                        Some(due) if due <= now + SEND_EARLY => {
-                            self.queue_message(due, now, stage, pacer.is_open());
-                            pacer.advance();
-                        }
-                        Some(due) => {
-                            next_wake = next_wake.min(due - SEND_EARLY);
-                            break;
-                        }
-                        None => break,
-                    }
-                }
-            }
             if self.flush().is_err() {
                 return self.lost(stage, ErrorKind::Closed);
             }

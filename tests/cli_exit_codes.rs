@@ -1,0 +1,147 @@
+//! The binary's exit codes and error messages, end to end.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PASSING: &str = r#"
+name: exit-pass
+target: builtin
+connections: { count: 5, rate: 1000/s, timeout: 2s }
+phases:
+  - { name: steady, duration: 1s, rate: 200/s }
+thresholds:
+  - rtt.p99 < 5s
+  - errors.rate < 1%
+"#;
+
+#[test]
+fn passing_thresholds_exit_0_and_write_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(dir.path(), "s.yaml", PASSING);
+    let out = dir.path().join("out");
+    let o = run_bin(&["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-tui"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("PASS: exit-pass"), "{stdout}");
+    let r = read_report(&out);
+    assert_eq!(r["verdict"], "pass");
+    assert!(out.join("summary.md").exists());
+    // Progress lines went to stderr, without escape codes.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("| open 5/5"), "{stderr}");
+    assert!(!stderr.contains('\x1b'));
+}
+
+#[test]
+fn failing_threshold_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = PASSING.replace("rtt.p99 < 5s", "rtt.p99 < 1ns");
+    let f = write_scenario(dir.path(), "s.yaml", &yaml);
+    let out = dir.path().join("out");
+    let o = run_bin(&["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1));
+    let r = read_report(&out);
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["thresholds"][0]["pass"], false);
+    assert_eq!(r["thresholds"][1]["pass"], true);
+    // --quiet: no progress lines.
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("| open"));
+}
+
+#[test]
+fn yaml_syntax_error_exits_2_with_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(dir.path(), "bad.yaml", "name: x\ntarget: builtin\nconnections: { count: 5\nphases: []\n");
+    let o = run_bin(&["run", f.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.yaml:4:"), "{err}");
+    assert!(!dir.path().join("o").exists(), "nothing may run on bad input");
+}
+
+#[test]
+fn unknown_key_exits_2_naming_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = PASSING.replace("timeout: 2s", "timeout: 2s, cuont: 3");
+    let f = write_scenario(dir.path(), "bad.yaml", &yaml);
+    for cmd in ["run", "check"] {
+        let o = run_bin(&[cmd, f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("bad.yaml:4:"), "{err}");
+        assert!(err.contains("connections.cuont"), "{err}");
+        assert!(err.contains("unknown field `cuont`"), "{err}");
+    }
+}
+
+#[test]
+fn check_prints_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(dir.path(), "s.yaml", PASSING);
+    let o = run_bin(&["check", f.to_str().unwrap(), "scenarios/quickstart.yaml"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("expected messages 200"), "{out}");
+    // quickstart: 1 s at 1000/s + 5 s at 2000/s.
+    assert!(out.contains("expected messages 11000"), "{out}");
+}
+
+#[test]
+fn unreachable_target_exits_3_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(dir.path(), "s.yaml", PASSING);
+    let target = format!("ws://127.0.0.1:{}/", closed_port());
+    let out = dir.path().join("out");
+    let t0 = Instant::now();
+    let o = run_bin(&["run", f.to_str().unwrap(), "--target", &target, "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+    let r = read_report(&out);
+    assert_eq!(r["totals"]["connections"]["opened"], 0);
+    assert_eq!(r["totals"]["errors"]["connect"], 5);
+}
+
+#[test]
+fn bad_flag_value_exits_2() {
+    let o = run_bin(&["run", "scenarios/quickstart.yaml", "--rate", "10/x"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run_bin(&["run", "scenarios/quickstart.yaml", "--target", "http://127.0.0.1:1/"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--target"));
+}
+
+#[test]
+fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = PASSING.replace("duration: 1s", "duration: 60s");
+    let f = write_scenario(dir.path(), "s.yaml", &yaml);
+    let out = dir.path().join("out");
+    let mut child = barrage()
+        .args(["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let t0 = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(t0.elapsed() < Duration::from_secs(3), "stopping took {:?}", t0.elapsed());
+    let r = read_report(&out);
+    assert_eq!(r["interrupted"], true);
+    assert!(r["totals"]["messages"]["sent"].as_u64().unwrap() > 0);
+}

@@ -1,0 +1,94 @@
+//! A server that stops answering for a while must show in the `rtt` tail,
+//! while the open model keeps sending on schedule.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use barrage::runner::{RunOptions, run};
+use barrage::scenario::parse;
+use fastwebsockets::{FragmentCollector, OpCode, upgrade};
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// A WebSocket echo server that holds every reply while the clock is inside
+/// `stall` (offsets from `t0`).
+async fn stalling_server(t0: Instant, stall: (Duration, Duration)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = service_fn(move |mut req: Request<Incoming>| async move {
+                    let (resp, fut) = upgrade::upgrade(&mut req)?;
+                    tokio::spawn(async move {
+                        let mut ws = FragmentCollector::new(fut.await.unwrap());
+                        while let Ok(frame) = ws.read_frame().await {
+                            if !matches!(frame.opcode, OpCode::Text | OpCode::Binary) {
+                                if frame.opcode == OpCode::Close {
+                                    return;
+                                }
+                                continue;
+                            }
+                            let now = t0.elapsed();
+                            if now >= stall.0 && now < stall.1 {
+                                tokio::time::sleep(stall.1 - now).await;
+                            }
+                            if ws.write_frame(frame).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    Ok::<Response<Empty<Bytes>>, fastwebsockets::WebSocketError>(resp)
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_server_shows_in_rtt_while_sends_follow_schedule() {
+    let t0 = Instant::now();
+    let stall = (Duration::from_millis(1200), Duration::from_millis(2200));
+    let addr = stalling_server(t0, stall).await;
+    let yaml = format!(
+        r#"
+name: stall-test
+target: ws://{addr}/
+connections: {{ count: 10, rate: 1000/s, timeout: 2s }}
+phases:
+  - {{ name: steady, duration: 3s, rate: 500/s }}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new(parse("stall.yaml", &yaml).unwrap());
+    opts.out = Some(dir.path().to_path_buf());
+    let o = run(opts).await.unwrap();
+    let r = &o.report;
+    let sent = r.totals.messages.sent;
+    assert!((sent as f64 - 1500.0).abs() <= 30.0, "sent {sent}, schedule says 1500");
+    // Every reply arrives after the stall, none lost.
+    assert_eq!(r.totals.messages.received, sent);
+    let rtt = &r.metrics["rtt"];
+    // About a third of the messages were held up to a second.
+    assert!(rtt.max_us > 800_000.0, "rtt max {}µs", rtt.max_us);
+    assert!(rtt.p90_us > 300_000.0, "rtt p90 {}µs", rtt.p90_us);
+    assert!(rtt.p50_us < 50_000.0, "rtt p50 {}µs: most messages were not stalled", rtt.p50_us);
+    // During the stall the sender kept its pace while nothing came back.
+    let stalled_second = r
+        .timeline
+        .iter()
+        .find(|p| p.received < 100 && p.sent > 400)
+        .unwrap_or_else(|| panic!("no second with sends but no replies: {:?}", r.timeline));
+    assert!(stalled_second.rtt_p99_us == 0.0 || stalled_second.received < 100);
+}
