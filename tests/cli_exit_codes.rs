@@ -22,9 +22,20 @@ fn passing_thresholds_exit_0_and_write_reports() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_scenario(dir.path(), "s.yaml", PASSING);
     let out = dir.path().join("out");
-    let o = run_bin(&["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-tui"]);
+    let o = run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-tui",
+    ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(stdout.contains("PASS: exit-pass"), "{stdout}");
     let r = read_report(&out);
     assert_eq!(r["verdict"], "pass");
@@ -41,7 +52,13 @@ fn failing_threshold_exits_1() {
     let yaml = PASSING.replace("rtt.p99 < 5s", "rtt.p99 < 1ns");
     let f = write_scenario(dir.path(), "s.yaml", &yaml);
     let out = dir.path().join("out");
-    let o = run_bin(&["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let o = run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let r = read_report(&out);
     assert_eq!(r["verdict"], "fail");
@@ -54,12 +71,24 @@ fn failing_threshold_exits_1() {
 #[test]
 fn yaml_syntax_error_exits_2_with_line() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write_scenario(dir.path(), "bad.yaml", "name: x\ntarget: builtin\nconnections: { count: 5\nphases: []\n");
-    let o = run_bin(&["run", f.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()]);
+    let f = write_scenario(
+        dir.path(),
+        "bad.yaml",
+        "name: x\ntarget: builtin\nconnections: { count: 5\nphases: []\n",
+    );
+    let o = run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bad.yaml:4:"), "{err}");
-    assert!(!dir.path().join("o").exists(), "nothing may run on bad input");
+    assert!(
+        !dir.path().join("o").exists(),
+        "nothing may run on bad input"
+    );
 }
 
 #[test]
@@ -96,9 +125,20 @@ fn unreachable_target_exits_3_quickly() {
     let target = format!("ws://127.0.0.1:{}/", closed_port());
     let out = dir.path().join("out");
     let t0 = Instant::now();
-    let o = run_bin(&["run", f.to_str().unwrap(), "--target", &target, "--out", out.to_str().unwrap()]);
+    let o = run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--target",
+        &target,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t0.elapsed()
+    );
     let r = read_report(&out);
     assert_eq!(r["totals"]["connections"]["opened"], 0);
     assert_eq!(r["totals"]["errors"]["connect"], 5);
@@ -108,7 +148,12 @@ fn unreachable_target_exits_3_quickly() {
 fn bad_flag_value_exits_2() {
     let o = run_bin(&["run", "scenarios/quickstart.yaml", "--rate", "10/x"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = run_bin(&["run", "scenarios/quickstart.yaml", "--target", "http://127.0.0.1:1/"]);
+    let o = run_bin(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--target",
+        "http://127.0.0.1:1/",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--target"));
 }
@@ -120,7 +165,13 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
     let f = write_scenario(dir.path(), "s.yaml", &yaml);
     let out = dir.path().join("out");
     let mut child = barrage()
-        .args(["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .args([
+            "run",
+            f.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -136,11 +187,18 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "did not stop after SIGINT");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "did not stop after SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(130));
-    assert!(t0.elapsed() < Duration::from_secs(3), "stopping took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "stopping took {:?}",
+        t0.elapsed()
+    );
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
     assert!(r["totals"]["messages"]["sent"].as_u64().unwrap() > 0);

@@ -10,7 +10,9 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 
 fn decode(b64: &str) -> Histogram<u64> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     Deserializer::new().deserialize(&mut &bytes[..]).unwrap()
 }
 
@@ -46,8 +48,16 @@ thresholds: [ "rtt.p99 < 10s" ]
     assert_eq!(r.phases[0].messages.sent, r.phases[0].messages.received);
     // The open model keeps its schedule: 2 s at 1000/s, 500 ms at 400/s.
     let within = |got: u64, want: f64| (got as f64 - want).abs() <= want * 0.02;
-    assert!(within(steady.messages.sent, 2000.0), "steady sent {}", steady.messages.sent);
-    assert!(within(r.phases[0].messages.sent, 200.0), "warmup sent {}", r.phases[0].messages.sent);
+    assert!(
+        within(steady.messages.sent, 2000.0),
+        "steady sent {}",
+        steady.messages.sent
+    );
+    assert!(
+        within(r.phases[0].messages.sent, 200.0),
+        "warmup sent {}",
+        r.phases[0].messages.sent
+    );
     // One latency sample per reply, one connect/handshake per connection.
     assert_eq!(r.metrics["rtt"].count, t.messages.received);
     assert_eq!(r.metrics["service"].count, t.messages.received);
@@ -57,7 +67,10 @@ thresholds: [ "rtt.p99 < 10s" ]
     assert!(r.metrics["rtt"].p50_us >= r.metrics["service"].p50_us);
     // The timeline adds up to the per-phase counts.
     let timeline_sent: u64 = r.timeline.iter().map(|p| p.sent).sum();
-    assert_eq!(timeline_sent, r.phases.iter().map(|p| p.messages.sent).sum::<u64>());
+    assert_eq!(
+        timeline_sent,
+        r.phases.iter().map(|p| p.messages.sent).sum::<u64>()
+    );
 
     // report.json on disk: schema, and histograms that decode to the same numbers.
     let json = common::read_report(dir.path());
@@ -70,7 +83,11 @@ thresholds: [ "rtt.p99 < 10s" ]
         assert_eq!(h.len(), m["count"].as_u64().unwrap(), "{name}");
         for (q, field) in [(0.5, "p50_us"), (0.99, "p99_us"), (0.999, "p999_us")] {
             let want = m[field].as_f64().unwrap();
-            assert_eq!(h.value_at_quantile(q) as f64 / 1000.0, want, "{name} {field}");
+            assert_eq!(
+                h.value_at_quantile(q) as f64 / 1000.0,
+                want,
+                "{name} {field}"
+            );
         }
         assert_eq!(h.max() as f64 / 1000.0, m["max_us"].as_f64().unwrap());
     }
@@ -95,7 +112,11 @@ message: { binary: { size: 256 } }
     let o = run(opts).await.unwrap();
     let r = &o.report;
     assert_eq!(o.status, RunStatus::Passed);
-    assert!(r.totals.messages.sent > 1000, "sent {}", r.totals.messages.sent);
+    assert!(
+        r.totals.messages.sent > 1000,
+        "sent {}",
+        r.totals.messages.sent
+    );
     assert_eq!(r.totals.messages.sent, r.totals.messages.received);
     assert_eq!(r.totals.bytes.received, 256 * r.totals.messages.received);
     assert_eq!(r.phases[0].target_rate, None);

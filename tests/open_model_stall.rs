@@ -22,7 +22,9 @@ async fn stalling_server(t0: Instant, stall: (Duration, Duration)) -> SocketAddr
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let svc = service_fn(move |mut req: Request<Incoming>| async move {
                     let (resp, fut) = upgrade::upgrade(&mut req)?;
@@ -76,14 +78,21 @@ phases:
     let o = run(opts).await.unwrap();
     let r = &o.report;
     let sent = r.totals.messages.sent;
-    assert!((sent as f64 - 1500.0).abs() <= 30.0, "sent {sent}, schedule says 1500");
+    assert!(
+        (sent as f64 - 1500.0).abs() <= 30.0,
+        "sent {sent}, schedule says 1500"
+    );
     // Every reply arrives after the stall, none lost.
     assert_eq!(r.totals.messages.received, sent);
     let rtt = &r.metrics["rtt"];
     // About a third of the messages were held up to a second.
     assert!(rtt.max_us > 800_000.0, "rtt max {}µs", rtt.max_us);
     assert!(rtt.p90_us > 300_000.0, "rtt p90 {}µs", rtt.p90_us);
-    assert!(rtt.p50_us < 50_000.0, "rtt p50 {}µs: most messages were not stalled", rtt.p50_us);
+    assert!(
+        rtt.p50_us < 50_000.0,
+        "rtt p50 {}µs: most messages were not stalled",
+        rtt.p50_us
+    );
     // During the stall the sender kept its pace while nothing came back.
     let stalled_second = r
         .timeline

@@ -25,11 +25,12 @@ const MAX_MESSAGE: usize = 64 << 20;
 /// How long after the last phase replies are still awaited.
 pub const DRAIN: Duration = Duration::from_secs(2);
 /// How early a message may go out: tokio's timers fire on whole
-/// milliseconds, rounded up, so a connection wakes up to this much before a
-/// message is due and sends it then. A message sent early counts its latency
+/// milliseconds, rounded up (and the driver parks in whole milliseconds), so
+/// a connection asks to wake this much before a message is due and sends it
+/// then. A message sent early counts its latency
 /// from the actual send (it was not late); one sent late counts from its
 /// scheduled time.
-const SEND_EARLY: Duration = Duration::from_millis(1);
+const SEND_EARLY: Duration = Duration::from_millis(2);
 /// How long a close handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
