@@ -1,9 +1,8 @@
 //! The load target: the built-in echo server or a `ws://` URL.
 
-use std::fmt;
 use std::net::Ipv6Addr;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, Deserializer};
 
 /// Where load is sent.
 ///
@@ -135,20 +134,7 @@ impl Target {
 
 impl<'de> Deserialize<'de> for Target {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Target, D::Error> {
-        d.deserialize_str(TargetVisitor)
-    }
-}
-
-/// Parses a target from a YAML string.
-struct TargetVisitor;
-
-impl Visitor<'_> for TargetVisitor {
-    type Value = Target;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"builtin\" or a ws:// URL")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Target, E> {
-        Target::parse(v).map_err(E::custom)
+        super::units::deserialize_parsed(d, "\"builtin\" or a ws:// URL", Target::parse)
     }
 }
 

@@ -1,10 +1,9 @@
 //! Message templates: compiled once into segments, rendered per message
 //! without parsing or intermediate allocation.
 
-use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, Deserializer};
 
 /// Largest accepted `{{random N}}` length (1 MiB).
 const MAX_RANDOM: usize = 1 << 20;
@@ -207,20 +206,7 @@ fn write_u64(out: &mut Vec<u8>, mut v: u64) {
 
 impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Template, D::Error> {
-        d.deserialize_str(TemplateVisitor)
-    }
-}
-
-/// Compiles a template from a YAML string.
-struct TemplateVisitor;
-
-impl Visitor<'_> for TemplateVisitor {
-    type Value = Template;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a template string")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Template, E> {
-        Template::compile(v).map_err(E::custom)
+        super::units::deserialize_parsed(d, "a template string", Template::compile)
     }
 }
 

@@ -1,8 +1,6 @@
 //! Pass/fail thresholds such as `rtt.p99 < 50ms` or `errors.rate < 1%`.
 
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, Deserializer};
 
 use super::units::duration_nanos;
 
@@ -240,20 +238,11 @@ fn parse_latency_limit(rhs: &str) -> Result<f64, String> {
 
 impl<'de> Deserialize<'de> for Threshold {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Threshold, D::Error> {
-        d.deserialize_str(ThresholdVisitor)
-    }
-}
-
-/// Parses a threshold from a YAML string.
-struct ThresholdVisitor;
-
-impl Visitor<'_> for ThresholdVisitor {
-    type Value = Threshold;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a threshold string such as \"rtt.p99 < 50ms\"")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Threshold, E> {
-        Threshold::parse(v).map_err(E::custom)
+        super::units::deserialize_parsed(
+            d,
+            "a threshold string such as \"rtt.p99 < 50ms\"",
+            Threshold::parse,
+        )
     }
 }
 

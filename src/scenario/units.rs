@@ -167,6 +167,32 @@ impl Visitor<'_> for RateVisitor {
     }
 }
 
+/// Deserializes a string with `parse`, reporting its error at the value's
+/// location; `expecting` says what was wanted when the value is not a string.
+pub(crate) fn deserialize_parsed<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct ParsedVisitor<T> {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for ParsedVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(ParsedVisitor { expecting, parse })
+}
+
 /// Accepts only duration strings with a unit, greater than zero.
 struct PositiveDurationVisitor;
 
