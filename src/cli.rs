@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// What the server does with messages.
     #[arg(long, value_enum, default_value_t = Mode::Echo)]
     pub mode: Mode,
+    /// Accept loops, each on its own thread with its own SO_REUSEPORT
+    /// listener on the same port (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
@@ -173,7 +177,7 @@ async fn run(a: RunArgs) -> u8 {
         }
         Err(e) => {
             ui::error(&e);
-            exit::RUN_FAILED
+            e.exit_code()
         }
     }
 }
@@ -209,7 +213,12 @@ fn check(a: &CheckArgs) -> u8 {
 }
 
 async fn serve(a: ServeArgs) -> u8 {
-    let handle = match server::start(a.listen, a.mode).await {
+    let workers = a
+        .workers
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let fd_limit = crate::engine::preflight::raise_fd_limit();
+    let handle = match server::start_workers(a.listen, a.mode, workers).await {
         Ok(h) => h,
         Err(e) => {
             ui::error(&format!("cannot listen on {}: {e}", a.listen));
@@ -217,7 +226,7 @@ async fn serve(a: ServeArgs) -> u8 {
         }
     };
     eprintln!(
-        "barrage serve: {:?} on ws://{}/ (Ctrl-C to stop)",
+        "barrage serve: {:?} on ws://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
         a.mode, handle.local_addr
     );
     let _ = tokio::signal::ctrl_c().await;

@@ -9,7 +9,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{self, EngineError, EngineOptions};
+use crate::engine::{self, EngineError, EngineOptions, preflight};
 use crate::metrics::Snapshot;
 use crate::report::{self, BuildInput, Report, ReportError, Verdict};
 use crate::scenario::{Scenario, Target, WsUrl};
@@ -111,9 +111,27 @@ pub enum RunError {
     Report(#[from] ReportError),
 }
 
+impl RunError {
+    /// The process exit code: 2 for a run that cannot fit (nothing was
+    /// run), 3 for the others.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Engine(EngineError::Preflight(_)) => exit::BAD_INPUT,
+            _ => exit::RUN_FAILED,
+        }
+    }
+}
+
 /// Runs a scenario to its end (or cancellation) and writes its reports.
+///
+/// Raises the file-descriptor limit to the hard limit and refuses (exit 2,
+/// nothing opened) a run that cannot fit the descriptors or ephemeral ports.
 pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     let scenario = &opts.scenario;
+    let fd_limit = preflight::raise_fd_limit();
+    let builtin = scenario.target == Target::Builtin;
+    preflight::check(scenario, builtin, fd_limit, preflight::port_range())
+        .map_err(EngineError::from)?;
     let (url, builtin) = match &scenario.target {
         Target::Url(u) => (u.clone(), None),
         Target::Builtin => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep_until, timeout_at};
 
 use super::pacing::Pacer;
@@ -102,7 +102,7 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
 async fn open(shared: &Shared, id: u64) -> Option<(TcpStream, Vec<u8>)> {
     let t0 = Instant::now();
     let deadline = t0 + shared.connect_timeout;
-    let stream = match timeout_at(deadline.into(), TcpStream::connect(shared.addr)).await {
+    let stream = match timeout_at(deadline.into(), connect(shared, id)).await {
         Ok(Ok(s)) => s,
         _ => {
             shared
@@ -130,6 +130,21 @@ async fn open(shared: &Shared, id: u64) -> Option<(TcpStream, Vec<u8>)> {
         Ok(Ok(initial)) => Some((stream, initial)),
         _ => None,
     }
+}
+
+/// TCP connect, from the connection's source address when `source_ips` is set.
+async fn connect(shared: &Shared, id: u64) -> io::Result<TcpStream> {
+    if shared.source_ips.is_empty() {
+        return TcpStream::connect(shared.addr).await;
+    }
+    let ip = shared.source_ips[(id % shared.source_ips.len() as u64) as usize];
+    let socket = if shared.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(ip, 0))?;
+    socket.connect(shared.addr).await
 }
 
 struct Conn<'a> {

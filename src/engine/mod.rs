@@ -7,6 +7,7 @@
 
 mod connection;
 pub mod pacing;
+pub mod preflight;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ pub enum EngineError {
         /// What the resolver said.
         reason: String,
     },
+    /// The run cannot fit this machine or mixes address families.
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
 }
 
 /// Settings of one engine run besides the scenario.
@@ -101,6 +105,8 @@ pub(crate) struct Shared {
     /// `phase_offsets[i]` = start of phase i from the load start; last = end.
     phase_offsets: Vec<Duration>,
     addr: SocketAddr,
+    /// Local addresses to bind to, round-robin by connection id; empty: any.
+    source_ips: Vec<std::net::IpAddr>,
     host_header: String,
     path: String,
     connect_timeout: Duration,
@@ -147,6 +153,7 @@ pub async fn run(
     opts: EngineOptions,
 ) -> Result<RunResult, EngineError> {
     let addr = resolve(url).await?;
+    preflight::check_families(scenario, addr)?;
     let started_at = SystemTime::now();
     let epoch = Instant::now();
     let phases = scenario.phases.clone();
@@ -171,6 +178,7 @@ pub async fn run(
         phases: phases.clone(),
         phase_offsets: phase_offsets.clone(),
         addr,
+        source_ips: scenario.source_ips.clone(),
         host_header,
         path: url.path_and_query.clone(),
         connect_timeout: scenario.connections.timeout,

@@ -5,6 +5,7 @@
 mod error;
 mod message;
 mod model;
+mod source_ips;
 mod target;
 mod template;
 mod threshold;
@@ -18,6 +19,7 @@ use std::path::Path;
 pub use error::ScenarioError;
 pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
+pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
 pub use template::{Template, TemplateVars};
 pub use threshold::{CmpOp, LatencyMetric, Stat, Threshold, ThresholdMetric};

@@ -32,6 +32,12 @@ pub struct Scenario {
     /// Pass/fail conditions checked after the run. Optional; default none.
     #[serde(default)]
     pub thresholds: Vec<Threshold>,
+    /// Local addresses to bind connections to, round-robin, so that more
+    /// connections fit than one address's ephemeral ports allow: an address,
+    /// a range `127.0.0.1-127.0.0.8`, or a list. Default: none (the system
+    /// picks the source address).
+    #[serde(default, deserialize_with = "super::source_ips::de_source_ips")]
+    pub source_ips: Vec<std::net::IpAddr>,
 }
 
 impl Scenario {
@@ -88,8 +94,8 @@ pub struct Phase {
     pub name: String,
     /// How long the phase lasts, e.g. `30s`. Required, greater than 0.
     pub duration: Duration,
-    /// Message rate per connection: a rate like `100/s`, or `max` to send as
-    /// fast as replies come back (closed model). Required.
+    /// Total message rate over all open connections: a rate like `2000/s`,
+    /// or `max` to send as fast as replies come back (closed model). Required.
     pub rate: PhaseRate,
     /// Whether this phase's samples count in totals and thresholds; set
     /// `false` for warm-up. Default `true`.
@@ -102,7 +108,7 @@ pub struct Phase {
 /// Message rate of a phase.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PhaseRate {
-    /// Open model: messages per second on each connection.
+    /// Open model: messages per second in total, spread over the connections.
     PerSecond(Rate),
     /// Closed model: send the next message as soon as a reply arrives
     /// (keeping `inflight` outstanding). YAML `max`.

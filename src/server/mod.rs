@@ -2,9 +2,10 @@
 //! HTTP/1.1 listener (hyper) that upgrades to WebSocket (fastwebsockets) and
 //! echoes every text and binary message back.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
 use http_body_util::Empty;
@@ -13,7 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +33,8 @@ pub struct ServerStats {
     pub connections: AtomicU64,
     /// Data messages echoed.
     pub messages: AtomicU64,
+    /// Distinct client addresses seen (updated once per accepted connection).
+    pub peers: Mutex<HashSet<IpAddr>>,
 }
 
 /// A running server; dropping it does not stop it, call [`ServerHandle::shutdown`].
@@ -57,14 +60,79 @@ impl ServerHandle {
     }
 }
 
-/// Binds `listen` and serves until shut down. Must be called inside a tokio
-/// runtime; connections are spread over its worker threads.
+/// Binds `listen` and serves on the current tokio runtime until shut down;
+/// connections are spread over its worker threads. Used for `target: builtin`.
 pub async fn start(listen: SocketAddr, mode: Mode) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(listen).await?;
     let local_addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let stats = Arc::new(ServerStats::default());
     let accept = tokio::spawn(accept_loop(listener, mode, cancel.clone(), stats.clone()));
+    Ok(ServerHandle {
+        local_addr,
+        stats,
+        cancel,
+        accept,
+    })
+}
+
+/// A listener with SO_REUSEPORT, so several can share one port.
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(4096)?;
+    listener.into_std()
+}
+
+/// Serves on `workers` threads, each with its own single-threaded runtime
+/// and its own SO_REUSEPORT listener on the same port, so the kernel spreads
+/// connections over them and no connection moves between threads. Used by
+/// `barrage serve --workers N`.
+pub async fn start_workers(
+    listen: SocketAddr,
+    mode: Mode,
+    workers: usize,
+) -> std::io::Result<ServerHandle> {
+    let first = reuseport_listener(listen)?;
+    let local_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers.max(1) {
+        listeners.push(reuseport_listener(local_addr)?);
+    }
+    let cancel = CancellationToken::new();
+    let stats = Arc::new(ServerStats::default());
+    let mut threads = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let (cancel, stats) = (cancel.clone(), stats.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("serve-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        match TcpListener::from_std(l) {
+                            Ok(l) => accept_loop(l, mode, cancel, stats).await,
+                            Err(_) => cancel.cancel(),
+                        }
+                    });
+                    // Connection tasks end with the runtime.
+                    rt.shutdown_background();
+                })?,
+        );
+    }
+    let accept = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    });
     Ok(ServerHandle {
         local_addr,
         stats,
@@ -85,7 +153,12 @@ async fn accept_loop(
             a = listener.accept() => a,
         };
         let stream = match accepted {
-            Ok((s, _)) => s,
+            Ok((s, peer)) => {
+                if let Ok(mut peers) = stats.peers.lock() {
+                    peers.insert(peer.ip());
+                }
+                s
+            }
             // Out of descriptors or a connection reset before accept: keep
             // serving the others.
             Err(_) => {
