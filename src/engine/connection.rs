@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+use tokio::io::Interest;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep_until, timeout_at};
 
@@ -129,6 +130,30 @@ async fn open(shared: &Shared, id: u64) -> Option<(TcpStream, Vec<u8>)> {
     match result {
         Ok(Ok(initial)) => Some((stream, initial)),
         _ => None,
+    }
+}
+
+/// Reads what the socket has into the decoder without waiting. A short read
+/// means the socket is drained, so it also clears tokio's readiness (as
+/// tokio's own `poll_read` does), saving the extra `read` that would only
+/// return `WouldBlock` before the next wait.
+fn read_available(stream: &TcpStream, decoder: &mut Decoder) -> io::Result<usize> {
+    let buf = decoder.buffer_mut();
+    let spare = buf.capacity() - buf.len();
+    let mut got = 0;
+    let r = stream.try_io(Interest::READABLE, || {
+        got = stream.try_read_buf(buf)?;
+        if got > 0 && got < spare {
+            // Returning WouldBlock makes try_io clear the readiness it saw;
+            // an event that arrived meanwhile is kept.
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(got)
+        }
+    });
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
     }
 }
 
@@ -308,7 +333,7 @@ impl Conn<'_> {
     /// Reads what is available and handles every complete frame. Returns the
     /// error kind when the connection is lost.
     fn read_ready(&mut self, stage: usize) -> Result<(), ErrorKind> {
-        match self.stream.try_read_buf(self.decoder.buffer_mut()) {
+        match read_available(&self.stream, &mut self.decoder) {
             Ok(0) => return Err(ErrorKind::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -418,7 +443,7 @@ impl Conn<'_> {
             tokio::select! {
                 r = self.stream.readable() => {
                     if r.is_err() { return; }
-                    match self.stream.try_read_buf(self.decoder.buffer_mut()) {
+                    match read_available(&self.stream, &mut self.decoder) {
                         Ok(0) => return,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
