@@ -31,7 +31,9 @@ fn main() {
 async fn server(addr: &str) {
     let listener = TcpListener::bind(addr).await.expect("bind");
     loop {
-        let Ok((mut s, _)) = listener.accept().await else { continue };
+        let Ok((mut s, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = s.set_nodelay(true);
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];

@@ -123,3 +123,30 @@ message: { binary: { size: 256 } }
     // The closed model has no schedule, so no send lag is recorded.
     assert_eq!(r.metrics["send_lag"].count, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_open_model_is_flagged_saturated() {
+    // Far more than two connections can send: the tester must say so rather
+    // than quietly send less.
+    let yaml = r#"
+name: saturation-test
+target: builtin
+connections: { count: 2, rate: 1000/s }
+phases:
+  - { name: flood, duration: 1s, rate: 5000000/s }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new(parse("test.yaml", yaml).unwrap());
+    opts.out = Some(dir.path().to_path_buf());
+    let o = run(opts).await.unwrap();
+    let r = &o.report;
+    assert!(r.phases[0].achieved_rate < 5_000_000.0 * 0.99);
+    assert!(r.phases[0].saturated);
+    assert!(r.saturated);
+    let summary = barrage::ui::summary::render(r);
+    assert!(summary.contains("flood (SATURATED)"), "{summary}");
+    assert!(
+        summary.contains("WARNING: the tester fell behind"),
+        "{summary}"
+    );
+}

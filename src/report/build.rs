@@ -26,6 +26,11 @@ pub struct BuildInput<'a> {
     pub result: &'a RunResult,
 }
 
+/// send_lag p99 above which an open-model phase counts as saturated.
+pub const SATURATION_LAG_NS: u64 = 10_000_000;
+/// Share of the target rate below which an open-model phase counts as saturated.
+pub const SATURATION_RATE: f64 = 0.99;
+
 /// Summarises a histogram of nanosecond values.
 pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
     let us = |ns: u64| ns as f64 / 1000.0;
@@ -124,6 +129,19 @@ pub fn build(input: &BuildInput<'_>) -> Report {
         .map(|(i, p)| {
             let d = &r.totals.stages[i + 1];
             let secs = r.phase_elapsed(&s.phases, i).as_secs_f64();
+            let achieved = if secs > 0.0 {
+                d.sent as f64 / secs
+            } else {
+                0.0
+            };
+            let lag = d.histogram(LatencyMetric::SendLag);
+            let saturated = match p.rate {
+                PhaseRate::PerSecond(rate) => {
+                    (!lag.is_empty() && lag.value_at_quantile(0.99) > SATURATION_LAG_NS)
+                        || (secs > 0.0 && achieved < rate.per_second * SATURATION_RATE)
+                }
+                PhaseRate::Max => false,
+            };
             PhaseReport {
                 name: p.name.clone(),
                 duration_s: secs,
@@ -143,11 +161,14 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                     unmatched: d.unmatched,
                 },
                 errors: d.error_total(),
+                saturated,
                 metrics: metric_map(d, &per_phase),
             }
         })
-        .collect();
+        .collect::<Vec<PhaseReport>>();
     let last = &r.last;
+    let saturated = phases.iter().any(|p| p.record && p.saturated);
+    let ramp_s = r.load_started.unwrap_or(r.elapsed).as_secs_f64();
     let thresholds: Vec<ThresholdResult> = s
         .thresholds
         .iter()
@@ -200,6 +221,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
         duration_s: r.elapsed.as_secs_f64(),
         verdict,
         interrupted: r.interrupted,
+        saturated,
         totals: Totals {
             connections: ConnectionTotals {
                 attempted: last.attempted,
@@ -207,6 +229,11 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                 failed: last.failed,
                 peak_open: last.peak_open,
                 closed_by_server: last.closed_by_server,
+                open_rate: if ramp_s > 0.0 {
+                    last.opened as f64 / ramp_s
+                } else {
+                    0.0
+                },
             },
             messages: MessageTotals {
                 sent: recorded.sent,

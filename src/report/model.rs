@@ -35,6 +35,10 @@ pub struct Report {
     pub verdict: Verdict,
     /// True when the run was stopped early (Ctrl-C); totals cover what ran.
     pub interrupted: bool,
+    /// True when the tester could not keep an open-model schedule in a
+    /// recorded phase (see `phases[].saturated`): its numbers then describe
+    /// the tester as much as the server.
+    pub saturated: bool,
     /// Counters over the whole run.
     pub totals: Totals,
     /// Latency summaries by metric name, over the recorded phases (connect
@@ -106,6 +110,9 @@ pub struct ConnectionTotals {
     pub peak_open: u64,
     /// Open connections the server closed or reset.
     pub closed_by_server: u64,
+    /// Connections opened per second while opening them (opened / time
+    /// from the first attempt until every attempt had opened or failed).
+    pub open_rate: f64,
 }
 
 /// Message counters.
@@ -168,6 +175,9 @@ pub struct PhaseReport {
     pub messages: MessageTotals,
     /// Errors found during the phase.
     pub errors: u64,
+    /// Open model only: the tester fell behind its schedule (send_lag p99
+    /// over 10 ms, or under 99% of the target rate sent).
+    pub saturated: bool,
     /// `rtt`, `service`, `send_lag` of messages scheduled in this phase.
     pub metrics: BTreeMap<String, MetricSummary>,
 }

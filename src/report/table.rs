@@ -130,6 +130,12 @@ pub fn verdict_line(r: &Report) -> String {
     if r.interrupted {
         s.push_str(" (interrupted)");
     }
+    if r.saturated {
+        s.push_str(
+            " — WARNING: the tester fell behind its schedule (see SATURATED phases: send_lag p99 over 10ms \
+             or under 99% of the target rate); give it more cores or connections, or lower the rate",
+        );
+    }
     s
 }
 
@@ -145,6 +151,7 @@ pub fn tables(r: &Report) -> Vec<Table> {
         ("connections failed", c.failed),
         ("connections peak open", c.peak_open),
         ("connections closed by server", c.closed_by_server),
+        ("connections opened per second", c.open_rate.round() as u64),
         ("messages sent", t.messages.sent),
         ("messages received", t.messages.received),
         ("messages unmatched", t.messages.unmatched),
@@ -187,11 +194,13 @@ pub fn tables(r: &Report) -> Vec<Table> {
         } else {
             (us(rtt.p50_us), us(rtt.p99_us))
         };
-        let name = if p.record {
-            p.name.clone()
-        } else {
-            format!("{} (not recorded)", p.name)
-        };
+        let mut name = p.name.clone();
+        if !p.record {
+            name.push_str(" (not recorded)");
+        }
+        if p.saturated {
+            name.push_str(" (SATURATED)");
+        }
         phases.row(vec![
             name,
             format!("{:.1}s", p.duration_s),
