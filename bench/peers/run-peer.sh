@@ -32,9 +32,12 @@
 #               children; Artillery's workers are threads of one process).
 #   peak_rss_mb maximum over 200 ms samples of the summed RSS of the tool's
 #               process tree (the process under /usr/bin/time and all its
-#               descendants), in MiB; same method for both tools. (/usr/bin/time
-#               %M, the largest single process, is logged to stderr too.)
-#               Tsung's epmd daemon detaches from the tree and is not counted.
+#               descendants), in MiB; same method for both tools. Sampling can
+#               miss a short spike, so the result is raised to /usr/bin/time's
+#               %M (kernel high-water RSS of the largest single process) when
+#               that is larger: Artillery runs as one node process (workers
+#               are threads), for which %M is exact. Tsung's epmd daemon
+#               detaches from the tree and is not counted (it is ~1 MB).
 set -euo pipefail
 
 TOOL="${1:-}"
@@ -102,7 +105,7 @@ while kill -0 "$ROOT" 2>/dev/null; do
     done
   done
   if [ -n "${pids// /}" ]; then
-    kb=$(ps -o rss= -p "$(echo $pids | tr ' ' ',')" 2>/dev/null \
+    kb=$( (ps -o rss= -p "$(echo $pids | tr ' ' ',')" 2>/dev/null || true) \
            | awk '{s += $1} END {print s + 0}')
     if [ "$kb" -gt "$peak_kb" ]; then peak_kb=$kb; fi
   fi
@@ -118,7 +121,8 @@ if [ "$rc" -ne 0 ]; then
 fi
 
 read -r wall usr sys maxrss_kb < <(tail -n 1 "$TMP/time.txt")
-echo "run-peer: /usr/bin/time wall=${wall}s user=${usr}s sys=${sys}s max_single_rss=${maxrss_kb}KiB" >&2
+echo "run-peer: /usr/bin/time wall=${wall}s user=${usr}s sys=${sys}s max_single_rss=${maxrss_kb}KiB; sampled tree peak=${peak_kb}KiB" >&2
+if [ "$maxrss_kb" -gt "$peak_kb" ]; then peak_kb=$maxrss_kb; fi
 
 case "$TOOL" in
   artillery)

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The benchmark suite: barrage against the tools users would pick instead, on
+# this machine, in one run. Needs the README's set-up (the Rust toolchain);
+# installs the peers (Artillery from npm, Tsung from Debian) where missing.
+#
+#   bench/run.sh            # RUNS=3 by default; results in bench/RESULTS.md
+#   RUNS=5 bench/run.sh
+#
+# Every load goes to 127.0.0.1; the server is pinned to CPU 0 and the load
+# tool to CPU 1. Each figure is the median of RUNS runs; ratios compare
+# medians measured in this same run. Benchmarks are not tests: CI times nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+PORT=9001
+OUT=bench/out/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+
+cargo build --release --bin barrage --example raw_tcp >&2
+bench/install-peers.sh
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+BIN=target/release/barrage
+RAW=target/release/examples/raw_tcp
+
+wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+start_server() { taskset -c 0 $BIN serve --listen 127.0.0.1:$PORT --workers 1 2>/dev/null & SERVER=$!; wait_port; }
+stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
+record() { echo "$1" >> "$RESULTS"; echo "$1" >&2; }
+
+# Runs barrage pinned to CPU 1 with /usr/bin/time; prints "wall user sys maxrss_kb".
+run_barrage() {
+  local scenario=$1 dir=$2; shift 2
+  /usr/bin/time -o "$dir/time" -f '%e %U %S %M' taskset -c 1 $BIN run "$scenario" --out "$dir" --quiet "$@" > "$dir/stdout" 2>&1 || true
+  cat "$dir/time"
+}
+
+# Peak RSS (KB) of process $1 sampled every 100 ms until it exits.
+sample_rss() {
+  local pid=$1 max=0 r
+  while kill -0 "$pid" 2>/dev/null; do
+    r=$(awk '/VmRSS/{print $2}' /proc/$pid/status 2>/dev/null || echo 0)
+    [ -n "$r" ] && [ "$r" -gt "$max" ] && max=$r
+    sleep 0.1
+  done
+  echo "$max"
+}
+
+echo "== 1. closed-model throughput: 100 connections, 64 B echo, 10 s" >&2
+for i in $(seq "$RUNS"); do
+  start_server
+  d="$OUT/throughput-barrage-$i"; mkdir -p "$d"
+  read -r wall user sys rss < <(run_barrage bench/scenarios/throughput.yaml "$d")
+  stop_server
+  python3 - "$d" "$user" "$sys" "$rss" >> "$RESULTS" <<'PY'
+import json, sys
+d, user, sys_, rss = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+r = json.load(open(f"{d}/report.json"))
+p = [p for p in r["phases"] if p["name"] == "steady"][0]
+total = sum(x["messages"]["sent"] for x in r["phases"])
+print(json.dumps({"bench": "throughput", "tool": "barrage", "msgs_per_s": p["achieved_rate"],
+  "cpu_s_per_million": (user + sys_) / total * 1e6, "peak_rss_mb": rss / 1024,
+  "rtt_p50_us": p["metrics"]["rtt"]["p50_us"], "rtt_p99_us": p["metrics"]["rtt"]["p99_us"]}))
+PY
+  tail -1 "$RESULTS" >&2
+
+  taskset -c 0 $RAW server 127.0.0.1:$PORT & RAWSRV=$!; wait_port
+  line=$(/usr/bin/time -o "$OUT/raw-time" -f '%e %U %S %M' taskset -c 1 $RAW client 127.0.0.1:$PORT 100 10 64)
+  kill $RAWSRV; wait $RAWSRV 2>/dev/null || true
+  read -r wall user sys rss < "$OUT/raw-time"
+  n=$(echo "$line" | sed -E 's/.*round_trips=([0-9]+).*/\1/')
+  record "$(python3 -c "import json;print(json.dumps({'bench':'throughput','tool':'raw-tcp','msgs_per_s':$n/10,'cpu_s_per_million':($user+$sys)/$n*1e6,'peak_rss_mb':$rss/1024}))")"
+
+  for peer in artillery tsung; do
+    start_server
+    if line=$(bench/peers/run-peer.sh $peer 2>"$OUT/$peer-$i.log"); then
+      record "$(python3 - "$line" <<'PY'
+import json, sys
+kv = dict(x.split("=", 1) for x in sys.argv[1].split())
+m = float(kv["messages"])
+print(json.dumps({"bench": "throughput", "tool": kv["tool"], "msgs_per_s": float(kv["msgs_per_s"]),
+  "cpu_s_per_million": float(kv["cpu_s"]) / m * 1e6 if m else None, "peak_rss_mb": float(kv["peak_rss_mb"])}))
+PY
+)"
+    else
+      echo "$peer run $i failed, see $OUT/$peer-$i.log" >&2
+    fi
+    stop_server
+  done
+done
+
+echo "== 2. pipelined flood: 100 connections x 64 in flight, 10 s" >&2
+for i in $(seq "$RUNS"); do
+  start_server
+  d="$OUT/flood-$i"; mkdir -p "$d"
+  read -r wall user sys rss < <(run_barrage bench/scenarios/flood.yaml "$d")
+  stop_server
+  python3 - "$d" "$user" "$sys" "$rss" >> "$RESULTS" <<'PY'
+import json, sys
+d, user, sys_, rss = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+r = json.load(open(f"{d}/report.json"))
+p = [p for p in r["phases"] if p["name"] == "steady"][0]
+total = sum(x["messages"]["sent"] for x in r["phases"])
+print(json.dumps({"bench": "flood", "tool": "barrage", "msgs_per_s": p["achieved_rate"],
+  "msgs_per_cpu_s": total / (user + sys_), "peak_rss_mb": rss / 1024,
+  "rtt_p50_us": p["metrics"]["rtt"]["p50_us"], "rtt_p99_us": p["metrics"]["rtt"]["p99_us"]}))
+PY
+  tail -1 "$RESULTS" >&2
+done
+
+echo "== 3. open-model precision: 20,000 msg/s over 1,000 connections" >&2
+for i in $(seq "$RUNS"); do
+  start_server
+  d="$OUT/open-$i"; mkdir -p "$d"
+  read -r wall user sys rss < <(run_barrage bench/scenarios/open-20k.yaml "$d")
+  stop_server
+  python3 - "$d" "$user" "$sys" >> "$RESULTS" <<'PY'
+import json, sys
+d, user, sys_ = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+r = json.load(open(f"{d}/report.json"))
+p = [p for p in r["phases"] if p["name"] == "steady"][0]
+m = p["metrics"]
+print(json.dumps({"bench": "open", "tool": "barrage", "target": p["target_rate"], "msgs_per_s": p["achieved_rate"],
+  "rate_error_pct": (p["achieved_rate"] / p["target_rate"] - 1) * 100, "send_lag_p99_us": m["send_lag"]["p99_us"],
+  "rtt_p50_us": m["rtt"]["p50_us"], "rtt_p99_us": m["rtt"]["p99_us"], "saturated": p["saturated"],
+  "cpu_pct": (user + sys_) / r["duration_s"] * 100}))
+PY
+  tail -1 "$RESULTS" >&2
+done
+
+echo "== 4. connection scale: idle connections held" >&2
+for n in 1 1000 10000 19000; do
+  for i in $(seq "$RUNS"); do
+    start_server
+    d="$OUT/hold-$n-$i"; mkdir -p "$d"
+    taskset -c 1 $BIN run bench/scenarios/hold.yaml --connections "$n" --out "$d" --quiet > "$d/stdout" 2>&1 &
+    pid=$!
+    rss=$(sample_rss $pid)
+    wait $pid || true
+    stop_server
+    python3 - "$d" "$n" "$rss" >> "$RESULTS" <<'PY'
+import json, sys
+d, n, rss = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = json.load(open(f"{d}/report.json"))
+c = r["totals"]["connections"]
+print(json.dumps({"bench": "hold", "tool": "barrage", "connections": n, "opened": c["opened"],
+  "open_rate": c["open_rate"], "peak_rss_mb": rss / 1024,
+  "connect_p99_us": r["metrics"]["connect"]["p99_us"]}))
+PY
+    tail -1 "$RESULTS" >&2
+  done
+done
+
+python3 bench/summarize.py "$RESULTS" "$RUNS" > bench/RESULTS.md
+echo "wrote bench/RESULTS.md (raw data in $OUT)" >&2

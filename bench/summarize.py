@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's results.jsonl into bench/RESULTS.md: medians of the
+runs, and ratios between medians measured in the same run."""
+import json
+import platform
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import datetime, timezone
+
+path, runs = sys.argv[1], sys.argv[2]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+groups = defaultdict(list)
+for r in rows:
+    key = (r["bench"], r["tool"], r.get("connections"))
+    groups[key].append(r)
+
+
+def med(key, field):
+    vals = [r[field] for r in groups.get(key, []) if r.get(field) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    return "n/a" if a is None or not b else f"{a / b:.2f}×"
+
+
+cpu = "unknown"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+mem = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.split("\n")[1].split()[1]
+out = []
+p = out.append
+p("# barrage benchmark results\n")
+p(f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+p(f"- machine: {cpu}, {nproc} cores, {mem} memory, Linux {platform.release()}")
+p(f"- command: `bench/run.sh` (RUNS={runs}); every figure is the median of {runs} runs; ratios compare medians from this same run")
+p("- setup: server (`barrage serve --workers 1`, or the raw TCP echo) pinned to CPU 0, load tool pinned to CPU 1, all on 127.0.0.1\n")
+
+b = ("throughput", "barrage", None)
+p("## 1. Closed-model echo throughput (100 connections, 64-byte text, one in flight, 10 s)\n")
+p("| tool | messages/s | client CPU-s per million messages | client peak RSS MB | barrage ÷ tool (messages/s) |")
+p("|---|---:|---:|---:|---:|")
+for tool in ["barrage", "raw-tcp", "artillery", "tsung"]:
+    k = ("throughput", tool, None)
+    if k not in groups:
+        p(f"| {tool} | not run | | | |")
+        continue
+    p(f"| {tool} | {fmt(med(k, 'msgs_per_s'))} | {fmt(med(k, 'cpu_s_per_million'), 2)} | "
+      f"{fmt(med(k, 'peak_rss_mb'), 1)} | {ratio(med(b, 'msgs_per_s'), med(k, 'msgs_per_s'))} |")
+p("")
+p(f"barrage rtt in this benchmark: p50 {fmt(med(b, 'rtt_p50_us'))} µs, p99 {fmt(med(b, 'rtt_p99_us'))} µs (every message timed). "
+  "`raw-tcp` is the same ping-pong over plain TCP without WebSocket framing (bench/raw_tcp.rs): the ceiling of this machine. "
+  "The issue's reference for a raw ping-pong written in C on this machine is 190,000/s, which puts barrage at "
+  f"{ratio(med(b, 'msgs_per_s'), 190000)} of it.\n")
+
+f = ("flood", "barrage", None)
+p("## 2. Pipelined flood (100 connections × 64 in flight, 64-byte text, 10 s)\n")
+p("| tool | messages/s | messages per client CPU-second | rtt p50 µs | rtt p99 µs | peak RSS MB |")
+p("|---|---:|---:|---:|---:|---:|")
+p(f"| barrage (every message timed) | {fmt(med(f, 'msgs_per_s'))} | {fmt(med(f, 'msgs_per_cpu_s'))} | "
+  f"{fmt(med(f, 'rtt_p50_us'))} | {fmt(med(f, 'rtt_p99_us'))} | {fmt(med(f, 'peak_rss_mb'), 1)} |")
+p("| tcpkali 1.2 (reference from the issue, not in any registry here; no per-message timing) | 7,400,000 received | ≈22,400,000 (7.4M at 33% of a core) | | | 4.6 |")
+p(f"\nbarrage ÷ tcpkali, messages per client CPU-second: {ratio(med(f, 'msgs_per_cpu_s'), 7_400_000 / 0.33)}\n")
+
+o = ("open", "barrage", None)
+p("## 3. Open-model precision (20,000 messages/s over 1,000 connections, 10 s)\n")
+p("| achieved messages/s | error vs target | send_lag p99 µs | rtt p50 µs | rtt p99 µs | client CPU % | saturated (runs) |")
+p("|---:|---:|---:|---:|---:|---:|---|")
+sat = [r["saturated"] for r in groups.get(o, [])]
+p(f"| {fmt(med(o, 'msgs_per_s'))} | {fmt(med(o, 'rate_error_pct'), 2)}% | {fmt(med(o, 'send_lag_p99_us'))} | "
+  f"{fmt(med(o, 'rtt_p50_us'))} | {fmt(med(o, 'rtt_p99_us'))} | {fmt(med(o, 'cpu_pct'))} | {sum(sat)} of {len(sat)} |\n")
+
+p("## 4. Connection scale (idle connections held by one process)\n")
+p("| connections | opened | opening rate /s | client peak RSS MB | connect p99 µs |")
+p("|---:|---:|---:|---:|---:|")
+for n in [1, 1000, 10000, 19000]:
+    k = ("hold", "barrage", n)
+    if k in groups:
+        p(f"| {n:,} | {fmt(med(k, 'opened'))} | {fmt(med(k, 'open_rate'))} | {fmt(med(k, 'peak_rss_mb'), 1)} | {fmt(med(k, 'connect_p99_us'))} |")
+r1, r19 = med(("hold", "barrage", 1000), "peak_rss_mb"), med(("hold", "barrage", 19000), "peak_rss_mb")
+if r1 is not None and r19 is not None:
+    slope = (r19 - r1) * 1024 / 18000
+    p(f"\nRSS per connection (slope between 1,000 and 19,000): **{slope:.2f} KiB**. "
+      "References from the issue: tcpkali 1.4 KiB, Artillery and Tsung about 18 KiB.")
+print("\n".join(out))
