@@ -49,14 +49,14 @@ p("- setup: server (`barrage serve --workers 1`, or the raw TCP echo) pinned to 
 
 b = ("throughput", "barrage", None)
 p("## 1. Closed-model echo throughput (100 connections, 64-byte text, one in flight, 10 s)\n")
-p("| tool | messages/s | client CPU-s per million messages | client peak RSS MB | barrage ÷ tool (messages/s) |")
-p("|---|---:|---:|---:|---:|")
+p("| tool | runs | messages/s | client CPU-s per million messages | client peak RSS MB | barrage ÷ tool (messages/s) |")
+p("|---|---:|---:|---:|---:|---:|")
 for tool in ["barrage", "raw-tcp", "artillery", "tsung"]:
     k = ("throughput", tool, None)
     if k not in groups:
-        p(f"| {tool} | not run | | | |")
+        p(f"| {tool} | 0 | not run | | | |")
         continue
-    p(f"| {tool} | {fmt(med(k, 'msgs_per_s'))} | {fmt(med(k, 'cpu_s_per_million'), 2)} | "
+    p(f"| {tool} | {len(groups[k])} | {fmt(med(k, 'msgs_per_s'))} | {fmt(med(k, 'cpu_s_per_million'), 2)} | "
       f"{fmt(med(k, 'peak_rss_mb'), 1)} | {ratio(med(b, 'msgs_per_s'), med(k, 'msgs_per_s'))} |")
 p("")
 p(f"barrage rtt in this benchmark: p50 {fmt(med(b, 'rtt_p50_us'))} µs, p99 {fmt(med(b, 'rtt_p99_us'))} µs (every message timed). "
