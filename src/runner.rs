@@ -4,12 +4,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{self, EngineError, EngineOptions, preflight};
+use crate::engine::{self, Control, EngineError, EngineOptions, preflight};
 use crate::metrics::Snapshot;
 use crate::report::{self, BuildInput, Report, ReportError, Verdict};
 use crate::scenario::{Scenario, Target, WsUrl};
@@ -45,6 +46,8 @@ pub struct RunOptions {
     pub snapshots: Option<mpsc::UnboundedSender<Snapshot>>,
     /// Seed for random payloads, masks and keys; default from the clock.
     pub seed: Option<u64>,
+    /// Live pause and rate changes (the dashboard's keys act on it).
+    pub control: Arc<Control>,
 }
 
 impl RunOptions {
@@ -58,6 +61,7 @@ impl RunOptions {
             cancel: CancellationToken::new(),
             snapshots: None,
             seed: None,
+            control: Arc::default(),
         }
     }
 }
@@ -154,6 +158,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         cancel: opts.cancel.clone(),
         snapshots: opts.snapshots.clone(),
         seed,
+        control: opts.control.clone(),
     };
     let result = engine::run(scenario, &url, engine_opts).await;
     if let Some(handle) = builtin {

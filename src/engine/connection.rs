@@ -32,6 +32,8 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 /// from the actual send (it was not late); one sent late counts from its
 /// scheduled time.
 const SEND_EARLY: Duration = Duration::from_millis(2);
+/// How often a paused closed-model connection looks whether it may resume.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
 /// How long a close handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -198,11 +200,24 @@ impl Conn<'_> {
         tokio::pin!(timer);
         let n = phases.len();
         let mut phase = 0usize;
-        let mut pacer = Pacer::for_phase(&phases[0], start.at, index, start.open);
+        let control = &*shared.control;
+        let mut seen_epoch = control.epoch();
+        let mut pacer = Pacer::for_phase(&phases[0], start.at, index, start.open, control.factor());
         let mut phase_end = start.at + shared.phase_offsets[1];
         loop {
             let now = Instant::now();
             let mut next_wake = drain_until;
+            // A rate change from the UI: continue this phase at the new rate from now.
+            let epoch = control.epoch();
+            if epoch != seen_epoch {
+                seen_epoch = epoch;
+                if phase < n && now >= start.at {
+                    let from = now.max(start.at + shared.phase_offsets[phase]);
+                    pacer =
+                        Pacer::for_phase(&phases[phase], from, index, start.open, control.factor());
+                }
+            }
+            let paused = control.paused();
             // Queue what the current phase has due by now (messages due
             // before its end go out even when we wake after it), then move on
             // to the next phase if this one is over.
@@ -217,7 +232,16 @@ impl Conn<'_> {
                 while self.wbuf.len() < WRITE_QUEUE_LIMIT {
                     match pacer.next_due(self.inflight.len(), now) {
                         Some(due) if due <= now + SEND_EARLY && due < phase_end => {
-                            self.queue_message(due, now, stage, open);
+                            if paused {
+                                // Paused: the schedule runs on without sending,
+                                // so resuming does not burst.
+                                if !open {
+                                    next_wake = next_wake.min(now + PAUSE_POLL);
+                                    break;
+                                }
+                            } else {
+                                self.queue_message(due, now, stage, open);
+                            }
                             pacer.advance();
                         }
                         Some(due) if due < phase_end => {
@@ -233,7 +257,13 @@ impl Conn<'_> {
                 phase += 1;
                 if phase < n {
                     let phase_start = start.at + shared.phase_offsets[phase];
-                    pacer = Pacer::for_phase(&phases[phase], phase_start, index, start.open);
+                    pacer = Pacer::for_phase(
+                        &phases[phase],
+                        phase_start,
+                        index,
+                        start.open,
+                        control.factor(),
+                    );
                     phase_end = start.at + shared.phase_offsets[phase + 1];
                 } else {
                     next_wake = drain_until;

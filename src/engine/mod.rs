@@ -6,6 +6,7 @@
 //! [`CancellationToken`] reaches all of them.
 
 mod connection;
+pub mod control;
 pub mod pacing;
 pub mod preflight;
 
@@ -19,8 +20,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Collector, Recorder, Shard, Snapshot};
+use crate::metrics::{Collector, Recorder, Shard, Snapshot, TickInfo};
 use crate::scenario::{Message, Phase, Scenario, Template, WsUrl};
+pub use control::Control;
 
 pub use connection::DRAIN;
 
@@ -52,6 +54,8 @@ pub struct EngineOptions {
     pub snapshots: Option<mpsc::UnboundedSender<Snapshot>>,
     /// Seed for masks, handshake keys and `{{random}}`; default from the clock.
     pub seed: u64,
+    /// Live pause and rate changes (the dashboard's keys).
+    pub control: Arc<Control>,
 }
 
 /// Everything a run measured.
@@ -71,6 +75,10 @@ pub struct RunResult {
     pub timeline: Vec<Snapshot>,
     /// The last snapshot (connection counters at the end).
     pub last: Snapshot,
+    /// When the run started on the monotonic clock (for the control log).
+    pub epoch: Instant,
+    /// Live pause and rate changes made during the run.
+    pub rate_changes: Vec<control::RateChange>,
 }
 
 impl RunResult {
@@ -112,6 +120,7 @@ pub(crate) struct Shared {
     connect_timeout: Duration,
     payload: Payload,
     cancel: CancellationToken,
+    control: Arc<Control>,
     start: watch::Receiver<Option<LoadStart>>,
     open_index: AtomicU64,
     resolved: AtomicU64,
@@ -184,6 +193,7 @@ pub async fn run(
         connect_timeout: scenario.connections.timeout,
         payload,
         cancel: opts.cancel.clone(),
+        control: opts.control.clone(),
         start: start_rx.clone(),
         open_index: AtomicU64::new(0),
         resolved: AtomicU64::new(0),
@@ -198,8 +208,13 @@ pub async fn run(
 
     let stop_collector = CancellationToken::new();
     let collector = tokio::spawn(collect(
-        Collector::new(recorder.clone(), phases.len(), epoch),
+        Collector::new(
+            recorder.clone(),
+            phases.iter().map(|p| p.record).collect(),
+            epoch,
+        ),
         start_rx,
+        opts.control.clone(),
         phase_offsets.clone(),
         opts.snapshots.clone(),
         stop_collector.clone(),
@@ -242,6 +257,8 @@ pub async fn run(
         totals,
         timeline,
         last,
+        epoch,
+        rate_changes: opts.control.changes(),
     })
 }
 
@@ -295,6 +312,7 @@ async fn wait_resolved(shared: &Shared, spawned: u64, cancel: &CancellationToken
 async fn collect(
     mut collector: Collector,
     start: watch::Receiver<Option<LoadStart>>,
+    control: Arc<Control>,
     offsets: Vec<Duration>,
     out: Option<mpsc::UnboundedSender<Snapshot>>,
     stop: CancellationToken,
@@ -307,11 +325,14 @@ async fn collect(
             _ = ticker.tick() => false,
         };
         let now = Instant::now();
-        let phase = (*start.borrow()).and_then(|s| {
-            let d = now.checked_duration_since(s.at)?;
-            offsets.windows(2).position(|w| d >= w[0] && d < w[1])
-        });
-        let snap = collector.tick(now, phase);
+        let load = (*start.borrow()).and_then(|s| now.checked_duration_since(s.at));
+        let at = TickInfo {
+            phase: load.and_then(|d| offsets.windows(2).position(|w| d >= w[0] && d < w[1])),
+            load_s: load.map_or(0.0, |d| d.as_secs_f64()),
+            rate_factor: control.factor(),
+            paused: control.paused(),
+        };
+        let snap = collector.tick(now, at);
         if let Some(out) = &out {
             let _ = out.send(snap);
         }

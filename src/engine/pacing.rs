@@ -31,14 +31,15 @@ pub enum Pacer {
 
 impl Pacer {
     /// The pacer for connection `index` of `open` open connections in
-    /// `phase`, which starts at `start`.
-    pub fn for_phase(phase: &Phase, start: Instant, index: u64, open: u64) -> Pacer {
+    /// `phase` from `start` (the phase start, or the moment the rate was
+    /// changed), with the phase's rate multiplied by `factor`.
+    pub fn for_phase(phase: &Phase, start: Instant, index: u64, open: u64, factor: f64) -> Pacer {
         match phase.rate {
             PhaseRate::Max => Pacer::Closed {
                 inflight: phase.inflight.max(1) as usize,
             },
             PhaseRate::PerSecond(rate) => {
-                let total = rate.per_second;
+                let total = rate.per_second * factor;
                 let open = open.max(1) as f64;
                 Pacer::Open {
                     first: start + Duration::from_secs_f64(index as f64 / total),
@@ -100,7 +101,7 @@ mod tests {
         // 10 connections at 1000/s total: each sends every 10 ms, offset 1 ms apart.
         let mut dues = Vec::new();
         for idx in 0..10 {
-            let mut pacer = Pacer::for_phase(&p, start, idx, 10);
+            let mut pacer = Pacer::for_phase(&p, start, idx, 10, 1.0);
             for _ in 0..3 {
                 dues.push(pacer.next_due(0, start).unwrap() - start);
                 pacer.advance();
@@ -118,15 +119,27 @@ mod tests {
     fn open_model_keeps_schedule_regardless_of_outstanding() {
         let start = Instant::now();
         let p = phase(PhaseRate::PerSecond(Rate { per_second: 100.0 }), 1);
-        let pacer = Pacer::for_phase(&p, start, 0, 1);
+        let pacer = Pacer::for_phase(&p, start, 0, 1, 1.0);
         assert!(pacer.next_due(1_000, start).is_some());
+    }
+
+    #[test]
+    fn factor_scales_the_total_rate() {
+        let start = Instant::now();
+        let p = phase(PhaseRate::PerSecond(Rate { per_second: 100.0 }), 1);
+        let mut pacer = Pacer::for_phase(&p, start, 0, 1, 2.0);
+        pacer.advance();
+        assert_eq!(
+            pacer.next_due(0, start).unwrap() - start,
+            Duration::from_millis(5)
+        );
     }
 
     #[test]
     fn closed_model_waits_for_replies() {
         let now = Instant::now();
         let p = phase(PhaseRate::Max, 4);
-        let pacer = Pacer::for_phase(&p, now, 0, 1);
+        let pacer = Pacer::for_phase(&p, now, 0, 1, 1.0);
         assert_eq!(pacer.next_due(3, now), Some(now));
         assert_eq!(pacer.next_due(4, now), None);
     }

@@ -12,4 +12,4 @@ pub mod snapshot;
 
 pub use data::{ErrorKind, Shard, StageData, new_histogram};
 pub use recorder::{ConnectionGauges, Recorder};
-pub use snapshot::{Collector, Snapshot};
+pub use snapshot::{Collector, Snapshot, TickInfo};

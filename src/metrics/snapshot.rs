@@ -1,6 +1,7 @@
 //! Per-tick snapshots: what the UI shows live and what becomes the report's
 //! timeline.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use crate::scenario::LatencyMetric;
 
 /// The state of a run at one tick, with counts for the interval since the
 /// previous tick and totals so far.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Seconds since the run started (connection ramp included).
     pub t_s: f64,
@@ -54,6 +55,17 @@ pub struct Snapshot {
     pub rtt_p99_ns: u64,
     /// `rtt` maximum of the interval, ns.
     pub rtt_max_ns: u64,
+    /// Seconds since the phases started (0 before).
+    pub load_s: f64,
+    /// Live rate multiplier at the tick (1.0 = the scenario's rates).
+    pub rate_factor: f64,
+    /// Whether sending was paused at the tick.
+    pub paused: bool,
+    /// Everything recorded in the interval, all stages added.
+    pub interval: Arc<StageData>,
+    /// Everything recorded so far in the setup stage and the phases marked
+    /// `record` (what totals and thresholds are computed from).
+    pub recorded: Arc<StageData>,
 }
 
 impl Snapshot {
@@ -68,6 +80,19 @@ impl Snapshot {
     }
 }
 
+/// Where the run is at a tick, as the engine knows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TickInfo {
+    /// Phase running, if any.
+    pub phase: Option<usize>,
+    /// Seconds since the phases started (0 before).
+    pub load_s: f64,
+    /// Live rate multiplier.
+    pub rate_factor: f64,
+    /// Whether sending is paused.
+    pub paused: bool,
+}
+
 /// Turns the recorder's data into snapshots and run totals.
 pub struct Collector {
     recorder: Recorder,
@@ -75,35 +100,45 @@ pub struct Collector {
     last: Instant,
     interval: Shard,
     totals: Shard,
+    /// `record` flag of each phase.
+    record: Vec<bool>,
     timeline: Vec<Snapshot>,
 }
 
 impl Collector {
-    /// A collector for `recorder`'s run, which started at `started`.
-    pub fn new(recorder: Recorder, phases: usize, started: Instant) -> Self {
+    /// A collector for `recorder`'s run, which started at `started`;
+    /// `record[i]` says whether phase `i` counts in the recorded totals.
+    pub fn new(recorder: Recorder, record: Vec<bool>, started: Instant) -> Self {
         Collector {
             recorder,
             started,
             last: started,
-            interval: Shard::new(phases),
-            totals: Shard::new(phases),
+            interval: Shard::new(record.len()),
+            totals: Shard::new(record.len()),
+            record,
             timeline: Vec::new(),
         }
     }
 
     /// Takes everything recorded since the last tick, adds it to the totals,
     /// appends a snapshot to the timeline and returns it.
-    pub fn tick(&mut self, now: Instant, phase: Option<usize>) -> Snapshot {
+    pub fn tick(&mut self, now: Instant, at: TickInfo) -> Snapshot {
         self.recorder.collect_into(&mut self.interval);
         self.totals.add(&self.interval);
         let iv: StageData = self.interval.total();
         let all: StageData = self.totals.total();
+        let mut recorded = self.totals.stages[0].clone();
+        for (stage, record) in self.totals.stages[1..].iter().zip(&self.record) {
+            if *record {
+                recorded.add(stage);
+            }
+        }
         let rtt = iv.histogram(LatencyMetric::Rtt);
         let g = self.recorder.gauges();
         let snap = Snapshot {
             t_s: now.duration_since(self.started).as_secs_f64(),
             interval_s: now.duration_since(self.last).as_secs_f64(),
-            phase,
+            phase: at.phase,
             open: g.open.load(SeqCst),
             attempted: g.attempted.load(SeqCst),
             opened: g.opened.load(SeqCst),
@@ -130,6 +165,11 @@ impl Collector {
                 rtt.value_at_quantile(0.99)
             },
             rtt_max_ns: if rtt.is_empty() { 0 } else { rtt.max() },
+            load_s: at.load_s,
+            rate_factor: at.rate_factor,
+            paused: at.paused,
+            interval: Arc::new(iv.clone()),
+            recorded: Arc::new(recorded),
         };
         self.interval.reset();
         self.last = now;

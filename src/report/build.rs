@@ -191,6 +191,20 @@ pub fn build(input: &BuildInput<'_>) -> Report {
             errors: p.errors,
             rtt_p50_us: p.rtt_p50_ns as f64 / 1000.0,
             rtt_p99_us: p.rtt_p99_ns as f64 / 1000.0,
+            target_rate: p.phase.and_then(|i| match s.phases[i].rate {
+                PhaseRate::PerSecond(_) if p.paused => Some(0.0),
+                PhaseRate::PerSecond(rate) => Some(rate.per_second * p.rate_factor),
+                PhaseRate::Max => None,
+            }),
+        })
+        .collect();
+    let rate_changes = r
+        .rate_changes
+        .iter()
+        .map(|c| RateChangeReport {
+            t_s: c.at.saturating_duration_since(r.epoch).as_secs_f64(),
+            factor: c.factor,
+            paused: c.paused,
         })
         .collect();
     Report {
@@ -252,6 +266,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
         metrics: metric_map(&recorded, &LatencyMetric::ALL),
         phases,
         timeline,
+        rate_changes,
         thresholds,
     }
 }

@@ -48,6 +48,9 @@ pub struct Report {
     pub phases: Vec<PhaseReport>,
     /// One entry per second.
     pub timeline: Vec<TimelinePoint>,
+    /// Live changes made from the dashboard (`p`, `+`, `-`), in order.
+    #[serde(default)]
+    pub rate_changes: Vec<RateChangeReport>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
 }
@@ -201,6 +204,21 @@ pub struct TimelinePoint {
     pub rtt_p50_us: f64,
     /// `rtt` 99th percentile in the second, µs.
     pub rtt_p99_us: f64,
+    /// Open-model target rate at that moment (phase rate × live factor, 0
+    /// while paused); `null` outside open-model phases.
+    #[serde(default)]
+    pub target_rate: Option<f64>,
+}
+
+/// A live change of the sending rate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RateChangeReport {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// Multiplier of the scenario's rates from then on.
+    pub factor: f64,
+    /// Whether sending was paused from then on.
+    pub paused: bool,
 }
 
 /// A threshold and what was observed.

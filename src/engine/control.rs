@@ -1,0 +1,116 @@
+//! Live control of a running load: pause and rate changes, set by the UI's
+//! keys and read by every connection with one atomic load per loop turn.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::Instant;
+
+/// Smallest and largest rate multiplier `scale` allows.
+const FACTOR_RANGE: (f64, f64) = (0.01, 100.0);
+
+/// One change of the live controls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateChange {
+    /// When it happened.
+    pub at: Instant,
+    /// Rate multiplier in force from then on (1.0 = the scenario's rates).
+    pub factor: f64,
+    /// Whether sending was paused from then on.
+    pub paused: bool,
+}
+
+/// Pause and rate multiplier of a run, shared between the UI and the engine.
+#[derive(Debug)]
+pub struct Control {
+    paused: AtomicBool,
+    factor_bits: AtomicU64,
+    epoch: AtomicU64,
+    /// Written only on a key press, read when the report is built.
+    log: Mutex<Vec<RateChange>>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            paused: AtomicBool::new(false),
+            factor_bits: AtomicU64::new(1.0f64.to_bits()),
+            epoch: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Control {
+    /// Pauses sending (connections stay open), or resumes it.
+    pub fn toggle_pause(&self) {
+        self.paused.fetch_xor(true, SeqCst);
+        self.changed();
+    }
+
+    /// Multiplies every open-model rate by `by` (e.g. 1.1 for +10%), within
+    /// 1% and 100× of the scenario's rates.
+    pub fn scale(&self, by: f64) {
+        let f = (self.factor() * by).clamp(FACTOR_RANGE.0, FACTOR_RANGE.1);
+        self.factor_bits.store(f.to_bits(), SeqCst);
+        self.changed();
+    }
+
+    /// The current rate multiplier.
+    #[inline]
+    pub fn factor(&self) -> f64 {
+        f64::from_bits(self.factor_bits.load(SeqCst))
+    }
+
+    /// Whether sending is paused.
+    #[inline]
+    pub fn paused(&self) -> bool {
+        self.paused.load(SeqCst)
+    }
+
+    /// A number that changes on every change, so connections notice cheaply.
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(SeqCst)
+    }
+
+    /// Every change so far, in order.
+    pub fn changes(&self) -> Vec<RateChange> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn changed(&self) {
+        let change = RateChange {
+            at: Instant::now(),
+            factor: self.factor(),
+            paused: self.paused(),
+        };
+        if let Ok(mut log) = self.log.lock() {
+            log.push(change);
+        }
+        self.epoch.fetch_add(1, SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_and_pause_are_logged_and_bounded() {
+        let c = Control::default();
+        let e0 = c.epoch();
+        c.scale(1.1);
+        c.scale(1.1);
+        assert!((c.factor() - 1.21).abs() < 1e-9);
+        c.toggle_pause();
+        assert!(c.paused());
+        assert_eq!(c.epoch(), e0 + 3);
+        let log = c.changes();
+        assert_eq!(log.len(), 3);
+        assert!(log[2].paused && (log[2].factor - 1.21).abs() < 1e-9);
+        for _ in 0..100 {
+            c.scale(0.5);
+        }
+        assert_eq!(c.factor(), 0.01);
+    }
+}
