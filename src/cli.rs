@@ -1,14 +1,17 @@
 //! The command line: clap definitions and dispatch. This is the edge: it
 //! turns errors into messages and exit codes.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::Control;
 use crate::runner::{self, RunOptions, exit};
 use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
 use crate::server::{self, Mode};
@@ -55,8 +58,8 @@ pub struct RunArgs {
     /// Folder for the report set (default: reports/<name>/<timestamp>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// No live dashboard, progress lines on stderr instead (the dashboard is
-    /// not built yet, so progress lines are what every run shows today).
+    /// No live dashboard: progress on stderr instead. The dashboard is on by
+    /// default when stdout is a terminal.
     #[arg(long)]
     pub no_tui: bool,
     /// Print only the final summary.
@@ -157,16 +160,52 @@ async fn run(a: RunArgs) -> u8 {
     }
     let cancel = CancellationToken::new();
     spawn_interrupt_handler(cancel.clone());
+    let control = Arc::new(Control::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    let progress = tokio::spawn(ui::progress::print_lines(scenario.clone(), rx, a.quiet));
+    // The dashboard when stdout is a terminal; progress lines otherwise.
+    let tui = !a.no_tui && !a.quiet && std::io::stdout().is_terminal();
+    let mut dashboard = None;
+    let mut progress = None;
+    if tui {
+        let target = match &scenario.target {
+            Target::Builtin => "builtin echo server".to_string(),
+            Target::Url(u) => u.original.clone(),
+        };
+        let fd_limit = crate::engine::preflight::raise_fd_limit();
+        let state = ui::dashboard::DashboardState::new(scenario.clone(), target, fd_limit);
+        match ui::dashboard::spawn(state, rx, control.clone(), cancel.clone()) {
+            Ok(handle) => dashboard = Some(handle),
+            Err(e) => {
+                ui::error(&format!("cannot start the dashboard: {e}"));
+                return exit::RUN_FAILED;
+            }
+        }
+    } else {
+        progress = Some(tokio::spawn(ui::progress::print_lines(
+            scenario.clone(),
+            rx,
+            a.quiet,
+        )));
+    }
     let mut opts = RunOptions::new(scenario);
     opts.file = Some(a.scenario.clone());
     opts.out = a.out.clone();
     opts.cancel = cancel;
     opts.snapshots = Some(tx);
     opts.seed = a.seed;
+    opts.control = control;
     let outcome = runner::run(opts).await;
-    let _ = progress.await;
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if let Some(d) = dashboard {
+        // The run is over, so the channel is closed and the thread ends.
+        match tokio::task::spawn_blocking(move || d.join()).await {
+            Ok(Ok(Err(e))) => ui::error(&format!("dashboard: {e}")),
+            Ok(Err(_)) => ui::error(&"the dashboard panicked; the terminal was restored"),
+            _ => {}
+        }
+    }
     match outcome {
         Ok(o) => {
             ui::summary::print(&o.report, &o.report_path);

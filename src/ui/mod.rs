@@ -1,6 +1,7 @@
 //! Everything that writes to the terminal. Reads snapshots and reports; never
 //! touches the hot path.
 
+pub mod dashboard;
 pub mod plan;
 pub mod progress;
 pub mod summary;

@@ -1,5 +1,8 @@
-//! The non-TTY progress: one line per snapshot to stderr.
+//! Progress for runs without the dashboard (stdout not a terminal, CI,
+//! `--no-tui`): an indicatif bar per phase on stderr (drawn only when stderr
+//! is a terminal) and one plain line per snapshot (always, unless quiet).
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 
 use crate::metrics::Snapshot;
@@ -46,15 +49,53 @@ pub fn line(scenario: &Scenario, s: &Snapshot) -> String {
     )
 }
 
-/// Prints a line per snapshot until the channel closes (unless `quiet`).
+fn phase_bar(scenario: &Scenario, i: usize) -> ProgressBar {
+    let p = &scenario.phases[i];
+    let bar = ProgressBar::with_draw_target(
+        Some(p.duration.as_millis() as u64),
+        ProgressDrawTarget::stderr_with_hz(4),
+    );
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{} {}/{}", p.name, i + 1, scenario.phases.len()));
+    bar
+}
+
+/// Shows progress until the channel closes. `quiet`: nothing at all.
 pub async fn print_lines(
     scenario: Scenario,
     mut rx: mpsc::UnboundedReceiver<Snapshot>,
     quiet: bool,
 ) {
+    let mut bar: Option<(usize, ProgressBar)> = None;
     while let Some(s) = rx.recv().await {
-        if !quiet {
-            eprintln!("{}", line(&scenario, &s));
+        if quiet {
+            continue;
         }
+        if let Some(i) = s.phase {
+            if bar.as_ref().is_none_or(|(j, _)| *j != i) {
+                if let Some((_, b)) = bar.take() {
+                    b.finish_and_clear();
+                }
+                bar = Some((i, phase_bar(&scenario, i)));
+            }
+            if let Some((_, b)) = &bar {
+                let offset: f64 = scenario.phases[..i]
+                    .iter()
+                    .map(|p| p.duration.as_secs_f64())
+                    .sum();
+                b.set_position(((s.load_s - offset).max(0.0) * 1000.0) as u64);
+            }
+        }
+        let text = line(&scenario, &s);
+        match &bar {
+            Some((_, b)) => b.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+    if let Some((_, b)) = bar {
+        b.finish_and_clear();
     }
 }

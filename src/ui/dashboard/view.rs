@@ -1,0 +1,376 @@
+//! Draws a [`DashboardState`] into a ratatui frame. Pure: same state, same
+//! screen, so layouts are tested with ratatui's `TestBackend`.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Table,
+};
+
+use super::state::{DashboardState, TABLE_STATS};
+use crate::report::table::fmt_ns;
+
+/// Key help shown with `?`.
+pub const HELP: [(&str, &str); 6] = [
+    (
+        "q / Ctrl-C",
+        "stop: close connections, write the report (exit 130)",
+    ),
+    ("p", "pause / resume sending (connections stay open)"),
+    ("+ / -", "message rate +10% / -10% (recorded in the report)"),
+    ("Tab", "cycle the charted latency metric"),
+    ("?", "show / hide this help"),
+    ("", "the dashboard redraws 10 times a second"),
+];
+
+fn block<'a>(title: impl Into<std::borrow::Cow<'a, str>>) -> Block<'a> {
+    Block::bordered().title(Span::styled(
+        title,
+        Style::new().add_modifier(Modifier::BOLD),
+    ))
+}
+
+fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn bytes(v: f64) -> String {
+    if v >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", v / 1024.0 / 1024.0)
+    } else if v >= 1024.0 {
+        format!("{:.1} KiB", v / 1024.0)
+    } else {
+        format!("{v:.0} B")
+    }
+}
+
+/// Draws the whole dashboard.
+pub fn draw(f: &mut Frame, s: &DashboardState) {
+    let area = f.area();
+    let big = area.height >= 40;
+    // 80×24 is the smallest layout: 3 + 7 + 8 + 5 + 1 rows.
+    let [header, top, middle, bottom, footer] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(if big { 12 } else { 7 }),
+        Constraint::Min(8),
+        Constraint::Length(if big { 9 } else { 5 }),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, header, s);
+    let [conns, throughput] =
+        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(top);
+    draw_connections(f, conns, s);
+    draw_throughput(f, throughput, s);
+    let [table, chart] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
+    draw_latency_table(f, table, s);
+    draw_latency_chart(f, chart, s);
+    let [errors, thresholds] =
+        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(bottom);
+    draw_errors(f, errors, s);
+    draw_thresholds(f, thresholds, s);
+    f.render_widget(
+        Paragraph::new(" q stop  p pause  +/- rate  Tab metric  ? help")
+            .style(Style::new().fg(Color::DarkGray)),
+        footer,
+    );
+    if s.show_help {
+        draw_help(f, area);
+    }
+}
+
+fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let last = &s.last;
+    let n = s.scenario.phases.len();
+    let phase = match last.phase {
+        Some(i) => format!("{} {}/{}", s.scenario.phases[i].name, i + 1, n),
+        None if last.total_sent == 0 => "connecting".into(),
+        None => "draining".into(),
+    };
+    let planned = s.planned_s();
+    let remaining = if last.phase.is_some() {
+        (planned - last.load_s).max(0.0)
+    } else {
+        0.0
+    };
+    let mut status = format!(
+        "{phase}  {:.0}s elapsed  {remaining:.0}s left of {planned:.0}s",
+        last.t_s
+    );
+    if last.paused {
+        status.push_str("  PAUSED");
+    }
+    if (last.rate_factor - 1.0).abs() > 1e-9 {
+        status.push_str(&format!("  rate ×{:.2}", last.rate_factor));
+    }
+    let title = format!(" barrage · {} → {} ", s.scenario.name, s.target);
+    let done = if last.phase.is_some() || last.total_sent == 0 {
+        last.load_s
+    } else {
+        planned
+    };
+    let ratio = if planned > 0.0 {
+        (done / planned).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let gauge = Gauge::default()
+        .block(block(title))
+        .gauge_style(Style::new().fg(Color::Cyan))
+        .ratio(ratio)
+        .label(status);
+    f.render_widget(gauge, area);
+}
+
+fn draw_connections(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let l = &s.last;
+    let target = s.scenario.connections.count;
+    let lines = vec![
+        Line::from(format!("open {:>7} / {target}", l.open)),
+        Line::from(format!(
+            "opening {}/s  peak {}",
+            rate(s.opening_rate),
+            l.peak_open
+        )),
+        Line::from(format!(
+            "failed {}  closed by server {}",
+            l.failed, l.closed_by_server
+        )),
+        Line::from(format!("fds {} / {}", s.fds_open, s.fd_limit)),
+    ];
+    f.render_widget(Paragraph::new(lines).block(block("Connections")), area);
+}
+
+fn draw_throughput(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let sent: Vec<(f64, f64)> = s.history.iter().map(|p| (p.t_s, p.sent_per_s)).collect();
+    let recv: Vec<(f64, f64)> = s
+        .history
+        .iter()
+        .map(|p| (p.t_s, p.received_per_s))
+        .collect();
+    let target: Vec<(f64, f64)> = s
+        .history
+        .iter()
+        .filter_map(|p| Some((p.t_s, p.target?)))
+        .collect();
+    let last = s.history.last().cloned().unwrap_or_default();
+    let y_max = sent
+        .iter()
+        .chain(&recv)
+        .chain(&target)
+        .map(|p| p.1)
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let x_max = last.t_s.max(1.0);
+    let mut title = format!(
+        "Msgs/s  sent {}  recv {}",
+        rate(last.sent_per_s),
+        rate(last.received_per_s)
+    );
+    if let Some(t) = last.target {
+        title.push_str(&format!("  target {}", rate(t)));
+    }
+    if area.width >= 70 {
+        title.push_str(&format!("  {}/s", bytes(last.bytes_per_s)));
+    }
+    let mut datasets = vec![
+        Dataset::default()
+            .name("sent")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Green))
+            .data(&sent),
+        Dataset::default()
+            .name("recv")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Blue))
+            .data(&recv),
+    ];
+    if !target.is_empty() {
+        datasets.push(
+            Dataset::default()
+                .name("target")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::DarkGray))
+                .data(&target),
+        );
+    }
+    let chart = Chart::new(datasets)
+        .block(block(title))
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, x_max])
+                .labels(["0s".to_string(), format!("{x_max:.0}s")]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, y_max])
+                .labels(["0".to_string(), rate(y_max)]),
+        );
+    f.render_widget(chart, area);
+}
+
+fn draw_latency_table(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let cell = |v: Option<f64>| Cell::from(v.map_or("-".to_string(), fmt_ns));
+    let mut header = vec![Cell::from("metric")];
+    header.extend(TABLE_STATS.iter().map(|(n, _)| Cell::from(*n)));
+    let mut rows = Vec::new();
+    for (name, interval, run) in s.latency_rows() {
+        let mut r = vec![Cell::from(format!("{name} 1s"))];
+        r.extend(interval.into_iter().map(cell));
+        rows.push(Row::new(r));
+        let mut r = vec![Cell::from(format!("{name} all"))];
+        r.extend(run.into_iter().map(cell));
+        rows.push(Row::new(r).style(Style::new().add_modifier(Modifier::BOLD)));
+    }
+    let widths = [
+        Constraint::Length(14),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(8),
+    ];
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().fg(Color::Yellow)))
+        .block(block("Latency (last second / whole run)"));
+    f.render_widget(table, area);
+}
+
+/// Axis label for 10^e ns.
+fn decade(e: i32) -> String {
+    let units = ["ns", "µs", "ms", "s"];
+    let e = e.max(0) as usize;
+    match units.get(e / 3) {
+        Some(u) => format!("{}{u}", 10u64.pow((e % 3) as u32)),
+        None => format!("{}s", 10u64.pow((e - 9) as u32)),
+    }
+}
+
+/// Log10 of a latency in ns, for the log-scale chart.
+fn log_ns(ns: u64) -> f64 {
+    (ns.max(1) as f64).log10()
+}
+
+fn draw_latency_chart(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let m = s.chart_metric();
+    let i = s.metric;
+    let p50: Vec<(f64, f64)> = s
+        .history
+        .iter()
+        .filter_map(|p| Some((p.t_s, log_ns(p.latency[i]?.0))))
+        .collect();
+    let p99: Vec<(f64, f64)> = s
+        .history
+        .iter()
+        .filter_map(|p| Some((p.t_s, log_ns(p.latency[i]?.1))))
+        .collect();
+    let lo = p50.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = p99.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+    } else {
+        (3.0, 6.0)
+    };
+    let labels: Vec<String> = (lo as i32..=hi as i32).map(decade).collect();
+    let x_max = s.history.last().map_or(1.0, |p| p.t_s.max(1.0));
+    let chart = Chart::new(vec![
+        Dataset::default()
+            .name("p50")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Green))
+            .data(&p50),
+        Dataset::default()
+            .name("p99")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Red))
+            .data(&p99),
+    ])
+    .block(block(format!("{} p50/p99 (log, Tab)", m.name())))
+    .x_axis(
+        Axis::default()
+            .bounds([0.0, x_max])
+            .labels(["0s".to_string(), format!("{x_max:.0}s")]),
+    )
+    .y_axis(Axis::default().bounds([lo, hi]).labels(labels));
+    f.render_widget(chart, area);
+}
+
+fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
+    // Two kinds a line, so the panel fits in three lines on small screens.
+    let errors = s.errors();
+    let lines: Vec<Line> = errors
+        .chunks(2)
+        .map(|pair| {
+            let spans: Vec<Span> = pair
+                .iter()
+                .map(|(k, n)| {
+                    let style = if *n > 0 {
+                        Style::new().fg(Color::Red)
+                    } else {
+                        Style::new()
+                    };
+                    Span::styled(format!("{k:<9} {n:>5}  "), style)
+                })
+                .collect();
+            Line::from(spans)
+        })
+        .collect();
+    f.render_widget(Paragraph::new(lines).block(block("Errors")), area);
+}
+
+fn draw_thresholds(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let lines: Vec<Line> = if s.thresholds.is_empty() {
+        vec![Line::from("none in this scenario")]
+    } else {
+        s.thresholds
+            .iter()
+            .map(|t| {
+                let (mark, color) = if t.pass {
+                    ("pass", Color::Green)
+                } else {
+                    ("FAIL", Color::Red)
+                };
+                Line::from(vec![
+                    Span::styled(
+                        format!("{mark} "),
+                        Style::new().fg(color).add_modifier(Modifier::BOLD),
+                    ),
+                    Span::raw(format!("{}  now {}", t.expr, t.observed)),
+                ])
+            })
+            .collect()
+    };
+    f.render_widget(Paragraph::new(lines).block(block("Thresholds")), area);
+}
+
+fn draw_help(f: &mut Frame, area: Rect) {
+    let w = area.width.min(70);
+    let h = (HELP.len() as u16 + 2).min(area.height);
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, v)| Line::from(format!("{k:>10}  {v}")))
+        .collect();
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines).block(block("Keys")), r);
+}

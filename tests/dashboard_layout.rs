@@ -1,0 +1,153 @@
+//! The dashboard's layout at the smallest and a large terminal size, drawn
+//! from fixed snapshots into ratatui's TestBackend.
+
+use std::sync::Arc;
+
+use barrage::metrics::{Snapshot, StageData};
+use barrage::scenario::{LatencyMetric, parse};
+use barrage::ui::dashboard::state::DashboardState;
+use barrage::ui::dashboard::view;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+/// Five seconds of a steady run: 100 connections, 2,000 msg/s, rtt spread
+/// evenly over 1.000–1.999 ms.
+fn state() -> DashboardState {
+    let yaml = r#"
+name: layout
+target: builtin
+connections: { count: 100 }
+phases:
+  - { name: warmup, duration: 2s, rate: 1000/s, record: false }
+  - { name: steady, duration: 10s, rate: 2000/s }
+thresholds: [ "rtt.p99 < 50ms", "rtt.p50 < 1ms" ]
+"#;
+    let scenario = parse("layout.yaml", yaml).unwrap();
+    let mut st = DashboardState::new(scenario, "ws://127.0.0.1:9/".into(), 20_000);
+    let mut recorded = StageData::default();
+    for t in 1..=5u64 {
+        let mut iv = StageData::default();
+        for i in 0..2000u64 {
+            iv.record(LatencyMetric::Rtt, 1_000_000 + (i % 1000) * 1000);
+        }
+        iv.sent = 2000;
+        iv.received = 2000;
+        iv.bytes_sent = 128_000;
+        iv.bytes_received = 128_000;
+        recorded.add(&iv);
+        st.push(Snapshot {
+            t_s: t as f64,
+            interval_s: 1.0,
+            phase: Some(1),
+            load_s: 2.0 + t as f64,
+            open: 100,
+            attempted: 100,
+            opened: 100,
+            peak_open: 100,
+            sent: 2000,
+            received: 2000,
+            bytes_sent: 128_000,
+            bytes_received: 128_000,
+            total_sent: 2000 * t,
+            total_received: 2000 * t,
+            rtt_count: 2000,
+            rate_factor: 1.0,
+            interval: Arc::new(iv),
+            recorded: Arc::new(recorded.clone()),
+            ..Snapshot::default()
+        });
+    }
+    st
+}
+
+fn render(st: &DashboardState, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| view::draw(f, st)).unwrap();
+    let buf = term.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_essentials(screen: &str) {
+    for want in [
+        "barrage · layout → ws://127.0.0.1:9/",
+        "steady 2/2",
+        "Connections",
+        "open     100 / 100",
+        "Msgs/s",
+        "sent 2000",
+        "recv 2000",
+        "target 2000",
+        "Latency",
+        "rtt 1s",
+        "rtt all",
+        "1.50ms",
+        "Errors",
+        "Thresholds",
+        "pass rtt.p99 < 50ms",
+        "FAIL rtt.p50 < 1ms",
+    ] {
+        assert!(screen.contains(want), "missing {want:?} in\n{screen}");
+    }
+}
+
+#[test]
+fn small_terminal_shows_the_essentials() {
+    let screen = render(&state(), 80, 24);
+    assert_essentials(&screen);
+    // Every line is exactly the terminal width: nothing spills over.
+    assert!(screen.lines().all(|l| l.chars().count() == 80));
+}
+
+#[test]
+fn large_terminal_uses_the_room() {
+    let st = state();
+    let screen = render(&st, 160, 48);
+    assert_essentials(&screen);
+    // Room for the whole latency table: p99.9 and max columns.
+    assert!(screen.contains("p99.9"), "{screen}");
+    assert!(
+        screen.contains("2.00ms") || screen.contains("1.99ms"),
+        "{screen}"
+    );
+    // All five error kinds are listed.
+    for k in ["connect", "handshake", "timeout", "protocol", "closed"] {
+        assert!(screen.contains(k), "{k} in\n{screen}");
+    }
+}
+
+#[test]
+fn keys_change_controls_and_view() {
+    use barrage::engine::Control;
+    use barrage::ui::dashboard::{Action, action_for, apply};
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    let mut st = state();
+    let control = Control::default();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let key = |c| action_for(KeyCode::Char(c), KeyModifiers::NONE).unwrap();
+    apply(key('+'), &mut st, &control, &cancel);
+    assert!((control.factor() - 1.1).abs() < 1e-9);
+    let screen = render(&st, 160, 48);
+    assert!(screen.contains("rate ×1.10"), "{screen}");
+    apply(key('p'), &mut st, &control, &cancel);
+    assert!(control.paused());
+    assert!(render(&st, 160, 48).contains("PAUSED"));
+    apply(Action::NextMetric, &mut st, &control, &cancel);
+    assert!(render(&st, 160, 48).contains("service p50/p99"));
+    apply(key('?'), &mut st, &control, &cancel);
+    assert!(render(&st, 160, 48).contains("pause / resume sending"));
+    assert!(!cancel.is_cancelled());
+    apply(
+        action_for(KeyCode::Char('c'), KeyModifiers::CONTROL).unwrap(),
+        &mut st,
+        &control,
+        &cancel,
+    );
+    assert!(cancel.is_cancelled());
+}

@@ -1,0 +1,173 @@
+//! The real binary's dashboard in a real terminal (tmux): figures shown and
+//! changing, `+` changes the target rate, `q` stops with exit 130 and a report.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Makes sure tmux is here, installing it from Debian when it is not (the
+/// README's `cargo test` must work on a fresh machine).
+fn ensure_tmux() {
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return;
+    }
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "tmux is missing and could not be installed (apt-get install tmux)"
+    );
+}
+
+fn tmux(args: &[&str]) -> String {
+    let o = Command::new("tmux").args(args).output().expect("tmux runs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn capture(session: &str) -> String {
+    tmux(&["capture-pane", "-p", "-t", session])
+}
+
+fn wait_for(session: &str, what: &str, within: Duration) -> String {
+    let t0 = Instant::now();
+    loop {
+        let screen = capture(session);
+        if screen.contains(what) {
+            return screen;
+        }
+        assert!(
+            t0.elapsed() < within,
+            "{what:?} never appeared; screen:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The first number after `label` on the screen.
+fn number_after(screen: &str, label: &str) -> f64 {
+    let rest = &screen[screen
+        .find(label)
+        .unwrap_or_else(|| panic!("{label} in\n{screen}"))
+        + label.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("number after {label} in\n{screen}"))
+}
+
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn dashboard_runs_in_a_terminal_and_stops_on_q() {
+    ensure_tmux();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(
+        dir.path(),
+        "tui.yaml",
+        "name: tui\ntarget: builtin\nconnections: { count: 200, rate: 2000/s }\n\
+         phases: [ { name: steady, duration: 60s, rate: 2000/s } ]\n\
+         thresholds: [ 'rtt.p99 < 5s' ]\n",
+    );
+    let out = dir.path().join("out");
+    let code_file = dir.path().join("exit_code");
+    let session = Session(format!("barrage-test-{}", std::process::id()));
+    let cmd = format!(
+        "{} run {} --out {}; echo $? > {}; sleep 60",
+        env!("CARGO_BIN_EXE_barrage"),
+        f.display(),
+        out.display(),
+        code_file.display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session.0,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+
+    let first = wait_for(&session.0, "steady 1/1", Duration::from_secs(20));
+    let first = if first.contains("sent 0/s") {
+        wait_for(&session.0, "rtt all", Duration::from_secs(10))
+    } else {
+        first
+    };
+    for want in [
+        "Connections",
+        "open     200 / 200",
+        "Msgs/s",
+        "Latency",
+        "p99",
+        "Thresholds",
+    ] {
+        assert!(first.contains(want), "{want:?} in\n{first}");
+    }
+    std::thread::sleep(Duration::from_millis(2200));
+    let second = capture(&session.0);
+    assert_ne!(first, second, "the screen must change between captures");
+    let sent = number_after(&second, "sent");
+    assert!(sent > 1000.0, "sent {sent}/s in\n{second}");
+
+    tmux(&["send-keys", "-t", &session.0, "+"]);
+    let faster = wait_for(&session.0, "rate ×1.10", Duration::from_secs(5));
+    // The target shown follows at the next snapshot: 2000/s × 1.1.
+    let faster = if faster.contains("target 2200") {
+        faster
+    } else {
+        wait_for(&session.0, "target 2200", Duration::from_secs(5))
+    };
+    assert!(faster.contains("target 2200"));
+
+    let t0 = Instant::now();
+    tmux(&["send-keys", "-t", &session.0, "q"]);
+    while !code_file.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "did not stop after q:\n{}",
+            capture(&session.0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let code = std::fs::read_to_string(&code_file).unwrap();
+    assert_eq!(code.trim(), "130");
+    let r = read_report(Path::new(&out));
+    assert_eq!(r["interrupted"], true);
+    let change = &r["rate_changes"][0];
+    assert!(
+        (change["factor"].as_f64().unwrap() - 1.1).abs() < 1e-9,
+        "{change}"
+    );
+    // After the dashboard, the same final summary as non-TUI runs.
+    let after = capture(&session.0);
+    assert!(after.contains("(interrupted)"), "{after}");
+}
