@@ -2,18 +2,21 @@
 //! HTTP/1.1 listener (hyper) that upgrades to WebSocket (fastwebsockets) and
 //! echoes every text and binary message back.
 
+mod coalesce;
+
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
+use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket, WebSocketError, upgrade};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -194,16 +197,21 @@ async fn handle(
     tokio::spawn(async move {
         let Ok(ws) = fut.await else { return };
         stats.connections.fetch_add(1, Relaxed);
-        let ws = FragmentCollector::new(ws);
+        // Echoes of pipelined messages go out together (see `coalesce`).
+        let io = coalesce::Coalescing::new(ws.into_inner());
+        let mut ws = FragmentCollector::new(WebSocket::after_handshake(io, Role::Server));
         tokio::select! {
             _ = cancel.cancelled() => {}
-            _ = serve_ws(ws, mode, &stats) => {}
+            _ = serve_ws(&mut ws, mode, &stats) => {}
         }
+        // Send what is still buffered (the close reply) before closing.
+        let mut io = ws.into_inner();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.shutdown()).await;
     });
     Ok(response)
 }
 
-async fn serve_ws<S>(mut ws: FragmentCollector<S>, mode: Mode, stats: &ServerStats)
+async fn serve_ws<S>(ws: &mut FragmentCollector<S>, mode: Mode, stats: &ServerStats)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
