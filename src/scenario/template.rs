@@ -123,7 +123,7 @@ impl Template {
                 Segment::Seq => write_u64(out, vars.seq),
                 Segment::NowUs => write_u64(out, vars.now_ns / 1000),
                 Segment::NowNs => write_u64(out, vars.now_ns),
-                Segment::Random(n) => out.extend((0..*n).map(|_| rng.alphanumeric() as u8)),
+                Segment::Random(n) => push_random_alnum(out, *n, rng),
             }
         }
     }
@@ -204,6 +204,25 @@ fn write_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&buf[pos..]);
 }
 
+/// Appends `n` random ASCII alphanumerics: eight characters from each
+/// 64-bit random number by multiply-shift (no division, no rejection loop),
+/// since this runs for every message of a `{{random N}}` template.
+fn push_random_alnum(out: &mut Vec<u8>, n: usize, rng: &mut fastrand::Rng) {
+    const ALNUM: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    out.reserve(n);
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(8);
+        let mut x = rng.u64(..);
+        for _ in 0..take {
+            let m = u128::from(x) * ALNUM.len() as u128;
+            out.push(ALNUM[(m >> 64) as usize]);
+            x = m as u64;
+        }
+        left -= take;
+    }
+}
+
 impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Template, D::Error> {
         super::units::deserialize_parsed(d, "a template string", Template::compile)
@@ -244,6 +263,27 @@ mod tests {
         };
         t.render(&vars, &mut rng, &mut out);
         assert_eq!(out, b"pre-x9");
+    }
+
+    #[test]
+    fn random_characters_cover_the_alphabet_evenly() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut out = Vec::new();
+        push_random_alnum(&mut out, 62_000, &mut rng);
+        assert_eq!(out.len(), 62_000);
+        let mut counts = std::collections::HashMap::new();
+        for b in out {
+            *counts.entry(b).or_insert(0u32) += 1;
+        }
+        assert_eq!(counts.len(), 62, "every alphanumeric appears");
+        let (lo, hi) = (
+            counts.values().min().unwrap(),
+            counts.values().max().unwrap(),
+        );
+        assert!(
+            *hi < 1200 && *lo > 800,
+            "uneven: {lo}..{hi} (expected ~1000 each)"
+        );
     }
 
     #[test]
