@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, timeout_at};
 
 use super::pacing::Pacer;
 use super::{LoadStart, Payload, Shared};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, StageData};
 use crate::scenario::{LatencyMetric, TemplateVars};
 use crate::ws::codec::{Event, opcode};
 use crate::ws::{Decoder, client_handshake, encode_frame};
@@ -32,6 +32,8 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 /// from the actual send (it was not late); one sent late counts from its
 /// scheduled time.
 const SEND_EARLY: Duration = Duration::from_millis(2);
+/// A connection with nothing due for longer than this frees its buffers.
+const IDLE_AFTER: Duration = Duration::from_millis(250);
 /// How often a paused closed-model connection looks whether it may resume.
 const PAUSE_POLL: Duration = Duration::from_millis(50);
 /// How long a close handshake may take.
@@ -198,6 +200,10 @@ impl Conn<'_> {
         let drain_until = load_end + DRAIN;
         let timer = sleep_until(start.at.into());
         tokio::pin!(timer);
+        // Registered once: a fresh `cancelled()` per turn would take the
+        // token's lock every message.
+        let cancelled = shared.cancel.cancelled();
+        tokio::pin!(cancelled);
         let n = phases.len();
         let mut phase = 0usize;
         let control = &*shared.control;
@@ -227,29 +233,9 @@ impl Conn<'_> {
                     break;
                 }
                 let stage = phase + 1;
-                let open = pacer.is_open();
                 next_wake = phase_end;
-                while self.wbuf.len() < WRITE_QUEUE_LIMIT {
-                    match pacer.next_due(self.inflight.len(), now) {
-                        Some(due) if due <= now + SEND_EARLY && due < phase_end => {
-                            if paused {
-                                // Paused: the schedule runs on without sending,
-                                // so resuming does not burst.
-                                if !open {
-                                    next_wake = next_wake.min(now + PAUSE_POLL);
-                                    break;
-                                }
-                            } else {
-                                self.queue_message(due, now, stage, open);
-                            }
-                            pacer.advance();
-                        }
-                        Some(due) if due < phase_end => {
-                            next_wake = due - SEND_EARLY;
-                            break;
-                        }
-                        _ => break,
-                    }
+                if let Some(wake) = self.queue_due(&mut pacer, now, phase_end, stage, paused) {
+                    next_wake = next_wake.min(wake);
                 }
                 if now < phase_end {
                     break;
@@ -280,13 +266,14 @@ impl Conn<'_> {
             if self.flush().is_err() {
                 return self.lost(stage, ErrorKind::Closed);
             }
+            self.shrink_if_idle(now, next_wake);
             if timer.deadline() != next_wake.into() {
                 timer.as_mut().reset(next_wake.into());
             }
             let want_write = self.wpos < self.wbuf.len();
             tokio::select! {
                 biased;
-                _ = shared.cancel.cancelled() => return End::Cancelled,
+                _ = &mut cancelled => return End::Cancelled,
                 r = self.stream.readable() => {
                     if r.is_err() {
                         return self.lost(stage, ErrorKind::Closed);
@@ -305,8 +292,52 @@ impl Conn<'_> {
         }
     }
 
-    /// Renders the next message and appends its frame to the write queue.
-    fn queue_message(&mut self, due: Instant, now: Instant, stage: usize, open: bool) {
+    /// Queues every message of the current phase that is due by `now` (up
+    /// to the write queue limit), recording them in one go; returns when to
+    /// wake for the next one, `None` when only a reply or the phase end can
+    /// make one due.
+    fn queue_due(
+        &mut self,
+        pacer: &mut Pacer,
+        now: Instant,
+        phase_end: Instant,
+        stage: usize,
+        paused: bool,
+    ) -> Option<Instant> {
+        let open = pacer.is_open();
+        let shared = self.shared;
+        shared.recorder.with(|shard| {
+            let st = &mut shard.stages[stage];
+            while self.wbuf.len() < WRITE_QUEUE_LIMIT {
+                match pacer.next_due(self.inflight.len(), now) {
+                    Some(due) if due <= now + SEND_EARLY && due < phase_end => {
+                        if !paused {
+                            self.queue_message(due, now, stage, open, st);
+                        } else if !open {
+                            return Some(now + PAUSE_POLL);
+                        }
+                        // Paused open model: the schedule runs on without
+                        // sending, so resuming does not burst.
+                        pacer.advance();
+                    }
+                    Some(due) if due < phase_end => return Some(due - SEND_EARLY),
+                    _ => return None,
+                }
+            }
+            None
+        })
+    }
+
+    /// Renders the next message, appends its frame to the write queue and
+    /// counts it in `st`.
+    fn queue_message(
+        &mut self,
+        due: Instant,
+        now: Instant,
+        stage: usize,
+        open: bool,
+        st: &mut StageData,
+    ) {
         let shared = self.shared;
         let (op, payload): (u8, &[u8]) = match &shared.payload {
             Payload::Text(t) => {
@@ -334,15 +365,12 @@ impl Conn<'_> {
             sent: now,
             stage,
         });
-        shared.recorder.with(|s| {
-            let st = &mut s.stages[stage];
-            st.sent += 1;
-            st.bytes_sent += len;
-            if open {
-                let lag = now.saturating_duration_since(due);
-                st.record(LatencyMetric::SendLag, lag.as_nanos() as u64);
-            }
-        });
+        st.sent += 1;
+        st.bytes_sent += len;
+        if open {
+            let lag = now.saturating_duration_since(due);
+            st.record(LatencyMetric::SendLag, lag.as_nanos() as u64);
+        }
     }
 
     /// Writes as much of the queue as the socket takes without waiting.
@@ -379,7 +407,7 @@ impl Conn<'_> {
             close_received,
             ..
         } = self;
-        let result = shared.recorder.with(|s| {
+        shared.recorder.with(|s| {
             loop {
                 match decoder.next_event() {
                     Ok(None) => return Ok(()),
@@ -426,11 +454,21 @@ impl Conn<'_> {
                     }
                 }
             }
-        });
-        if self.wpos == self.wbuf.len() {
+        })
+    }
+
+    /// Gives buffer memory back while the connection has nothing to do
+    /// until `next_wake`, so idle connections stay small; busy ones keep
+    /// their buffers and allocate nothing per message.
+    fn shrink_if_idle(&mut self, now: Instant, next_wake: Instant) {
+        if self.inflight.is_empty() && self.wpos == self.wbuf.len() && next_wake > now + IDLE_AFTER
+        {
             self.decoder.shrink();
+            self.wbuf = Vec::new();
+            self.wpos = 0;
+            self.scratch = Vec::new();
+            self.inflight = VecDeque::new();
         }
-        result
     }
 
     /// Counts the loss of the connection (protocol errors were counted where
