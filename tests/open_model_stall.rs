@@ -93,11 +93,12 @@ phases:
         "rtt p50 {}µs: most messages were not stalled",
         rtt.p50_us
     );
-    // During the stall the sender kept its pace while nothing came back.
+    // During the stall the sender kept its pace (about 500 a second) while
+    // most replies were held back.
     let stalled_second = r
         .timeline
         .iter()
-        .find(|p| p.received < 100 && p.sent > 400)
-        .unwrap_or_else(|| panic!("no second with sends but no replies: {:?}", r.timeline));
-    assert!(stalled_second.rtt_p99_us == 0.0 || stalled_second.received < 100);
+        .find(|p| p.phase.is_some() && p.received * 2 < p.sent)
+        .unwrap_or_else(|| panic!("no second with sends but few replies: {:?}", r.timeline));
+    assert!(stalled_second.sent >= 450, "{stalled_second:?}");
 }
