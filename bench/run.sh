@@ -25,14 +25,22 @@ BIN=target/release/barrage
 RAW=target/release/examples/raw_tcp
 
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-start_server() { taskset -c 0 $BIN serve --listen 127.0.0.1:$PORT --workers 1 2>/dev/null & SERVER=$!; wait_port; }
+# Every barrage run gets a server on a port not used before in this run:
+# reusing one would make new connections collide with the previous run's
+# TIME_WAIT sockets and wait for SYN retransmits. Peers are set up for 9001.
+NEXT_PORT=9100
+start_server() {
+  PORT=${1:-$NEXT_PORT}; NEXT_PORT=$((NEXT_PORT + 1))
+  taskset -c 0 $BIN serve --listen 127.0.0.1:$PORT --workers 1 2>/dev/null & SERVER=$!; wait_port
+}
 stop_server() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; }
 record() { echo "$1" >> "$RESULTS"; echo "$1" >&2; }
 
 # Runs barrage pinned to CPU 1 with /usr/bin/time; prints "wall user sys maxrss_kb".
 run_barrage() {
   local scenario=$1 dir=$2; shift 2
-  /usr/bin/time -o "$dir/time" -f '%e %U %S %M' taskset -c 1 $BIN run "$scenario" --out "$dir" --quiet "$@" > "$dir/stdout" 2>&1 || true
+  /usr/bin/time -o "$dir/time" -f '%e %U %S %M' taskset -c 1 $BIN run "$scenario" --target "ws://127.0.0.1:$PORT/" \
+    --out "$dir" --quiet "$@" > "$dir/stdout" 2>&1 || true
   cat "$dir/time"
 }
 
@@ -65,6 +73,7 @@ print(json.dumps({"bench": "throughput", "tool": "barrage", "msgs_per_s": p["ach
 PY
   tail -1 "$RESULTS" >&2
 
+  PORT=$NEXT_PORT; NEXT_PORT=$((NEXT_PORT + 1))
   taskset -c 0 $RAW server 127.0.0.1:$PORT & RAWSRV=$!; wait_port
   line=$(/usr/bin/time -o "$OUT/raw-time" -f '%e %U %S %M' taskset -c 1 $RAW client 127.0.0.1:$PORT 100 10 64)
   kill $RAWSRV; wait $RAWSRV 2>/dev/null || true
@@ -73,7 +82,7 @@ PY
   record "$(python3 -c "import json;print(json.dumps({'bench':'throughput','tool':'raw-tcp','msgs_per_s':$n/10,'cpu_s_per_million':($user+$sys)/$n*1e6,'peak_rss_mb':$rss/1024}))")"
 
   for peer in artillery tsung; do
-    start_server
+    start_server 9001
     if line=$(bench/peers/run-peer.sh $peer 2>"$OUT/$peer-$i.log"); then
       record "$(python3 - "$line" <<'PY'
 import json, sys
@@ -134,7 +143,8 @@ for n in 1 1000 10000 19000; do
   for i in $(seq "$RUNS"); do
     start_server
     d="$OUT/hold-$n-$i"; mkdir -p "$d"
-    taskset -c 1 $BIN run bench/scenarios/hold.yaml --connections "$n" --out "$d" --quiet > "$d/stdout" 2>&1 &
+    taskset -c 1 $BIN run bench/scenarios/hold.yaml --connections "$n" --target "ws://127.0.0.1:$PORT/" \
+      --out "$d" --quiet > "$d/stdout" 2>&1 &
     pid=$!
     rss=$(sample_rss $pid)
     wait $pid || true
@@ -147,6 +157,29 @@ c = r["totals"]["connections"]
 print(json.dumps({"bench": "hold", "tool": "barrage", "connections": n, "opened": c["opened"],
   "open_rate": c["open_rate"], "peak_rss_mb": rss / 1024,
   "connect_p99_us": r["metrics"]["connect"]["p99_us"]}))
+PY
+    tail -1 "$RESULTS" >&2
+  done
+done
+
+echo "== 5. dashboard cost: the throughput run with the dashboard (in tmux) and without" >&2
+command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux >/dev/null; }
+for i in $(seq "$RUNS"); do
+  for mode in tui no-tui; do
+    start_server
+    d="$OUT/tui-$mode-$i"; mkdir -p "$d"
+    flag=""; [ "$mode" = no-tui ] && flag="--no-tui"
+    tmux new-session -d -s "bench-tui-$$" -x 160 -y 48 \
+      "taskset -c 1 $BIN run bench/scenarios/throughput.yaml --target ws://127.0.0.1:$PORT/ --out $d $flag > /dev/null 2>&1; touch $d/done"
+    while [ ! -e "$d/done" ]; do sleep 0.5; done
+    tmux kill-session -t "bench-tui-$$" 2>/dev/null || true
+    stop_server
+    python3 - "$d" "$mode" >> "$RESULTS" <<'PY'
+import json, sys
+d, mode = sys.argv[1], sys.argv[2]
+r = json.load(open(f"{d}/report.json"))
+p = [p for p in r["phases"] if p["name"] == "steady"][0]
+print(json.dumps({"bench": "tui", "tool": mode, "msgs_per_s": p["achieved_rate"]}))
 PY
     tail -1 "$RESULTS" >&2
   done

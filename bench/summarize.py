@@ -93,4 +93,12 @@ if r1 is not None and r19 is not None:
     slope = (r19 - r1) * 1024 / 18000
     p(f"\nRSS per connection (slope between 1,000 and 19,000): **{slope:.2f} KiB**. "
       "References from the issue: tcpkali 1.4 KiB, Artillery and Tsung about 18 KiB.")
+t_on, t_off = med(("tui", "tui", None), "msgs_per_s"), med(("tui", "no-tui", None), "msgs_per_s")
+if t_on is not None and t_off is not None:
+    p("\n## 5. Dashboard cost (section 1's workload in a 160×48 tmux terminal, dashboard on vs `--no-tui`)\n")
+    p("| dashboard | messages/s |")
+    p("|---|---:|")
+    p(f"| on | {fmt(t_on)} |")
+    p(f"| off (`--no-tui`) | {fmt(t_off)} |")
+    p(f"\nCost of the dashboard: {(1 - t_on / t_off) * 100:.1f}% of throughput (negative: within run-to-run noise).")
 print("\n".join(out))
