@@ -1,6 +1,7 @@
-//! The live terminal dashboard (ratatui): on its own thread, redrawing at a
-//! fixed rate from the snapshots the engine hands over, never touching the
-//! hot path. The terminal is restored on every way out: normal end, error,
+//! The live terminal dashboard (ratatui): on its own thread, looking at a
+//! fixed rate (10 frames a second) for the snapshots the engine hands over
+//! and for keys, redrawing when either changed the picture; it never
+//! touches the hot path. The terminal is restored on every way out: normal end, error,
 //! `q`, Ctrl-C (a key in raw mode) and panic (ratatui's panic hook).
 
 pub mod state;
@@ -20,7 +21,7 @@ pub use state::DashboardState;
 use crate::engine::Control;
 use crate::metrics::Snapshot;
 
-/// Time between two frames (10 per second).
+/// Time between two frames (10 per second): how soon a key or a snapshot shows.
 pub const FRAME: Duration = Duration::from_millis(100);
 
 /// Restores the terminal when dropped, whatever the way out.
@@ -98,27 +99,39 @@ fn run(
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::try_init()?;
     let _restore = RestoreGuard;
+    // Every frame looks for snapshots and keys; the screen is redrawn when
+    // one of them (or the terminal size) changed what it shows.
+    let mut dirty = true;
     loop {
         let next_frame = Instant::now() + FRAME;
         loop {
             match rx.try_recv() {
-                Ok(s) => state.push(s),
+                Ok(s) => {
+                    state.push(s);
+                    dirty = true;
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return Ok(()),
             }
         }
-        terminal.draw(|f| view::draw(f, &state))?;
+        if dirty {
+            terminal.draw(|f| view::draw(f, &state))?;
+            dirty = false;
+        }
         loop {
             let left = next_frame.saturating_duration_since(Instant::now());
             if left.is_zero() || !event::poll(left)? {
                 break;
             }
-            if let Event::Key(k) = event::read()?
-                && k.kind == KeyEventKind::Press
-                && let Some(a) = action_for(k.code, k.modifiers)
-            {
-                apply(a, &mut state, control, cancel);
-                terminal.draw(|f| view::draw(f, &state))?;
+            match event::read()? {
+                Event::Key(k) if k.kind == KeyEventKind::Press => {
+                    if let Some(a) = action_for(k.code, k.modifiers) {
+                        apply(a, &mut state, control, cancel);
+                        dirty = true;
+                    }
+                }
+                Event::Resize(..) => dirty = true,
+                _ => {}
             }
         }
     }
