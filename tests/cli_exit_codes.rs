@@ -142,6 +142,11 @@ fn unreachable_target_exits_3_quickly() {
     let r = read_report(&out);
     assert_eq!(r["totals"]["connections"]["opened"], 0);
     assert_eq!(r["totals"]["errors"]["connect"], 5);
+    let recent = r["totals"]["recent_errors"].to_string();
+    assert!(
+        recent.contains("connect:") && recent.contains("refused"),
+        "{recent}"
+    );
 }
 
 #[test]

@@ -123,6 +123,25 @@ fn large_terminal_uses_the_room() {
 }
 
 #[test]
+fn errors_panel_shows_close_codes_and_latest_messages() {
+    let mut st = state();
+    let mut last = st.last.clone();
+    last.total_errors = [0, 0, 0, 0, 3];
+    last.events.close_codes.insert(1001, 3);
+    last.events
+        .recent_errors
+        .push_back("closed: the server sent close code 1001".into());
+    st.push(last);
+    let screen = render(&st, 160, 48);
+    assert!(screen.contains("close codes 1001×3"), "{screen}");
+    assert!(
+        screen.contains("closed: the server sent close code 1001"),
+        "{screen}"
+    );
+    assert!(screen.contains("closed        3"), "{screen}");
+}
+
+#[test]
 fn keys_change_controls_and_view() {
     use barrage::engine::Control;
     use barrage::ui::dashboard::{Action, action_for, apply};

@@ -109,10 +109,14 @@ async fn open(shared: &Shared, id: u64) -> Option<(TcpStream, Vec<u8>)> {
     let deadline = t0 + shared.connect_timeout;
     let stream = match timeout_at(deadline.into(), connect(shared, id)).await {
         Ok(Ok(s)) => s,
-        _ => {
+        failed => {
             shared
                 .recorder
                 .with(|s| s.stages[0].error(ErrorKind::Connect));
+            shared.recorder.gauges().note_error(|| match failed {
+                Ok(Err(e)) => format!("connect: {e}"),
+                _ => format!("connect: no answer within {:?}", shared.connect_timeout),
+            });
             return None;
         }
     };
@@ -133,7 +137,20 @@ async fn open(shared: &Shared, id: u64) -> Option<(TcpStream, Vec<u8>)> {
     });
     match result {
         Ok(Ok(initial)) => Some((stream, initial)),
-        _ => None,
+        Ok(Err(e)) => {
+            shared
+                .recorder
+                .gauges()
+                .note_error(|| format!("handshake: {e}"));
+            None
+        }
+        Err(_) => {
+            shared
+                .recorder
+                .gauges()
+                .note_error(|| format!("handshake: no answer within {:?}", shared.connect_timeout));
+            None
+        }
     }
 }
 
@@ -391,11 +408,20 @@ impl Conn<'_> {
     /// Reads what is available and handles every complete frame. Returns the
     /// error kind when the connection is lost.
     fn read_ready(&mut self, stage: usize) -> Result<(), ErrorKind> {
+        let gauges = self.shared.recorder.gauges();
         match read_available(&self.stream, &mut self.decoder) {
-            Ok(0) => return Err(ErrorKind::Closed),
+            Ok(0) => {
+                gauges.note_error(|| {
+                    "closed: the server closed the connection without a close frame".into()
+                });
+                return Err(ErrorKind::Closed);
+            }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(_) => return Err(ErrorKind::Closed),
+            Err(e) => {
+                gauges.note_error(|| format!("closed: {e}"));
+                return Err(ErrorKind::Closed);
+            }
         }
         let now = Instant::now();
         let Conn {
@@ -435,7 +461,9 @@ impl Conn<'_> {
                         encode_frame(wbuf, opcode::PONG, p, rng.u32(..).to_ne_bytes());
                     }
                     Ok(Some(Event::Pong(_))) => {}
-                    Ok(Some(Event::Close { .. })) => {
+                    Ok(Some(Event::Close { code })) => {
+                        gauges.close_code(code);
+                        gauges.note_error(|| format!("closed: the server sent close code {code}"));
                         // Answer the server's close before dropping the socket.
                         *close_received = true;
                         encode_frame(
@@ -447,6 +475,7 @@ impl Conn<'_> {
                         return Err(ErrorKind::Closed);
                     }
                     Err(e) => {
+                        gauges.note_error(|| format!("protocol: {e}"));
                         let code = e.close_code().to_be_bytes();
                         encode_frame(wbuf, opcode::CLOSE, &code, rng.u32(..).to_ne_bytes());
                         s.stages[stage].error(ErrorKind::Protocol);
@@ -487,12 +516,17 @@ impl Conn<'_> {
         if self.inflight.is_empty() {
             return;
         }
+        let n = self.inflight.len();
+        self.shared.recorder.gauges().note_error(|| {
+            format!("timeout: replies still missing {DRAIN:?} after the last phase")
+        });
         let inflight = &mut self.inflight;
         self.shared.recorder.with(|s| {
             for m in inflight.drain(..) {
                 s.stages[m.stage].error(ErrorKind::Timeout);
             }
         });
+        debug_assert!(n > 0);
     }
 
     /// Sends a close frame (1000) and waits briefly for the server's close.

@@ -11,5 +11,5 @@ pub mod recorder;
 pub mod snapshot;
 
 pub use data::{ErrorKind, Shard, StageData, new_histogram};
-pub use recorder::{ConnectionGauges, Recorder};
+pub use recorder::{ConnectionGauges, EventLog, Recorder};
 pub use snapshot::{Collector, Snapshot, TickInfo};

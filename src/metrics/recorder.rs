@@ -10,6 +10,7 @@
 //! slot; writers never wait.
 
 use std::cell::{RefCell, UnsafeCell};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
@@ -90,6 +91,21 @@ pub struct ConnectionGauges {
     pub peak_open: AtomicU64,
     /// Open connections that the server closed or reset.
     pub closed_by_server: AtomicU64,
+    /// Close codes received and the latest distinct error messages. Touched
+    /// once per connection event or error, never per message.
+    events: Mutex<EventLog>,
+}
+
+/// How many distinct error messages are kept.
+const RECENT_ERRORS: usize = 5;
+
+/// Close codes received and recent distinct error messages.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EventLog {
+    /// Count of close frames received, by close code.
+    pub close_codes: BTreeMap<u16, u64>,
+    /// The last few distinct error messages, oldest first.
+    pub recent_errors: VecDeque<String>,
 }
 
 impl ConnectionGauges {
@@ -103,6 +119,31 @@ impl ConnectionGauges {
     /// Marks an open connection as gone.
     pub fn closed(&self) {
         self.open.fetch_sub(1, SeqCst);
+    }
+
+    /// Counts a close frame with `code` from the server.
+    pub fn close_code(&self, code: u16) {
+        if let Ok(mut e) = self.events.lock() {
+            *e.close_codes.entry(code).or_default() += 1;
+        }
+    }
+
+    /// Keeps `message` among the latest distinct errors. Skipped when the
+    /// log is busy: during an error storm one message of each kind suffices.
+    pub fn note_error(&self, message: impl FnOnce() -> String) {
+        if let Ok(mut e) = self.events.try_lock() {
+            let m = message();
+            e.recent_errors.retain(|x| *x != m);
+            e.recent_errors.push_back(m);
+            if e.recent_errors.len() > RECENT_ERRORS {
+                e.recent_errors.pop_front();
+            }
+        }
+    }
+
+    /// A copy of the close codes and recent errors.
+    pub fn events(&self) -> EventLog {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
 use super::data::{ErrorKind, Shard, StageData};
-use super::recorder::Recorder;
+use super::recorder::{EventLog, Recorder};
 use crate::scenario::LatencyMetric;
 
 /// The state of a run at one tick, with counts for the interval since the
@@ -61,6 +61,8 @@ pub struct Snapshot {
     pub rate_factor: f64,
     /// Whether sending was paused at the tick.
     pub paused: bool,
+    /// Close codes received so far and the latest distinct error messages.
+    pub events: EventLog,
     /// Everything recorded in the interval, all stages added.
     pub interval: Arc<StageData>,
     /// Everything recorded so far in the setup stage and the phases marked
@@ -103,6 +105,9 @@ pub struct Collector {
     /// `record` flag of each phase.
     record: Vec<bool>,
     timeline: Vec<Snapshot>,
+    /// Stands in for the histograms in timeline entries, which keep only
+    /// counts and percentiles (a run's memory must not grow per second).
+    empty: Arc<StageData>,
 }
 
 impl Collector {
@@ -117,6 +122,7 @@ impl Collector {
             totals: Shard::new(record.len()),
             record,
             timeline: Vec::new(),
+            empty: Arc::new(StageData::default()),
         }
     }
 
@@ -168,12 +174,17 @@ impl Collector {
             load_s: at.load_s,
             rate_factor: at.rate_factor,
             paused: at.paused,
+            events: g.events(),
             interval: Arc::new(iv.clone()),
             recorded: Arc::new(recorded),
         };
         self.interval.reset();
         self.last = now;
-        self.timeline.push(snap.clone());
+        self.timeline.push(Snapshot {
+            interval: self.empty.clone(),
+            recorded: self.empty.clone(),
+            ..snap.clone()
+        });
         snap
     }
 

@@ -262,6 +262,13 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                 .iter()
                 .map(|k| (k.name().to_string(), all.errors[*k as usize]))
                 .collect(),
+            close_codes: last
+                .events
+                .close_codes
+                .iter()
+                .map(|(code, n)| (code.to_string(), *n))
+                .collect(),
+            recent_errors: last.events.recent_errors.iter().cloned().collect(),
         },
         metrics: metric_map(&recorded, &LatencyMetric::ALL),
         phases,

@@ -98,6 +98,12 @@ pub struct Totals {
     pub bytes: ByteTotals,
     /// Errors by kind (connect, handshake, timeout, protocol, closed), whole run.
     pub errors: BTreeMap<String, u64>,
+    /// Close frames received from the server, by close code.
+    #[serde(default)]
+    pub close_codes: BTreeMap<String, u64>,
+    /// The last few distinct error messages, oldest first.
+    #[serde(default)]
+    pub recent_errors: Vec<String>,
 }
 
 /// Connection counters.

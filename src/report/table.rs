@@ -163,7 +163,17 @@ pub fn tables(r: &Report) -> Vec<Table> {
     for (k, v) in &t.errors {
         totals.row(vec![format!("errors {k}"), v.to_string()]);
     }
+    for (code, v) in &t.close_codes {
+        totals.row(vec![format!("close code {code} received"), v.to_string()]);
+    }
     out.push(totals);
+    if !t.recent_errors.is_empty() {
+        let mut recent = Table::new("Latest distinct errors", &["error"]);
+        for e in &t.recent_errors {
+            recent.row(vec![e.clone()]);
+        }
+        out.push(recent);
+    }
 
     let mut lat = Table::new("Latency (recorded phases)", &LATENCY_HEADERS);
     for name in ["rtt", "service", "send_lag", "connect", "handshake"] {

@@ -75,8 +75,15 @@ pub fn draw(f: &mut Frame, s: &DashboardState) {
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(middle);
     draw_latency_table(f, table, s);
     draw_latency_chart(f, chart, s);
-    let [errors, thresholds] =
-        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(bottom);
+    let [errors, thresholds] = Layout::horizontal([
+        if area.width >= 120 {
+            Constraint::Percentage(50)
+        } else {
+            Constraint::Length(34)
+        },
+        Constraint::Min(20),
+    ])
+    .areas(bottom);
     draw_errors(f, errors, s);
     draw_thresholds(f, thresholds, s);
     f.render_widget(
@@ -311,9 +318,10 @@ fn draw_latency_chart(f: &mut Frame, area: Rect, s: &DashboardState) {
 }
 
 fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
-    // Two kinds a line, so the panel fits in three lines on small screens.
+    // Two kinds a line, so the panel fits in three lines on small screens;
+    // close codes and the latest messages follow where there is room.
     let errors = s.errors();
-    let lines: Vec<Line> = errors
+    let mut lines: Vec<Line> = errors
         .chunks(2)
         .map(|pair| {
             let spans: Vec<Span> = pair
@@ -330,6 +338,18 @@ fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
             Line::from(spans)
         })
         .collect();
+    let ev = &s.last.events;
+    if !ev.close_codes.is_empty() {
+        let codes: Vec<String> = ev
+            .close_codes
+            .iter()
+            .map(|(c, n)| format!("{c}×{n}"))
+            .collect();
+        lines.push(Line::from(format!("close codes {}", codes.join(" "))));
+    }
+    for e in ev.recent_errors.iter().rev() {
+        lines.push(Line::styled(e.clone(), Style::new().fg(Color::DarkGray)));
+    }
     f.render_widget(Paragraph::new(lines).block(block("Errors")), area);
 }
 
