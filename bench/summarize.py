@@ -101,4 +101,36 @@ if t_on is not None and t_off is not None:
     p(f"| on | {fmt(t_on)} |")
     p(f"| off (`--no-tui`) | {fmt(t_off)} |")
     p(f"\nCost of the dashboard: {(1 - t_on / t_off) * 100:.1f}% of throughput (negative: within run-to-run noise).")
+
+def check(ok):
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def ge(a, b):
+    return None if a is None or b is None else a >= b
+
+
+bm = med(b, "msgs_per_s")
+art, tsu, raw = (med(("throughput", t, None), "msgs_per_s") for t in ("artillery", "tsung", "raw-tcp"))
+slope = None
+if r1 is not None and r19 is not None:
+    slope = (r19 - r1) * 1024 / 18000
+best_open = max((med(("hold", "barrage", n), "open_rate") or 0 for n in [1000, 10000, 19000]), default=None)
+p("\n## Targets (from the issue), checked against the medians above\n")
+p("| target | measured | |")
+p("|---|---|---|")
+p(f"| closed model ≥ 5× Artillery | {ratio(bm, art)} | {check(ge(bm, 5 * art) if art else None)} |")
+p(f"| closed model ≥ 5× Tsung | {ratio(bm, tsu)} | {check(ge(bm, 5 * tsu) if tsu else None)} |")
+p(f"| closed model ≥ 70% of raw TCP ping-pong | {ratio(bm, raw)} of raw-tcp here, {ratio(bm, 190000)} of the C reference | {check(ge(bm, 0.7 * raw) if raw else None)} |")
+fm = med(f, "msgs_per_cpu_s")
+p(f"| flood ≥ ½ tcpkali's messages per client CPU-second | {ratio(fm, 7_400_000 / 0.33)} | {check(ge(fm, 0.5 * 7_400_000 / 0.33) if fm else None)} |")
+p(f"| idle memory ≤ 4 KiB per connection | {fmt(slope, 2)} KiB | {check(None if slope is None else slope <= 4)} |")
+p(f"| connection rate ≥ 15,000/s | best {fmt(best_open)}/s | {check(ge(best_open, 15000))} |")
+err, lag = med(o, "rate_error_pct"), med(o, "send_lag_p99_us")
+p(f"| open model within 1% of 20,000/s | {fmt(err, 2)}% | {check(None if err is None else abs(err) <= 1)} |")
+p(f"| send_lag p99 < 1 ms when not saturated | {fmt(lag)} µs | {check(None if lag is None else lag < 1000)} |")
+if t_on is not None and t_off is not None:
+    cost = (1 - t_on / t_off) * 100
+    p(f"| dashboard costs < 3% of throughput | {cost:.1f}% | {check(cost < 3)} |")
+p("\nWhat limits the targets that are not met, with profiles: bench/ANALYSIS.md.")
 print("\n".join(out))
