@@ -207,4 +207,13 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
     assert!(r["totals"]["messages"]["sent"].as_u64().unwrap() > 0);
+    // The phase's rate counts up to the interruption, not to the end of the
+    // closes, so a cut-short phase is not mistaken for a saturated tester.
+    let phase = &r["phases"][0];
+    let achieved = phase["achieved_rate"].as_f64().unwrap();
+    assert!(
+        (achieved - 200.0).abs() < 200.0 * 0.05,
+        "achieved {achieved}/s of 200/s"
+    );
+    assert_eq!(phase["saturated"], false);
 }

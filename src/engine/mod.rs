@@ -69,6 +69,8 @@ pub struct RunResult {
     pub load_started: Option<Duration>,
     /// Whether the run was cancelled before its end.
     pub interrupted: bool,
+    /// Offset from the run start at which it was cancelled, if it was.
+    pub stopped_at: Option<Duration>,
     /// Totals per stage (stage 0: connection setup; stage i+1: phase i).
     pub totals: Shard,
     /// One snapshot per tick, the last one taken at the end.
@@ -88,7 +90,8 @@ impl RunResult {
             return Duration::ZERO;
         };
         let begin = load + phases[..i].iter().map(|p| p.duration).sum::<Duration>();
-        let end = (begin + phases[i].duration).min(self.elapsed);
+        // Sending stops at a cancellation, not when the closes are done.
+        let end = (begin + phases[i].duration).min(self.stopped_at.unwrap_or(self.elapsed));
         end.saturating_sub(begin)
     }
 }
@@ -235,9 +238,11 @@ pub async fn run(
     // the deadline only guards against a bug leaving one behind.
     let total = *phase_offsets.last().expect("non-empty");
     let hard_stop = Instant::now() + total + DRAIN + Duration::from_secs(5);
+    let mut stopped_at = None;
     loop {
         tokio::select! {
             next = tasks.join_next() => if next.is_none() { break },
+            _ = opts.cancel.cancelled(), if stopped_at.is_none() => stopped_at = Some(epoch.elapsed()),
             _ = tokio::time::sleep_until(hard_stop.into()) => {
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
@@ -254,6 +259,7 @@ pub async fn run(
         elapsed,
         load_started,
         interrupted: opts.cancel.is_cancelled(),
+        stopped_at: stopped_at.or_else(|| opts.cancel.is_cancelled().then(|| epoch.elapsed())),
         totals,
         timeline,
         last,
