@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Control;
+use crate::report::{self, Format, Report, SCHEMA};
 use crate::runner::{self, RunOptions, exit};
 use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
 use crate::server::{self, Mode};
@@ -35,6 +36,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the built-in target server until Ctrl-C.
     Serve(ServeArgs),
+    /// Re-render report files from a saved report.json.
+    Report(ReportArgs),
 }
 
 /// `barrage run`.
@@ -68,6 +71,22 @@ pub struct RunArgs {
     /// Seed for random payloads, masks and keys (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Files of the report set to write, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Format::ALL)]
+    pub format: Vec<Format>,
+}
+
+/// `barrage report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A report.json written by `barrage run`.
+    pub report: PathBuf,
+    /// Files to write, comma-separated (default: md, junit, hlog).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Format::Md, Format::Junit, Format::Hlog])]
+    pub format: Vec<Format>,
+    /// Folder to write into (default: the report's own folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `barrage check`.
@@ -143,7 +162,55 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Run(a) => run(a).await,
         Command::Check(a) => check(&a),
         Command::Serve(a) => serve(a).await,
+        Command::Report(a) => rerender(&a),
     }
+}
+
+fn rerender(a: &ReportArgs) -> u8 {
+    let report = match load_report(&a.report) {
+        Ok(r) => r,
+        Err(e) => {
+            ui::error(&e);
+            return exit::BAD_INPUT;
+        }
+    };
+    let dir = a.out.clone().unwrap_or_else(|| {
+        a.report
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    });
+    match report::write_set(&report, &dir, &a.format) {
+        Ok(_) => {
+            eprintln!("wrote {:?} into {}", a.format, dir.display());
+            exit::PASSED
+        }
+        Err(e) => {
+            ui::error(&e);
+            exit::RUN_FAILED
+        }
+    }
+}
+
+/// Reads a report.json, with the file, line and column of any problem.
+pub fn load_report(path: &Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report: Report = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}:{}:{}: not a barrage report: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    if report.schema != SCHEMA {
+        return Err(format!(
+            "{}: schema {:?}, this barrage reads {SCHEMA:?}",
+            path.display(),
+            report.schema
+        ));
+    }
+    Ok(report)
 }
 
 async fn run(a: RunArgs) -> u8 {
@@ -193,6 +260,7 @@ async fn run(a: RunArgs) -> u8 {
     opts.cancel = cancel;
     opts.snapshots = Some(tx);
     opts.seed = a.seed;
+    opts.formats = a.format.clone();
     opts.control = control;
     let outcome = runner::run(opts).await;
     if let Some(p) = progress {

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub snapshots: Option<mpsc::UnboundedSender<Snapshot>>,
     /// Seed for random payloads, masks and keys; default from the clock.
     pub seed: Option<u64>,
+    /// Files of the report set to write; default all.
+    pub formats: Vec<report::Format>,
     /// Live pause and rate changes (the dashboard's keys act on it).
     pub control: Arc<Control>,
 }
@@ -61,6 +63,7 @@ impl RunOptions {
             cancel: CancellationToken::new(),
             snapshots: None,
             seed: None,
+            formats: report::Format::ALL.to_vec(),
             control: Arc::default(),
         }
     }
@@ -175,7 +178,10 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         Some(dir) => dir.clone(),
         None => report::write::default_dir(&opts.reports_base, &report),
     };
-    let report_path = report::write_set(&report, &dir)?;
+    let report_path = report::write_set(&report, &dir, &opts.formats)?;
+    if opts.out.is_none() {
+        report::write::point_latest(&dir)?;
+    }
     let status = if result.interrupted {
         RunStatus::Interrupted
     } else if report.totals.connections.opened == 0 {

@@ -2,7 +2,10 @@
 //! histograms and counters per stage, where stage 0 is connection setup and
 //! stage `i + 1` is phase `i`.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 use crate::scenario::LatencyMetric;
 
@@ -52,6 +55,28 @@ pub fn new_histogram() -> Histogram<u64> {
     let mut h = Histogram::new(3).expect("3 significant digits is valid");
     h.auto(true);
     h
+}
+
+/// A histogram as base64 of its V2 + DEFLATE serialization (the compressed
+/// form the HdrHistogram tools read; it starts with `HISTF`).
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serializing into memory does not fail");
+    STANDARD.encode(&bytes)
+}
+
+/// The histogram in `b64` (see [`encode_histogram`]), growing as needed.
+pub fn decode_histogram(b64: &str) -> Result<Histogram<u64>, String> {
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let mut h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(|e| format!("not an HdrHistogram: {e:?}"))?;
+    h.auto(true);
+    Ok(h)
 }
 
 fn metric_index(m: LatencyMetric) -> usize {

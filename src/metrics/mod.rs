@@ -10,6 +10,6 @@ pub mod data;
 pub mod recorder;
 pub mod snapshot;
 
-pub use data::{ErrorKind, Shard, StageData, new_histogram};
+pub use data::{ErrorKind, Shard, StageData, decode_histogram, encode_histogram, new_histogram};
 pub use recorder::{ConnectionGauges, EventLog, Recorder};
 pub use snapshot::{Collector, Snapshot, TickInfo};

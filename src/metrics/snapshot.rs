@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
-use super::data::{ErrorKind, Shard, StageData};
+use super::data::{ErrorKind, Shard, StageData, encode_histogram};
 use super::recorder::{EventLog, Recorder};
 use crate::scenario::LatencyMetric;
 
@@ -63,6 +63,9 @@ pub struct Snapshot {
     pub paused: bool,
     /// Close codes received so far and the latest distinct error messages.
     pub events: EventLog,
+    /// The interval's latency histograms that have samples, by metric name,
+    /// encoded (see `encode_histogram`): what the hlog files are made of.
+    pub encoded: Vec<(String, String)>,
     /// Everything recorded in the interval, all stages added.
     pub interval: Arc<StageData>,
     /// Everything recorded so far in the setup stage and the phases marked
@@ -175,6 +178,11 @@ impl Collector {
             rate_factor: at.rate_factor,
             paused: at.paused,
             events: g.events(),
+            encoded: LatencyMetric::ALL
+                .iter()
+                .filter(|m| !iv.histogram(**m).is_empty())
+                .map(|m| (m.name().to_string(), encode_histogram(iv.histogram(*m))))
+                .collect(),
             interval: Arc::new(iv.clone()),
             recorded: Arc::new(recorded),
         };

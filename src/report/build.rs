@@ -3,15 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
 use super::model::*;
 use super::table::fmt_ns;
 use crate::engine::RunResult;
-use crate::metrics::{ErrorKind, StageData};
+use crate::metrics::{ErrorKind, StageData, encode_histogram};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat, Threshold, ThresholdMetric};
 
 /// What a report is built from.
@@ -34,13 +31,9 @@ pub const SATURATION_RATE: f64 = 0.99;
 /// Summarises a histogram of nanosecond values.
 pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
     let us = |ns: u64| ns as f64 / 1000.0;
-    let mut bytes = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut bytes)
-        .expect("serializing into memory does not fail");
     if h.is_empty() {
         return MetricSummary {
-            histogram: STANDARD.encode(&bytes),
+            histogram: encode_histogram(h),
             ..MetricSummary::default()
         };
     }
@@ -53,7 +46,7 @@ pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
         p99_us: us(h.value_at_quantile(0.99)),
         p999_us: us(h.value_at_quantile(0.999)),
         max_us: us(h.max()),
-        histogram: STANDARD.encode(&bytes),
+        histogram: encode_histogram(h),
     }
 }
 
@@ -191,6 +184,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
             errors: p.errors,
             rtt_p50_us: p.rtt_p50_ns as f64 / 1000.0,
             rtt_p99_us: p.rtt_p99_ns as f64 / 1000.0,
+            histograms: p.encoded.iter().cloned().collect(),
             target_rate: p.phase.and_then(|i| match s.phases[i].rate {
                 PhaseRate::PerSecond(_) if p.paused => Some(0.0),
                 PhaseRate::PerSecond(rate) => Some(rate.per_second * p.rate_factor),

@@ -2,10 +2,12 @@
 //! how it is built from a run, and its writers.
 
 pub mod build;
+pub mod hlog;
+pub mod junit;
 pub mod model;
 pub mod table;
 pub mod write;
 
 pub use build::{BuildInput, build};
 pub use model::{Report, SCHEMA, Verdict};
-pub use write::{ReportError, write_set};
+pub use write::{Format, ReportError, write_set};

@@ -214,6 +214,11 @@ pub struct TimelinePoint {
     /// while paused); `null` outside open-model phases.
     #[serde(default)]
     pub target_rate: Option<f64>,
+    /// The second's latency histograms with samples, by metric name, each
+    /// base64 of the V2 + DEFLATE serialization in ns (the `.hlog` files and
+    /// `barrage merge` are made from these).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub histograms: BTreeMap<String, String>,
 }
 
 /// A live change of the sending rate.

@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use super::model::Report;
 use super::table::{tables, verdict_line};
+use crate::scenario::LatencyMetric;
 
 /// A report could not be written.
 #[derive(Debug, Error)]
@@ -71,16 +72,69 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
-/// Writes `report.json` and `summary.md` into `dir` (created if missing);
-/// returns the path of `report.json`.
-pub fn write_set(r: &Report, dir: &Path) -> Result<PathBuf, ReportError> {
+/// A file of the report set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `report.json`: the full model, from which every other file can be re-rendered.
+    Json,
+    /// `summary.md`: the summary tables in Markdown.
+    Md,
+    /// `junit.xml`: one test case per threshold.
+    Junit,
+    /// `<metric>.hlog`: HdrHistogram interval logs, one histogram per second.
+    Hlog,
+}
+
+impl Format {
+    /// Every format, the default set.
+    pub const ALL: [Format; 4] = [Format::Json, Format::Md, Format::Junit, Format::Hlog];
+}
+
+/// Writes the chosen files of the report set into `dir` (created if
+/// missing), each atomically; returns the path of `report.json` (which is
+/// where it is, or would be).
+pub fn write_set(r: &Report, dir: &Path, formats: &[Format]) -> Result<PathBuf, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError {
         path: dir.to_path_buf(),
         source,
     })?;
-    let json = serde_json::to_vec_pretty(r).expect("the report model serializes");
     let path = dir.join("report.json");
-    write_atomic(&path, &json)?;
-    write_atomic(&dir.join("summary.md"), markdown(r).as_bytes())?;
+    for f in formats {
+        match f {
+            Format::Json => {
+                let json = serde_json::to_vec_pretty(r).expect("the report model serializes");
+                write_atomic(&path, &json)?;
+            }
+            Format::Md => write_atomic(&dir.join("summary.md"), markdown(r).as_bytes())?,
+            Format::Junit => {
+                write_atomic(&dir.join("junit.xml"), super::junit::render(r).as_bytes())?
+            }
+            Format::Hlog => {
+                for m in LatencyMetric::ALL {
+                    if let Some(log) = super::hlog::render(r, m) {
+                        write_atomic(&dir.join(format!("{}.hlog", m.name())), &log)?;
+                    }
+                }
+            }
+        }
+    }
     Ok(path)
+}
+
+/// Points `<dir>/../latest` at `dir` (a relative symlink, replaced
+/// atomically), so the newest run of a scenario is always at
+/// `reports/<scenario>/latest/`.
+pub fn point_latest(dir: &Path) -> Result<(), ReportError> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(());
+    };
+    let latest = parent.join("latest");
+    let tmp = parent.join(".latest.tmp");
+    let err = |source| ReportError {
+        path: latest.clone(),
+        source,
+    };
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(name, &tmp).map_err(err)?;
+    std::fs::rename(&tmp, &latest).map_err(err)
 }
