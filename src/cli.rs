@@ -38,6 +38,36 @@ pub enum Command {
     Serve(ServeArgs),
     /// Re-render report files from a saved report.json.
     Report(ReportArgs),
+    /// Compare a report with a baseline; exit 1 on a regression beyond tolerance.
+    Compare(CompareArgs),
+    /// Add reports of shards or machines into one (histograms added, not averaged).
+    Merge(MergeArgs),
+}
+
+/// `barrage compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline report.json.
+    pub baseline: PathBuf,
+    /// The current report.json.
+    pub current: PathBuf,
+    /// Tolerances replacing or adding to the defaults, e.g.
+    /// `rtt.p99=10%,throughput=-5%,connect.p95=50%` (defaults: rtt.p50 and
+    /// rtt.p99 10%, rtt.p99.9 and connect.p99 25%, throughput -5%,
+    /// errors.rate 10% + 0.1 point).
+    #[arg(long, value_parser = report::compare::parse_tolerances)]
+    pub max_regression: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+/// `barrage merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Reports to add together.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Where to write the merged report.json.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `barrage run`.
@@ -163,6 +193,63 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Check(a) => check(&a),
         Command::Serve(a) => serve(a).await,
         Command::Report(a) => rerender(&a),
+        Command::Compare(a) => compare(&a),
+        Command::Merge(a) => merge(&a),
+    }
+}
+
+fn compare(a: &CompareArgs) -> u8 {
+    let (base, cur) = match (load_report(&a.baseline), load_report(&a.current)) {
+        (Ok(b), Ok(c)) => (b, c),
+        (Err(e), _) | (_, Err(e)) => {
+            ui::error(&e);
+            return exit::BAD_INPUT;
+        }
+    };
+    if base.scenario.name != cur.scenario.name {
+        eprintln!(
+            "warning: comparing different scenarios: {:?} and {:?}",
+            base.scenario.name, cur.scenario.name
+        );
+    }
+    let rows = report::compare::compare(&base, &cur, &a.max_regression.clone().unwrap_or_default());
+    print!("{}", report::compare::markdown(&base, &cur, &rows));
+    if rows.iter().any(|r| r.regression) {
+        exit::THRESHOLD_FAILED
+    } else {
+        exit::PASSED
+    }
+}
+
+fn merge(a: &MergeArgs) -> u8 {
+    let mut reports = Vec::new();
+    for f in &a.reports {
+        match load_report(f) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                ui::error(&e);
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+    let merged = match report::merge::merge(&reports) {
+        Ok(m) => m,
+        Err(e) => {
+            ui::error(&e);
+            return exit::BAD_INPUT;
+        }
+    };
+    let json = serde_json::to_vec_pretty(&merged).expect("the report model serializes");
+    if let Err(e) = report::write::write_atomic(&a.out, &json) {
+        ui::error(&e);
+        return exit::RUN_FAILED;
+    }
+    print!("{}", ui::summary::render(&merged));
+    eprintln!("merged {} reports into {}", reports.len(), a.out.display());
+    if merged.verdict == report::Verdict::Pass {
+        exit::PASSED
+    } else {
+        exit::THRESHOLD_FAILED
     }
 }
 

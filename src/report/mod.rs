@@ -2,8 +2,10 @@
 //! how it is built from a run, and its writers.
 
 pub mod build;
+pub mod compare;
 pub mod hlog;
 pub mod junit;
+pub mod merge;
 pub mod model;
 pub mod table;
 pub mod write;

@@ -1,0 +1,209 @@
+//! `barrage merge`: reports of shards or machines added into one, losslessly:
+//! histograms are added (never percentiles averaged), counters summed,
+//! timelines aligned by wall-clock second, thresholds evaluated again.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use super::build::{evaluate, summarize};
+use super::model::*;
+use crate::metrics::{ErrorKind, StageData, decode_histogram, encode_histogram, new_histogram};
+use crate::scenario::{LatencyMetric, Threshold};
+
+fn add_encoded(into: &mut Histogram<u64>, b64: &str) -> Result<(), String> {
+    let h = decode_histogram(b64)?;
+    into.add(&h)
+        .map_err(|e| format!("cannot add histograms: {e:?}"))
+}
+
+/// Adds metric summaries by their histograms.
+fn merge_metrics<'a>(
+    maps: impl Iterator<Item = &'a BTreeMap<String, MetricSummary>>,
+) -> Result<BTreeMap<String, MetricSummary>, String> {
+    let mut hists: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for m in maps {
+        for (name, s) in m {
+            add_encoded(
+                hists.entry(name.clone()).or_insert_with(new_histogram),
+                &s.histogram,
+            )?;
+        }
+    }
+    Ok(hists.into_iter().map(|(k, h)| (k, summarize(&h))).collect())
+}
+
+fn wall(r: &Report) -> Duration {
+    humantime::parse_rfc3339(&r.started_at)
+        .unwrap_or(UNIX_EPOCH)
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Merges `reports` (at least one) into one report.
+pub fn merge(reports: &[Report]) -> Result<Report, String> {
+    let first = reports.first().ok_or("nothing to merge")?;
+    let start = reports.iter().map(wall).min().unwrap_or_default();
+    let end = reports
+        .iter()
+        .map(|r| wall(r) + Duration::from_secs_f64(r.duration_s.max(0.0)))
+        .max()
+        .unwrap_or_default();
+
+    // Totals.
+    let mut totals = Totals::default();
+    for r in reports {
+        let (t, c) = (&r.totals, &r.totals.connections);
+        totals.connections.attempted += c.attempted;
+        totals.connections.opened += c.opened;
+        totals.connections.failed += c.failed;
+        totals.connections.peak_open += c.peak_open;
+        totals.connections.closed_by_server += c.closed_by_server;
+        totals.connections.open_rate += c.open_rate;
+        totals.messages.sent += t.messages.sent;
+        totals.messages.received += t.messages.received;
+        totals.messages.unmatched += t.messages.unmatched;
+        totals.bytes.sent += t.bytes.sent;
+        totals.bytes.received += t.bytes.received;
+        for (k, v) in &t.errors {
+            *totals.errors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &t.close_codes {
+            *totals.close_codes.entry(k.clone()).or_default() += v;
+        }
+        for e in &t.recent_errors {
+            if !totals.recent_errors.contains(e) {
+                totals.recent_errors.push(e.clone());
+            }
+        }
+    }
+    let keep = totals.recent_errors.len().saturating_sub(5);
+    totals.recent_errors.drain(..keep);
+    let metrics = merge_metrics(reports.iter().map(|r| &r.metrics))?;
+
+    // Phases, matched by position.
+    let mut phases = Vec::new();
+    for (i, p) in first.phases.iter().enumerate() {
+        let same: Vec<&PhaseReport> = reports.iter().filter_map(|r| r.phases.get(i)).collect();
+        let duration_s = same.iter().map(|p| p.duration_s).fold(0.0, f64::max);
+        let sent: u64 = same.iter().map(|p| p.messages.sent).sum();
+        phases.push(PhaseReport {
+            name: p.name.clone(),
+            duration_s,
+            target_rate: p
+                .target_rate
+                .map(|_| same.iter().filter_map(|p| p.target_rate).sum()),
+            achieved_rate: if duration_s > 0.0 {
+                sent as f64 / duration_s
+            } else {
+                0.0
+            },
+            record: p.record,
+            messages: MessageTotals {
+                sent,
+                received: same.iter().map(|p| p.messages.received).sum(),
+                unmatched: same.iter().map(|p| p.messages.unmatched).sum(),
+            },
+            errors: same.iter().map(|p| p.errors).sum(),
+            saturated: same.iter().any(|p| p.saturated),
+            metrics: merge_metrics(same.iter().map(|p| &p.metrics))?,
+        });
+    }
+
+    // Timeline: bucket every point by its wall-clock second.
+    let mut buckets: BTreeMap<u64, (TimelinePoint, BTreeMap<String, Histogram<u64>>)> =
+        BTreeMap::new();
+    for r in reports {
+        let offset = wall(r).saturating_sub(start).as_secs_f64();
+        for p in &r.timeline {
+            let t = offset + p.t_s;
+            let (b, hists) = buckets.entry(t.ceil() as u64).or_insert_with(|| {
+                (
+                    TimelinePoint {
+                        t_s: t.ceil(),
+                        phase: p.phase.clone(),
+                        open: 0,
+                        sent: 0,
+                        received: 0,
+                        errors: 0,
+                        rtt_p50_us: 0.0,
+                        rtt_p99_us: 0.0,
+                        target_rate: None,
+                        histograms: BTreeMap::new(),
+                    },
+                    BTreeMap::new(),
+                )
+            });
+            b.open += p.open;
+            b.sent += p.sent;
+            b.received += p.received;
+            b.errors += p.errors;
+            b.target_rate = match (b.target_rate, p.target_rate) {
+                (Some(a), Some(c)) => Some(a + c),
+                (a, c) => a.or(c),
+            };
+            for (name, enc) in &p.histograms {
+                add_encoded(hists.entry(name.clone()).or_insert_with(new_histogram), enc)?;
+            }
+        }
+    }
+    let timeline = buckets
+        .into_values()
+        .map(|(mut p, hists)| {
+            if let Some(rtt) = hists.get("rtt").filter(|h| !h.is_empty()) {
+                p.rtt_p50_us = rtt.value_at_quantile(0.5) as f64 / 1000.0;
+                p.rtt_p99_us = rtt.value_at_quantile(0.99) as f64 / 1000.0;
+            }
+            p.histograms = hists
+                .iter()
+                .map(|(k, h)| (k.clone(), encode_histogram(h)))
+                .collect();
+            p
+        })
+        .collect();
+
+    // Thresholds again, on the merged data.
+    let mut recorded = StageData::default();
+    for m in LatencyMetric::ALL {
+        if let Some(s) = metrics.get(m.name()) {
+            let h = decode_histogram(&s.histogram)?;
+            recorded.hist[LatencyMetric::ALL.iter().position(|x| *x == m).unwrap_or(0)] = h;
+        }
+    }
+    recorded.sent = totals.messages.sent;
+    for k in ErrorKind::ALL {
+        recorded.errors[k as usize] = totals.errors.get(k.name()).copied().unwrap_or(0);
+    }
+    let mut thresholds = Vec::new();
+    for t in &first.thresholds {
+        let parsed =
+            Threshold::parse(&t.expr).map_err(|e| format!("threshold {:?}: {e}", t.expr))?;
+        thresholds.push(evaluate(&parsed, &recorded, totals.connections.attempted));
+    }
+    let verdict = if thresholds.iter().all(|t| t.pass) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+
+    let mut scenario = first.scenario.clone();
+    scenario.connections = reports.iter().map(|r| r.scenario.connections).sum();
+    scenario.file = None;
+    Ok(Report {
+        schema: SCHEMA.to_string(),
+        barrage_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario,
+        started_at: humantime::format_rfc3339_seconds(UNIX_EPOCH + start).to_string(),
+        duration_s: end.saturating_sub(start).as_secs_f64(),
+        verdict,
+        interrupted: reports.iter().any(|r| r.interrupted),
+        saturated: reports.iter().any(|r| r.saturated),
+        totals,
+        metrics,
+        phases,
+        timeline,
+        rate_changes: Vec::new(),
+        thresholds,
+    })
+}

@@ -1,0 +1,174 @@
+//! `barrage compare` and `barrage merge` on reports of real runs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use barrage::metrics::{decode_histogram, encode_histogram, new_histogram};
+use barrage::runner::{RunOptions, run};
+use barrage::scenario::parse;
+use common::*;
+
+const SCENARIO: &str = r#"
+name: gate
+target: builtin
+connections: { count: 10, rate: 1000/s }
+phases:
+  - { name: steady, duration: 1s, rate: 400/s }
+thresholds: [ "rtt.p99 < 5s" ]
+"#;
+
+async fn real_report(dir: &Path) -> PathBuf {
+    let mut opts = RunOptions::new(parse("gate.yaml", SCENARIO).unwrap());
+    opts.out = Some(dir.to_path_buf());
+    run(opts).await.unwrap().report_path
+}
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_passes_identical_reports_and_flags_a_doubled_p99() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = real_report(&dir.path().join("base")).await;
+    let o = run_bin(&["compare", base.to_str().unwrap(), base.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{table}");
+    assert!(
+        table.contains("| rtt.p99 |") && !table.contains("REGRESSION"),
+        "{table}"
+    );
+
+    // The same run with every rtt sample doubled.
+    let mut slow = json(&base);
+    let h = decode_histogram(slow["metrics"]["rtt"]["histogram"].as_str().unwrap()).unwrap();
+    let mut doubled = new_histogram();
+    for v in h.iter_recorded() {
+        doubled
+            .record_n(v.value_iterated_to() * 2, v.count_at_value())
+            .unwrap();
+    }
+    slow["metrics"]["rtt"]["histogram"] = encode_histogram(&doubled).into();
+    let slow_path = dir.path().join("slow.json");
+    std::fs::write(&slow_path, serde_json::to_vec(&slow).unwrap()).unwrap();
+    let o = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        slow_path.to_str().unwrap(),
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{table}");
+    let p99 = table
+        .lines()
+        .find(|l| l.starts_with("| rtt.p99 |"))
+        .unwrap();
+    assert!(p99.contains("REGRESSION") && p99.contains("+100"), "{p99}");
+    // A tolerance that allows it passes.
+    let o = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        slow_path.to_str().unwrap(),
+        "--max-regression",
+        "rtt.p50=150%,rtt.p99=150%,rtt.p99.9=150%",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // A bad tolerance is bad input.
+    let o = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        base.to_str().unwrap(),
+        "--max-regression",
+        "rtt.p99=ten",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_adds_histograms_and_counters_losslessly() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = real_report(&dir.path().join("a")).await;
+    let b = real_report(&dir.path().join("b")).await;
+    let (ja, jb) = (json(&a), json(&b));
+
+    // A report merged with itself: every count doubles, every percentile stays.
+    let twice = dir.path().join("twice.json");
+    let o = run_bin(&[
+        "merge",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--out",
+        twice.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let jt = json(&twice);
+    for path in [
+        ["messages", "sent"],
+        ["messages", "received"],
+        ["connections", "opened"],
+    ] {
+        let one = ja["totals"][path[0]][path[1]].as_u64().unwrap();
+        assert_eq!(
+            jt["totals"][path[0]][path[1]].as_u64().unwrap(),
+            2 * one,
+            "{path:?}"
+        );
+    }
+    for stat in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us", "min_us"] {
+        assert_eq!(
+            jt["metrics"]["rtt"][stat], ja["metrics"]["rtt"][stat],
+            "{stat}"
+        );
+    }
+    assert_eq!(
+        jt["metrics"]["rtt"]["count"].as_u64().unwrap(),
+        2 * ja["metrics"]["rtt"]["count"].as_u64().unwrap()
+    );
+    assert_eq!(jt["schema"], "barrage/report/v1");
+    assert_eq!(jt["thresholds"][0]["pass"], true);
+
+    // Two runs merged: counts add up, percentiles are those of the added histograms.
+    let both = dir.path().join("both.json");
+    let o = run_bin(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        both.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let jm = json(&both);
+    let sum = |j: &serde_json::Value, k: &str| j["totals"]["messages"][k].as_u64().unwrap();
+    assert_eq!(sum(&jm, "sent"), sum(&ja, "sent") + sum(&jb, "sent"));
+    assert_eq!(
+        sum(&jm, "received"),
+        sum(&ja, "received") + sum(&jb, "received")
+    );
+    let mut added = decode_histogram(ja["metrics"]["rtt"]["histogram"].as_str().unwrap()).unwrap();
+    added
+        .add(decode_histogram(jb["metrics"]["rtt"]["histogram"].as_str().unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(jm["metrics"]["rtt"]["count"].as_u64().unwrap(), added.len());
+    assert_eq!(
+        jm["metrics"]["rtt"]["p99_us"].as_f64().unwrap(),
+        added.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    // The merged timeline still adds up to the merged sends.
+    let timeline_sent: u64 = jm["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(timeline_sent, sum(&jm, "sent"));
+}
