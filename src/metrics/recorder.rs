@@ -55,10 +55,17 @@ impl Slot {
             }
             self.busy[i].store(false, SeqCst);
         };
+        // Clears the mark however `f` ends, even by unwinding: a mark left
+        // set would make the collector wait forever.
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, SeqCst);
+            }
+        }
+        let _release = Release(&self.busy[i]);
         // SAFETY: see the `Sync` impl: side `i` is ours until busy[i] clears.
-        let r = f(unsafe { &mut *self.sides[i].get() });
-        self.busy[i].store(false, SeqCst);
-        r
+        f(unsafe { &mut *self.sides[i].get() })
     }
 
     /// Takes the active side's data into `into` and resets it. Only the
