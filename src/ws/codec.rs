@@ -125,6 +125,8 @@ pub struct Decoder {
     partial: Vec<u8>,
     /// Opcode of the message in `partial`, 0 when none.
     partial_opcode: u8,
+    /// `partial` holds a message already returned.
+    partial_done: bool,
     max_message: usize,
 }
 
@@ -145,6 +147,7 @@ impl Decoder {
             pos: 0,
             partial: Vec::new(),
             partial_opcode: 0,
+            partial_done: false,
             max_message,
         }
     }
@@ -212,7 +215,12 @@ impl Decoder {
                 return Err(ProtocolError::ControlTooLong(len));
             }
         }
-        let so_far = self.partial.len() as u64;
+        // Only continuation frames add to a message in progress.
+        let so_far = if opcode == opcode::CONTINUATION {
+            self.partial.len() as u64
+        } else {
+            0
+        };
         if len.saturating_add(so_far) > self.max_message as u64 {
             return Err(ProtocolError::TooLarge(
                 len.saturating_add(so_far),
@@ -233,6 +241,12 @@ impl Decoder {
     /// The next complete event in the buffer, or `Ok(None)` when more bytes
     /// must be read first.
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, ProtocolError> {
+        if self.partial_done {
+            // The reassembled message was handed out last time; let its
+            // memory go (a large one must not stay with the connection).
+            self.partial = Vec::new();
+            self.partial_done = false;
+        }
         loop {
             let Some(f) = self.frame_at()? else {
                 return Ok(None);
@@ -257,6 +271,7 @@ impl Decoder {
                         continue;
                     }
                     let op = std::mem::replace(&mut self.partial_opcode, 0);
+                    self.partial_done = true;
                     if op == opcode::TEXT && std::str::from_utf8(&self.partial).is_err() {
                         return Err(ProtocolError::InvalidUtf8);
                     }
@@ -296,7 +311,7 @@ fn parse_close(p: &[u8]) -> Result<u16, ProtocolError> {
         1 => Err(ProtocolError::InvalidClose),
         _ => {
             let code = u16::from_be_bytes([p[0], p[1]]);
-            let allowed = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+            let allowed = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
             if !allowed || std::str::from_utf8(&p[2..]).is_err() {
                 return Err(ProtocolError::InvalidClose);
             }
@@ -361,6 +376,24 @@ mod tests {
                 "Message { opcode: 1, payload: [104, 101, 108, 108, 111] }"
             ]
         );
+    }
+
+    #[test]
+    fn a_finished_fragmented_message_does_not_count_against_the_next() {
+        let mut bytes = server_frame(false, opcode::BINARY, &[1; 60]);
+        bytes.extend(server_frame(true, opcode::CONTINUATION, &[2; 60]));
+        bytes.extend(server_frame(true, opcode::BINARY, &[3; 100]));
+        bytes.extend(server_frame(true, opcode::CLOSE, &[0x03, 0xF5])); // 1013 Try Again Later
+        let mut d = Decoder::new(128, bytes);
+        let mut lens = Vec::new();
+        while let Some(e) = d.next_event().unwrap() {
+            lens.push(match e {
+                Event::Message { payload, .. } => payload.len() as u16,
+                Event::Close { code } => code,
+                _ => 0,
+            });
+        }
+        assert_eq!(lens, vec![120, 100, 1013]);
     }
 
     #[test]
