@@ -99,6 +99,11 @@ fn rate_from(per_second: f64, shown: &str) -> Result<Rate, String> {
     if !per_second.is_finite() || per_second <= 0.0 {
         return Err(format!("rate must be greater than 0, got {shown}"));
     }
+    // One message a day at the least, a billion a second at the most: beyond
+    // that, schedule arithmetic leaves the range of durations.
+    if !(1.0 / 86_400.0..=1e9).contains(&per_second) {
+        return Err(format!("rate must be between 1/day and 1e9/s, got {shown}"));
+    }
     Ok(Rate { per_second })
 }
 
