@@ -376,17 +376,29 @@ async fn run(a: RunArgs) -> u8 {
     }
 }
 
-/// First Ctrl-C (or SIGTERM) cancels the run gracefully; a second exits at once.
+/// The first Ctrl-C or SIGTERM cancels the run gracefully (report written,
+/// exit 130); a second one exits at once.
 fn spawn_interrupt_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let mut signal = async || {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            }
+        };
+        if !signal().await {
             return;
         }
         eprintln!(
             "interrupted: closing connections and writing the report (Ctrl-C again to quit now)"
         );
         cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if signal().await {
             std::process::exit(i32::from(exit::INTERRUPTED));
         }
     });

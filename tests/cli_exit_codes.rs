@@ -217,3 +217,61 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
     );
     assert_eq!(phase["saturated"], false);
 }
+
+#[test]
+fn ctrl_c_does_not_wait_for_connections_stuck_in_the_handshake() {
+    // A server that accepts TCP and never answers the upgrade.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+            if held.len() > 100 {
+                return;
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = PASSING.replace("timeout: 2s", "timeout: 60s");
+    let f = write_scenario(dir.path(), "s.yaml", &yaml);
+    let out = dir.path().join("out");
+    let target = format!("ws://127.0.0.1:{port}/");
+    let mut child = barrage()
+        .args([
+            "run",
+            f.to_str().unwrap(),
+            "--target",
+            &target,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let t0 = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still waiting for the 60 s handshake timeout"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "stopping took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(read_report(&out)["interrupted"], true);
+}

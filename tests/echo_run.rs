@@ -141,6 +141,12 @@ phases:
     let o = run(opts).await.unwrap();
     let r = &o.report;
     assert!(r.phases[0].achieved_rate < 5_000_000.0 * 0.99);
+    // What it could not send is counted: sent + not sent = the schedule.
+    let scheduled = r.phases[0].messages.sent + r.phases[0].messages.not_sent;
+    assert!(
+        (scheduled as f64 - 5_000_000.0).abs() < 5_000_000.0 * 0.01,
+        "{scheduled}"
+    );
     assert!(r.phases[0].saturated);
     assert!(r.saturated);
     let summary = barrage::ui::summary::render(r);

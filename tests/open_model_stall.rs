@@ -102,3 +102,71 @@ phases:
         .unwrap_or_else(|| panic!("no second with sends but few replies: {:?}", r.timeline));
     assert!(stalled_second.sent >= 450, "{stalled_second:?}");
 }
+
+/// A WebSocket server that echoes `replies` messages per connection, then
+/// reads on without answering and drops the connection after `hold`.
+async fn dropping_server(replies: usize, hold: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(move |mut req: Request<Incoming>| async move {
+                    let (resp, fut) = upgrade::upgrade(&mut req)?;
+                    tokio::spawn(async move {
+                        let mut ws = FragmentCollector::new(fut.await.unwrap());
+                        let deadline = tokio::time::Instant::now() + hold;
+                        let mut n = 0;
+                        loop {
+                            let frame = tokio::select! {
+                                f = ws.read_frame() => match f { Ok(f) => f, Err(_) => return },
+                                _ = tokio::time::sleep_until(deadline) => return, // drop: no close frame
+                            };
+                            if matches!(frame.opcode, OpCode::Text | OpCode::Binary) && n < replies
+                            {
+                                n += 1;
+                                if ws.write_frame(frame).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                    Ok::<Response<Empty<Bytes>>, fastwebsockets::WebSocketError>(resp)
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_in_flight_on_a_lost_connection_are_counted_not_dropped() {
+    let addr = dropping_server(5, Duration::from_millis(700)).await;
+    let yaml = format!(
+        "name: drop-test\ntarget: ws://{addr}/\nconnections: {{ count: 10, rate: 1000/s }}\n\
+         phases:\n  - {{ name: steady, duration: 2s, rate: 200/s }}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new(parse("drop.yaml", &yaml).unwrap());
+    opts.out = Some(dir.path().to_path_buf());
+    let o = run(opts).await.unwrap();
+    let t = &o.report.totals;
+    assert_eq!(t.connections.closed_by_server, 10);
+    assert_eq!(t.errors["closed"], 10);
+    assert_eq!(t.messages.received, 50, "5 replies per connection");
+    // Every message sent is either answered or counted as a timeout.
+    assert!(t.errors["timeout"] > 0);
+    assert_eq!(t.messages.sent, t.messages.received + t.errors["timeout"]);
+    assert!(
+        t.recent_errors.iter().any(|e| e.starts_with("closed:")),
+        "{:?}",
+        t.recent_errors
+    );
+}

@@ -60,7 +60,14 @@ enum End {
 pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     let gauges = shared.recorder.gauges();
     gauges.attempted.fetch_add(1, SeqCst);
-    let opened = open(&shared, id).await;
+    // Ctrl-C must not wait for attempts still connecting (up to the timeout).
+    let opened = tokio::select! {
+        _ = shared.cancel.cancelled() => {
+            shared.setup_resolved();
+            return;
+        }
+        o = open(&shared, id) => o,
+    };
     // Count the outcome before reporting it resolved: the engine reads the
     // opened count as soon as every attempt has resolved.
     let Some((stream, initial)) = opened else {
@@ -227,9 +234,14 @@ impl Conn<'_> {
         let mut seen_epoch = control.epoch();
         let mut pacer = Pacer::for_phase(&phases[0], start.at, index, start.open, control.factor());
         let mut phase_end = start.at + shared.phase_offsets[1];
+        // Frames that came with the handshake response (a greeting, a close).
+        if let Err(kind) = self.handle_events(1) {
+            return self.lost(1, kind);
+        }
         loop {
             let now = Instant::now();
             let mut next_wake = drain_until;
+            let mut full = false;
             // A rate change from the UI: continue this phase at the new rate from now.
             let epoch = control.epoch();
             if epoch != seen_epoch {
@@ -251,11 +263,19 @@ impl Conn<'_> {
                 }
                 let stage = phase + 1;
                 next_wake = phase_end;
-                if let Some(wake) = self.queue_due(&mut pacer, now, phase_end, stage, paused) {
+                let (wake, is_full) = self.queue_due(&mut pacer, now, phase_end, stage, paused);
+                full = is_full;
+                if let Some(wake) = wake {
                     next_wake = next_wake.min(wake);
                 }
                 if now < phase_end {
                     break;
+                }
+                // Messages of this phase the tester had no time to send:
+                // counted, so a saturated tester shows instead of hiding.
+                let unsent = pacer.unsent_before(phase_end);
+                if unsent > 0 {
+                    shared.recorder.with(|s| s.stages[stage].not_sent += unsent);
                 }
                 phase += 1;
                 if phase < n {
@@ -282,6 +302,10 @@ impl Conn<'_> {
             let stage = (phase + 1).min(n);
             if self.flush().is_err() {
                 return self.lost(stage, ErrorKind::Closed);
+            }
+            if full && self.wpos == self.wbuf.len() {
+                // The socket took the whole queue: queue the rest now.
+                continue;
             }
             self.shrink_if_idle(now, next_wake);
             if timer.deadline() != next_wake.into() {
@@ -311,8 +335,8 @@ impl Conn<'_> {
 
     /// Queues every message of the current phase that is due by `now` (up
     /// to the write queue limit), recording them in one go; returns when to
-    /// wake for the next one, `None` when only a reply or the phase end can
-    /// make one due.
+    /// wake for the next one (`None` when only a reply or the phase end can
+    /// make one due) and whether the queue is full with more possibly due.
     fn queue_due(
         &mut self,
         pacer: &mut Pacer,
@@ -320,10 +344,10 @@ impl Conn<'_> {
         phase_end: Instant,
         stage: usize,
         paused: bool,
-    ) -> Option<Instant> {
+    ) -> (Option<Instant>, bool) {
         let open = pacer.is_open();
         let shared = self.shared;
-        shared.recorder.with(|shard| {
+        let wake = shared.recorder.with(|shard| {
             let st = &mut shard.stages[stage];
             while self.wbuf.len() < WRITE_QUEUE_LIMIT {
                 match pacer.next_due(self.inflight.len(), now) {
@@ -342,7 +366,8 @@ impl Conn<'_> {
                 }
             }
             None
-        })
+        });
+        (wake, self.wbuf.len() >= WRITE_QUEUE_LIMIT)
     }
 
     /// Renders the next message, appends its frame to the write queue and
@@ -423,6 +448,13 @@ impl Conn<'_> {
                 return Err(ErrorKind::Closed);
             }
         }
+        self.handle_events(stage)
+    }
+
+    /// Handles every complete frame in the decoder: replies matched and
+    /// timed, pings answered, a close or a violation ends the connection.
+    fn handle_events(&mut self, stage: usize) -> Result<(), ErrorKind> {
+        let gauges = self.shared.recorder.gauges();
         let now = Instant::now();
         let Conn {
             shared,
@@ -506,19 +538,23 @@ impl Conn<'_> {
         if kind != ErrorKind::Protocol {
             self.shared.recorder.with(|s| s.stages[stage].error(kind));
         }
+        // Messages in flight will never get their reply.
+        self.expire_inflight();
         // Best effort: answer a server close or report our protocol error.
         let _ = self.flush();
         End::Lost
     }
 
-    /// Messages still unanswered at the drain deadline count as timeouts.
+    /// Messages still unanswered (at the drain deadline, or when their
+    /// connection is lost) count as timeouts.
     fn expire_inflight(&mut self) {
         if self.inflight.is_empty() {
             return;
         }
         let n = self.inflight.len();
         self.shared.recorder.gauges().note_error(|| {
-            format!("timeout: replies still missing {DRAIN:?} after the last phase")
+            "timeout: messages without a reply at the end of the run or of their connection"
+                .to_string()
         });
         let inflight = &mut self.inflight;
         self.shared.recorder.with(|s| {

@@ -72,6 +72,27 @@ impl Pacer {
         }
     }
 
+    /// Messages scheduled before `end` that have not been sent (0 in the
+    /// closed model, which has no schedule).
+    pub fn unsent_before(&self, end: Instant) -> u64 {
+        match *self {
+            Pacer::Open {
+                first,
+                interval_s,
+                k,
+            } => {
+                let span = end.saturating_duration_since(first).as_secs_f64();
+                let due = if end > first {
+                    (span / interval_s).ceil() as u64
+                } else {
+                    0
+                };
+                due.saturating_sub(k)
+            }
+            Pacer::Closed { .. } => 0,
+        }
+    }
+
     /// Whether latencies count from a schedule (open model) rather than from
     /// the actual write.
     pub fn is_open(&self) -> bool {
@@ -133,6 +154,19 @@ mod tests {
             pacer.next_due(0, start).unwrap() - start,
             Duration::from_millis(5)
         );
+    }
+
+    #[test]
+    fn unsent_messages_are_counted_to_the_phase_end() {
+        let start = Instant::now();
+        let p = phase(PhaseRate::PerSecond(Rate { per_second: 100.0 }), 1);
+        let mut pacer = Pacer::for_phase(&p, start, 0, 1, 1.0);
+        // 10 ms apart: due at 0, 10, ..., 90 ms before a 100 ms end.
+        assert_eq!(pacer.unsent_before(start + Duration::from_millis(100)), 10);
+        for _ in 0..4 {
+            pacer.advance();
+        }
+        assert_eq!(pacer.unsent_before(start + Duration::from_millis(100)), 6);
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct StageData {
     pub received: u64,
     /// Data messages received that matched nothing in flight.
     pub unmatched: u64,
+    /// Open-model messages whose phase ended before the tester sent them.
+    pub not_sent: u64,
     /// Payload bytes sent.
     pub bytes_sent: u64,
     /// Payload bytes received.
@@ -112,6 +114,7 @@ impl Default for StageData {
             sent: 0,
             received: 0,
             unmatched: 0,
+            not_sent: 0,
             bytes_sent: 0,
             bytes_received: 0,
             errors: [0; 5],
@@ -151,6 +154,7 @@ impl StageData {
         self.sent += other.sent;
         self.received += other.received;
         self.unmatched += other.unmatched;
+        self.not_sent += other.not_sent;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
@@ -166,6 +170,7 @@ impl StageData {
         self.sent = 0;
         self.received = 0;
         self.unmatched = 0;
+        self.not_sent = 0;
         self.bytes_sent = 0;
         self.bytes_received = 0;
         self.errors = [0; 5];

@@ -152,6 +152,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                     sent: d.sent,
                     received: d.received,
                     unmatched: d.unmatched,
+                    not_sent: d.not_sent,
                 },
                 errors: d.error_total(),
                 saturated,
@@ -247,6 +248,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                 sent: recorded.sent,
                 received: recorded.received,
                 unmatched: recorded.unmatched,
+                not_sent: recorded.not_sent,
             },
             bytes: ByteTotals {
                 sent: recorded.bytes_sent,

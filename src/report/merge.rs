@@ -64,6 +64,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         totals.messages.sent += t.messages.sent;
         totals.messages.received += t.messages.received;
         totals.messages.unmatched += t.messages.unmatched;
+        totals.messages.not_sent += t.messages.not_sent;
         totals.bytes.sent += t.bytes.sent;
         totals.bytes.received += t.bytes.received;
         for (k, v) in &t.errors {
@@ -104,6 +105,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
                 sent,
                 received: same.iter().map(|p| p.messages.received).sum(),
                 unmatched: same.iter().map(|p| p.messages.unmatched).sum(),
+                not_sent: same.iter().map(|p| p.messages.not_sent).sum(),
             },
             errors: same.iter().map(|p| p.errors).sum(),
             saturated: same.iter().any(|p| p.saturated),

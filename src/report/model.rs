@@ -133,6 +133,10 @@ pub struct MessageTotals {
     pub received: u64,
     /// Messages received that matched nothing sent.
     pub unmatched: u64,
+    /// Open model: messages scheduled in a phase that the tester did not get
+    /// to send before the phase ended (it was saturated).
+    #[serde(default)]
+    pub not_sent: u64,
 }
 
 /// Byte counters.

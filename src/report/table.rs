@@ -155,6 +155,7 @@ pub fn tables(r: &Report) -> Vec<Table> {
         ("messages sent", t.messages.sent),
         ("messages received", t.messages.received),
         ("messages unmatched", t.messages.unmatched),
+        ("messages not sent (tester behind)", t.messages.not_sent),
         ("bytes sent", t.bytes.sent),
         ("bytes received", t.bytes.received),
     ] {

@@ -67,6 +67,12 @@ pub fn action_for(code: KeyCode, mods: KeyModifiers) -> Option<Action> {
 /// Applies `a` to the run and the view.
 pub fn apply(a: Action, state: &mut DashboardState, control: &Control, cancel: &CancellationToken) {
     match a {
+        // A second stop while the run is closing quits at once, like a
+        // second Ctrl-C outside the dashboard.
+        Action::Stop if cancel.is_cancelled() => {
+            ratatui::restore();
+            std::process::exit(130);
+        }
         Action::Stop => cancel.cancel(),
         Action::TogglePause => control.toggle_pause(),
         Action::Faster => control.scale(1.1),
