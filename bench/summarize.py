@@ -42,7 +42,8 @@ mem = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.spli
 out = []
 p = out.append
 p("# barrage benchmark results\n")
-p(f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+p(f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, barrage at commit {commit or 'unknown'}")
 p(f"- machine: {cpu}, {nproc} cores, {mem} memory, Linux {platform.release()}")
 p(f"- command: `bench/run.sh` (RUNS={runs}); every figure is the median of {runs} runs; ratios compare medians from this same run")
 p("- setup: server (`barrage serve --workers 1`, or the raw TCP echo) pinned to CPU 0, load tool pinned to CPU 1, all on 127.0.0.1\n")
