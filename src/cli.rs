@@ -111,8 +111,8 @@ pub struct RunArgs {
 pub struct ReportArgs {
     /// A report.json written by `barrage run`.
     pub report: PathBuf,
-    /// Files to write, comma-separated (default: md, junit, hlog).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Format::Md, Format::Junit, Format::Hlog])]
+    /// Files to write, comma-separated (default: md, junit, hlog, html).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Format::Md, Format::Junit, Format::Hlog, Format::Html])]
     pub format: Vec<Format>,
     /// Folder to write into (default: the report's own folder).
     #[arg(long)]

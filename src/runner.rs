@@ -172,6 +172,14 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         scenario,
         file: opts.file.as_ref().map(|f| f.display().to_string()),
         target: url.original.clone(),
+        source: opts
+            .file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|mut text| {
+                text.truncate(text.floor_char_boundary(64 * 1024));
+                text
+            }),
         result: &result,
     });
     let dir = match &opts.out {

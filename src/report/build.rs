@@ -19,6 +19,8 @@ pub struct BuildInput<'a> {
     pub file: Option<String>,
     /// The URL actually connected to.
     pub target: String,
+    /// The scenario file's text, if any.
+    pub source: Option<String>,
     /// The measurements.
     pub result: &'a RunResult,
 }
@@ -225,6 +227,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                     record: p.record,
                 })
                 .collect(),
+            source: input.source.clone(),
         },
         started_at: humantime::format_rfc3339_seconds(r.started_at).to_string(),
         duration_s: r.elapsed.as_secs_f64(),

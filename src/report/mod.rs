@@ -4,9 +4,11 @@
 pub mod build;
 pub mod compare;
 pub mod hlog;
+pub mod html;
 pub mod junit;
 pub mod merge;
 pub mod model;
+pub mod svg;
 pub mod table;
 pub mod write;
 

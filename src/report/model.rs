@@ -70,6 +70,9 @@ pub struct ScenarioInfo {
     pub connection_rate: f64,
     /// Planned phases.
     pub phases: Vec<PhasePlan>,
+    /// The scenario file's text (at most 64 KiB), shown in report.html.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A phase as planned.

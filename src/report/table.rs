@@ -40,6 +40,29 @@ impl Table {
         out
     }
 
+    /// An HTML table with its title as a caption (cells escaped).
+    pub fn to_html(&self) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let mut out = format!("<table><caption>{}</caption><tr>", esc(&self.title));
+        for h in &self.headers {
+            out.push_str(&format!("<th>{}</th>", esc(h)));
+        }
+        out.push_str("</tr>\n");
+        for r in &self.rows {
+            out.push_str("<tr>");
+            for c in r {
+                out.push_str(&format!("<td>{}</td>", esc(c)));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>");
+        out
+    }
+
     /// Aligned plain text: first column left, the others right.
     pub fn to_text(&self) -> String {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();

@@ -83,11 +83,19 @@ pub enum Format {
     Junit,
     /// `<metric>.hlog`: HdrHistogram interval logs, one histogram per second.
     Hlog,
+    /// `report.html`: one self-contained page with charts.
+    Html,
 }
 
 impl Format {
     /// Every format, the default set.
-    pub const ALL: [Format; 4] = [Format::Json, Format::Md, Format::Junit, Format::Hlog];
+    pub const ALL: [Format; 5] = [
+        Format::Json,
+        Format::Md,
+        Format::Junit,
+        Format::Hlog,
+        Format::Html,
+    ];
 }
 
 /// Writes the chosen files of the report set into `dir` (created if
@@ -108,6 +116,9 @@ pub fn write_set(r: &Report, dir: &Path, formats: &[Format]) -> Result<PathBuf, 
             Format::Md => write_atomic(&dir.join("summary.md"), markdown(r).as_bytes())?,
             Format::Junit => {
                 write_atomic(&dir.join("junit.xml"), super::junit::render(r).as_bytes())?
+            }
+            Format::Html => {
+                write_atomic(&dir.join("report.html"), super::html::render(r).as_bytes())?
             }
             Format::Hlog => {
                 for m in LatencyMetric::ALL {
