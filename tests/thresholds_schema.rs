@@ -1,0 +1,105 @@
+//! The threshold language on a real run, and every kind of written report
+//! checked against docs/report.schema.json.
+
+mod common;
+
+use barrage::runner::{RunOptions, RunStatus, run};
+use barrage::scenario::parse;
+use common::*;
+
+fn validate(path: &std::path::Path) {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("docs/report.schema.json").unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is valid JSON Schema");
+    let report = read_report_file(path);
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} breaks the schema: {errors:#?}",
+        path.display()
+    );
+}
+
+fn read_report_file(p: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_ratios_and_phase_scopes_are_evaluated_and_reports_match_the_schema() {
+    let yaml = r#"
+name: gates
+target: builtin
+connections: { count: 5, rate: 1000/s }
+phases:
+  - { name: warmup, duration: 500ms, rate: 200/s, record: false }
+  - { name: steady, duration: 1s, rate: 400/s }
+thresholds:
+  - steady: rtt.p99 < 5s
+  - "steady: messages.sent >= 390"
+  - messages.received >= 390
+  - errors.count < 1
+  - errors.timeout < 1
+  - connections.opened >= 5
+  - rtt.count > 0
+  - throughput.ratio >= 95%
+  - warmup: messages.sent > 100000
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new(parse("gates.yaml", yaml).unwrap());
+    opts.out = Some(dir.path().join("run"));
+    let o = run(opts).await.unwrap();
+    let th = &o.report.thresholds;
+    let verdicts: Vec<(&str, bool)> = th.iter().map(|t| (t.expr.as_str(), t.pass)).collect();
+    assert!(th[..8].iter().all(|t| t.pass), "{verdicts:?}");
+    assert!(
+        !th[8].pass,
+        "warmup sent about 100, not 100000: {:?}",
+        th[8]
+    );
+    assert_eq!(th[5].observed, 5.0);
+    assert!(
+        th[7].observed > 0.95 && th[7].observed < 1.05,
+        "{:?}",
+        th[7]
+    );
+    assert_eq!(o.status, RunStatus::ThresholdFailed);
+
+    // Every report this run and its tools write matches the schema.
+    validate(&o.report_path);
+    let merged = dir.path().join("merged.json");
+    let out = run_bin(&[
+        "merge",
+        o.report_path.to_str().unwrap(),
+        o.report_path.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the failing threshold fails the merge too"
+    );
+    validate(&merged);
+    // A report of a run that opened nothing, too.
+    let f = write_scenario(
+        dir.path(),
+        "down.yaml",
+        "name: down\ntarget: builtin\nconnections: { count: 2 }\nphases: [ { name: a, duration: 1s, rate: 1/s } ]\n",
+    );
+    let down = dir.path().join("down");
+    let target = format!("ws://127.0.0.1:{}/", closed_port());
+    let out = run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--target",
+        &target,
+        "--out",
+        down.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    validate(&down.join("report.json"));
+}
