@@ -9,7 +9,9 @@ use super::model::*;
 use super::table::fmt_ns;
 use crate::engine::RunResult;
 use crate::metrics::{ErrorKind, StageData, encode_histogram};
-use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat, Threshold, ThresholdMetric};
+use crate::scenario::{
+    Counter, ERROR_KINDS, LatencyMetric, PhaseRate, Scenario, Stat, Threshold, ThresholdMetric,
+};
 
 /// What a report is built from.
 pub struct BuildInput<'a> {
@@ -65,25 +67,107 @@ pub fn stat_ns(h: &Histogram<u64>, stat: Stat) -> Option<f64> {
     })
 }
 
-/// Evaluates one threshold against the recorded data. A latency threshold
-/// with no samples fails (nothing was shown to hold).
-pub fn evaluate(t: &Threshold, recorded: &StageData, attempted: u64) -> ThresholdResult {
-    let (observed, text) = match t.metric {
-        ThresholdMetric::Latency { metric, stat } => {
-            match stat_ns(recorded.histogram(metric), stat) {
-                Some(ns) => (ns / 1000.0, fmt_ns(ns)),
-                None => (f64::NAN, "no samples".to_string()),
+/// One phase's data, for phase-scoped thresholds and `throughput.ratio`.
+pub struct PhaseData<'a> {
+    /// Phase name.
+    pub name: &'a str,
+    /// What the phase recorded.
+    pub data: &'a StageData,
+    /// Planned total messages per second, `None` for `rate: max`.
+    pub target: Option<f64>,
+    /// Seconds the phase ran.
+    pub secs: f64,
+    /// Whether it counts in the run's totals.
+    pub record: bool,
+}
+
+/// What thresholds are evaluated against.
+pub struct EvalContext<'a> {
+    /// Setup stage and the recorded phases, added.
+    pub recorded: &'a StageData,
+    /// Every phase; empty while a run is still going (phase-scoped
+    /// thresholds then wait for the end).
+    pub phases: Vec<PhaseData<'a>>,
+    /// Connection attempts.
+    pub attempted: u64,
+    /// Connections opened.
+    pub opened: u64,
+    /// Connection attempts failed.
+    pub failed: u64,
+}
+
+/// Evaluates one threshold. A latency threshold with no samples fails
+/// (nothing was shown to hold).
+pub fn evaluate(t: &Threshold, ctx: &EvalContext<'_>) -> ThresholdResult {
+    let scoped = match &t.phase {
+        None => None,
+        Some(name) => match ctx.phases.iter().find(|p| p.name == name) {
+            Some(p) => Some(p),
+            None => {
+                return ThresholdResult {
+                    expr: t.expr.clone(),
+                    observed: 0.0,
+                    observed_text: "at the end of the run".into(),
+                    pass: true,
+                };
             }
-        }
+        },
+    };
+    let data = scoped.map_or(ctx.recorded, |p| p.data);
+    let (observed, text) = match t.metric {
+        ThresholdMetric::Latency { metric, stat } => match stat_ns(data.histogram(metric), stat) {
+            Some(ns) => (ns / 1000.0, fmt_ns(ns)),
+            None => (f64::NAN, "no samples".to_string()),
+        },
         ThresholdMetric::ErrorRate => {
-            let denom = (attempted + recorded.sent).max(1) as f64;
-            let rate = recorded.error_total() as f64 / denom;
+            let attempts = if scoped.is_some() { 0 } else { ctx.attempted };
+            let rate = data.error_total() as f64 / (attempts + data.sent).max(1) as f64;
             (rate, format!("{:.3}%", rate * 100.0))
+        }
+        ThresholdMetric::Count(c) => {
+            let n = match c {
+                Counter::Errors => data.error_total(),
+                Counter::ErrorsOf(kind) => ERROR_KINDS
+                    .iter()
+                    .position(|k| *k == kind)
+                    .map_or(0, |i| data.errors[i]),
+                Counter::ConnectionsFailed => ctx.failed,
+                Counter::ConnectionsOpened => ctx.opened,
+                Counter::MessagesSent => data.sent,
+                Counter::MessagesReceived => data.received,
+                Counter::Samples(m) => data.histogram(m).len(),
+            };
+            (n as f64, n.to_string())
+        }
+        ThresholdMetric::ThroughputRatio => {
+            let phases: Vec<&PhaseData> = match scoped {
+                Some(p) => vec![p],
+                None => ctx.phases.iter().filter(|p| p.record).collect(),
+            };
+            let planned: f64 = phases.iter().filter_map(|p| Some(p.target? * p.secs)).sum();
+            let sent: u64 = phases
+                .iter()
+                .filter(|p| p.target.is_some())
+                .map(|p| p.data.sent)
+                .sum();
+            if planned > 0.0 {
+                let ratio = sent as f64 / planned;
+                (ratio, format!("{:.1}%", ratio * 100.0))
+            } else if ctx.phases.is_empty() {
+                return ThresholdResult {
+                    expr: t.expr.clone(),
+                    observed: 0.0,
+                    observed_text: "at the end of the run".into(),
+                    pass: true,
+                };
+            } else {
+                (f64::NAN, "no open-model phase".to_string())
+            }
         }
     };
     let in_limit_units = match t.metric {
         ThresholdMetric::Latency { .. } => observed * 1000.0,
-        ThresholdMetric::ErrorRate => observed,
+        _ => observed,
     };
     ThresholdResult {
         expr: t.expr.clone(),
@@ -157,19 +241,43 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                     not_sent: d.not_sent,
                 },
                 errors: d.error_total(),
+                errors_by_kind: ErrorKind::ALL
+                    .iter()
+                    .map(|k| (k.name().to_string(), d.errors[*k as usize]))
+                    .collect(),
                 saturated,
                 metrics: metric_map(d, &per_phase),
             }
         })
         .collect::<Vec<PhaseReport>>();
     let last = &r.last;
+    let phase_secs: Vec<f64> = (0..s.phases.len())
+        .map(|i| r.phase_elapsed(&s.phases, i).as_secs_f64())
+        .collect();
+    let ctx = EvalContext {
+        recorded: &recorded,
+        phases: s
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PhaseData {
+                name: &p.name,
+                data: &r.totals.stages[i + 1],
+                target: match p.rate {
+                    PhaseRate::PerSecond(rate) => Some(rate.per_second),
+                    PhaseRate::Max => None,
+                },
+                secs: phase_secs[i],
+                record: p.record,
+            })
+            .collect(),
+        attempted: last.attempted,
+        opened: last.opened,
+        failed: last.failed,
+    };
     let saturated = phases.iter().any(|p| p.record && p.saturated);
     let ramp_s = r.load_started.unwrap_or(r.elapsed).as_secs_f64();
-    let thresholds: Vec<ThresholdResult> = s
-        .thresholds
-        .iter()
-        .map(|t| evaluate(t, &recorded, last.attempted))
-        .collect();
+    let thresholds: Vec<ThresholdResult> = s.thresholds.iter().map(|t| evaluate(t, &ctx)).collect();
     let verdict = if thresholds.iter().all(|t| t.pass) {
         Verdict::Pass
     } else {

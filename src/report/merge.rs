@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
-use super::build::{evaluate, summarize};
+use super::build::{EvalContext, PhaseData, evaluate, summarize};
 use super::model::*;
 use crate::metrics::{ErrorKind, StageData, decode_histogram, encode_histogram, new_histogram};
 use crate::scenario::{LatencyMetric, Threshold};
@@ -108,6 +108,15 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
                 not_sent: same.iter().map(|p| p.messages.not_sent).sum(),
             },
             errors: same.iter().map(|p| p.errors).sum(),
+            errors_by_kind: {
+                let mut m = BTreeMap::new();
+                for p in &same {
+                    for (k, v) in &p.errors_by_kind {
+                        *m.entry(k.clone()).or_default() += v;
+                    }
+                }
+                m
+            },
             saturated: same.iter().any(|p| p.saturated),
             metrics: merge_metrics(same.iter().map(|p| &p.metrics))?,
         });
@@ -166,22 +175,51 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         .collect();
 
     // Thresholds again, on the merged data.
-    let mut recorded = StageData::default();
-    for m in LatencyMetric::ALL {
-        if let Some(s) = metrics.get(m.name()) {
-            let h = decode_histogram(&s.histogram)?;
-            recorded.hist[LatencyMetric::ALL.iter().position(|x| *x == m).unwrap_or(0)] = h;
+    let stage = |metrics: &BTreeMap<String, MetricSummary>,
+                 m: &MessageTotals,
+                 errors: &BTreeMap<String, u64>|
+     -> Result<StageData, String> {
+        let mut d = StageData::default();
+        for (i, metric) in LatencyMetric::ALL.iter().enumerate() {
+            if let Some(s) = metrics.get(metric.name()) {
+                d.hist[i] = decode_histogram(&s.histogram)?;
+            }
         }
-    }
-    recorded.sent = totals.messages.sent;
-    for k in ErrorKind::ALL {
-        recorded.errors[k as usize] = totals.errors.get(k.name()).copied().unwrap_or(0);
-    }
+        d.sent = m.sent;
+        d.received = m.received;
+        d.unmatched = m.unmatched;
+        for k in ErrorKind::ALL {
+            d.errors[k as usize] = errors.get(k.name()).copied().unwrap_or(0);
+        }
+        Ok(d)
+    };
+    let recorded = stage(&metrics, &totals.messages, &totals.errors)?;
+    let phase_data = phases
+        .iter()
+        .map(|p: &PhaseReport| stage(&p.metrics, &p.messages, &p.errors_by_kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ctx = EvalContext {
+        recorded: &recorded,
+        phases: phases
+            .iter()
+            .zip(&phase_data)
+            .map(|(p, d)| PhaseData {
+                name: &p.name,
+                data: d,
+                target: p.target_rate,
+                secs: p.duration_s,
+                record: p.record,
+            })
+            .collect(),
+        attempted: totals.connections.attempted,
+        opened: totals.connections.opened,
+        failed: totals.connections.failed,
+    };
     let mut thresholds = Vec::new();
     for t in &first.thresholds {
         let parsed =
             Threshold::parse(&t.expr).map_err(|e| format!("threshold {:?}: {e}", t.expr))?;
-        thresholds.push(evaluate(&parsed, &recorded, totals.connections.attempted));
+        thresholds.push(evaluate(&parsed, &ctx));
     }
     let verdict = if thresholds.iter().all(|t| t.pass) {
         Verdict::Pass

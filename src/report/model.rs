@@ -191,6 +191,9 @@ pub struct PhaseReport {
     pub messages: MessageTotals,
     /// Errors found during the phase.
     pub errors: u64,
+    /// The same by kind.
+    #[serde(default)]
+    pub errors_by_kind: BTreeMap<String, u64>,
     /// Open model only: the tester fell behind its schedule (send_lag p99
     /// over 10 ms, or under 99% of the target rate sent).
     pub saturated: bool,

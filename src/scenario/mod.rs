@@ -22,7 +22,7 @@ pub use model::{Connections, Phase, PhaseRate, Scenario};
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
 pub use template::{Template, TemplateVars};
-pub use threshold::{CmpOp, LatencyMetric, Stat, Threshold, ThresholdMetric};
+pub use threshold::{CmpOp, Counter, ERROR_KINDS, LatencyMetric, Stat, Threshold, ThresholdMetric};
 pub use units::{Rate, parse_duration, parse_rate, parse_size};
 
 /// Reads and parses a scenario file. A read failure is reported as a
@@ -62,5 +62,37 @@ pub fn parse(file_label: &str, text: &str) -> Result<Scenario, ScenarioError> {
         return Err(ScenarioError::from_syntax(file_label, &e));
     }
     let de = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| ScenarioError::from_yaml(file_label, e))
+    let scenario: Scenario = serde_path_to_error::deserialize(de)
+        .map_err(|e| ScenarioError::from_yaml(file_label, e))?;
+    check_threshold_phases(file_label, text, &scenario)?;
+    Ok(scenario)
+}
+
+/// A threshold scoped to a phase (`steady: rtt.p99 < 20ms`) must name one of
+/// the scenario's phases. Checked once the whole file is read; the error
+/// points at the line where the threshold is written.
+fn check_threshold_phases(file: &str, text: &str, s: &Scenario) -> Result<(), ScenarioError> {
+    for (i, t) in s.thresholds.iter().enumerate() {
+        let Some(phase) = &t.phase else { continue };
+        if s.phases.iter().any(|p| &p.name == phase) {
+            continue;
+        }
+        let known: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
+        let (line, column) = text
+            .lines()
+            .enumerate()
+            .find_map(|(n, l)| l.find(t.expr.as_str()).map(|c| (n + 1, c + 1)))
+            .unwrap_or((0, 0));
+        return Err(ScenarioError {
+            file: file.to_string(),
+            line,
+            column,
+            field: Some(format!("thresholds[{i}]")),
+            message: format!(
+                "no phase named {phase:?}; the phases are {}",
+                known.join(", ")
+            ),
+        });
+    }
+    Ok(())
 }

@@ -275,3 +275,13 @@ fn load_reads_file() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(result.unwrap().phases.len(), 3);
 }
+
+#[test]
+fn a_threshold_scoped_to_an_unknown_phase_is_located() {
+    let yaml = "name: s\ntarget: builtin\nconnections: { count: 1 }\nphases:\n  - { name: steady, duration: 1s, rate: 1/s }\nthresholds:\n  - rtt.p99 < 1s\n  - warm: rtt.p99 < 1s\n";
+    let e = super::parse("s.yaml", yaml).unwrap_err().to_string();
+    assert!(
+        e.starts_with("s.yaml:8:5: thresholds[1]: no phase named \"warm\""),
+        "{e}"
+    );
+}

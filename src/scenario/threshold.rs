@@ -1,6 +1,6 @@
 //! Pass/fail thresholds such as `rtt.p99 < 50ms` or `errors.rate < 1%`.
 
-use serde::de::{Deserialize, Deserializer};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::units::duration_nanos;
 
@@ -14,8 +14,33 @@ pub struct Threshold {
     /// How the observed value is compared with `limit`.
     pub op: CmpOp,
     /// The limit: nanoseconds for latency statistics, a fraction (1% = 0.01)
-    /// for `errors.rate`.
+    /// for `errors.rate` and `throughput.ratio`, a number for counts.
     pub limit: f64,
+    /// Only this phase's data counts (`steady: rtt.p99 < 20ms`); `None`: the
+    /// recorded phases together.
+    pub phase: Option<String>,
+}
+
+/// Error kinds a threshold may name as `errors.KIND`.
+pub const ERROR_KINDS: [&str; 5] = ["connect", "handshake", "timeout", "protocol", "closed"];
+
+/// A count a threshold can look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// `errors.count`: all errors.
+    Errors,
+    /// `errors.KIND`: errors of one kind (a name from [`ERROR_KINDS`]).
+    ErrorsOf(&'static str),
+    /// `connections.failed`.
+    ConnectionsFailed,
+    /// `connections.opened`.
+    ConnectionsOpened,
+    /// `messages.sent`.
+    MessagesSent,
+    /// `messages.received`.
+    MessagesReceived,
+    /// `METRIC.count`: samples of a latency metric.
+    Samples(LatencyMetric),
 }
 
 /// The quantity a threshold looks at.
@@ -30,14 +55,20 @@ pub enum ThresholdMetric {
     },
     /// `errors.rate`: failed operations as a fraction of all operations.
     ErrorRate,
+    /// A count, compared with a plain number.
+    Count(Counter),
+    /// `throughput.ratio`: messages sent ÷ messages scheduled by the target
+    /// rates (open-model phases), as a fraction.
+    ThroughputRatio,
 }
 
 /// The latency distributions barrage records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LatencyMetric {
-    /// `rtt`: send to matching reply.
+    /// `rtt`: scheduled send time to the matching reply (coordinated
+    /// omission corrected).
     Rtt,
-    /// `service`: time the server took, as reported by it.
+    /// `service`: actual send to the matching reply.
     Service,
     /// `connect`: TCP connect time.
     Connect,
@@ -134,13 +165,27 @@ pub enum CmpOp {
 }
 
 /// Shown when the expression has no recognisable shape.
-const SHAPE_HELP: &str = "expected METRIC.STAT OP LIMIT, e.g. \"rtt.p99 < 50ms\" or \"errors.rate < 1%\" (operators: <, <=, >, >=)";
+const SHAPE_HELP: &str = "expected [PHASE:] METRIC.STAT OP LIMIT, e.g. \"rtt.p99 < 50ms\", \"steady: rtt.p99 < 20ms\", \"errors.rate < 1%\" or \"messages.received > 1000\" (operators: <, <=, >, >=)";
 
 impl Threshold {
     /// Parses an expression such as `rtt.p99 < 50ms`, `rtt.p99.9 <= 2.5ms` or
     /// `errors.rate < 1%`.
     pub fn parse(s: &str) -> Result<Threshold, String> {
         let expr = s.trim();
+        // `PHASE: ...` scopes the threshold to one phase.
+        let (phase, body) = match expr.split_once(':') {
+            Some((p, rest)) if !p.trim().is_empty() && !p.contains(['<', '>', '.']) => {
+                (Some(p.trim().to_string()), rest.trim())
+            }
+            _ => (None, expr),
+        };
+        let mut t = Self::parse_body(body)?;
+        t.expr = expr.to_string();
+        t.phase = phase;
+        Ok(t)
+    }
+
+    fn parse_body(expr: &str) -> Result<Threshold, String> {
         let Some(op_at) = expr.find(['<', '>']) else {
             return Err(format!(
                 "no comparison operator in \"{expr}\"; {SHAPE_HELP}"
@@ -160,14 +205,24 @@ impl Threshold {
         }
         let metric = parse_metric(lhs)?;
         let limit = match metric {
-            ThresholdMetric::ErrorRate => parse_fraction(rhs)?,
+            ThresholdMetric::ErrorRate | ThresholdMetric::ThroughputRatio => {
+                parse_fraction(lhs, rhs)?
+            }
             ThresholdMetric::Latency { .. } => parse_latency_limit(rhs)?,
+            ThresholdMetric::Count(_) => rhs
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| {
+                    format!("the limit of {lhs} must be a number like 1000, got \"{rhs}\"")
+                })?,
         };
         Ok(Threshold {
             expr: expr.to_string(),
             metric,
             op,
             limit,
+            phase: None,
         })
     }
 
@@ -183,15 +238,28 @@ impl Threshold {
     }
 }
 
-/// Parses `errors.rate` or `METRIC.STAT`.
+/// Parses `errors.rate`, a counter, `throughput.ratio` or `METRIC.STAT`.
 fn parse_metric(lhs: &str) -> Result<ThresholdMetric, String> {
-    if lhs == "errors.rate" {
-        return Ok(ThresholdMetric::ErrorRate);
+    let counter = match lhs {
+        "errors.rate" => return Ok(ThresholdMetric::ErrorRate),
+        "throughput.ratio" => return Ok(ThresholdMetric::ThroughputRatio),
+        "errors.count" => Some(Counter::Errors),
+        "connections.failed" => Some(Counter::ConnectionsFailed),
+        "connections.opened" => Some(Counter::ConnectionsOpened),
+        "messages.sent" => Some(Counter::MessagesSent),
+        "messages.received" => Some(Counter::MessagesReceived),
+        _ => lhs
+            .strip_prefix("errors.")
+            .and_then(|k| ERROR_KINDS.iter().find(|e| **e == k))
+            .map(|k| Counter::ErrorsOf(k)),
+    };
+    if let Some(c) = counter {
+        return Ok(ThresholdMetric::Count(c));
     }
     let (name, stat) = lhs.split_once('.').unwrap_or((lhs, ""));
     let Some(metric) = LatencyMetric::ALL.into_iter().find(|m| m.name() == name) else {
         return Err(format!(
-            "unknown metric \"{lhs}\"; use errors.rate or one of rtt, service, connect, handshake, send_lag followed by .min, .mean, .max or .pN"
+            "unknown metric \"{lhs}\"; use one of rtt, service, connect, handshake, send_lag followed by .min, .mean, .max, .pN or .count, or errors.rate, errors.count, errors.KIND (connect, handshake, timeout, protocol, closed), connections.failed, connections.opened, messages.sent, messages.received, throughput.ratio"
         ));
     };
     if stat.is_empty() {
@@ -199,26 +267,28 @@ fn parse_metric(lhs: &str) -> Result<ThresholdMetric, String> {
             "metric \"{lhs}\" needs a statistic: {name}.min, {name}.mean, {name}.max or {name}.pN (e.g. {name}.p99)"
         ));
     }
+    if stat == "count" {
+        return Ok(ThresholdMetric::Count(Counter::Samples(metric)));
+    }
     Ok(ThresholdMetric::Latency {
         metric,
         stat: Stat::parse(stat)?,
     })
 }
 
-/// Parses `1%` or `0.01` into a fraction in `[0, 1]`.
-fn parse_fraction(rhs: &str) -> Result<f64, String> {
+/// Parses `1%` or `0.01` into a fraction (in `[0, 1]` for `errors.rate`).
+fn parse_fraction(lhs: &str, rhs: &str) -> Result<f64, String> {
     let (num, scale) = match rhs.strip_suffix('%') {
         Some(n) => (n.trim(), 0.01),
         None => (rhs, 1.0),
     };
-    let bad = || {
-        format!("errors.rate limit \"{rhs}\" must be a percentage like 1% or a fraction like 0.01")
-    };
+    let bad =
+        || format!("{lhs} limit \"{rhs}\" must be a percentage like 1% or a fraction like 0.01");
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(bad());
     }
     let v = num.parse::<f64>().map_err(|_| bad())? * scale;
-    if !(0.0..=1.0).contains(&v) {
+    if lhs == "errors.rate" && !(0.0..=1.0).contains(&v) {
         return Err(format!(
             "errors.rate limit \"{rhs}\" must be between 0% and 100%"
         ));
@@ -237,12 +307,32 @@ fn parse_latency_limit(rhs: &str) -> Result<f64, String> {
 }
 
 impl<'de> Deserialize<'de> for Threshold {
+    /// A string (`rtt.p99 < 50ms`, `"steady: rtt.p99 < 20ms"`) or, since
+    /// YAML reads an unquoted `steady: rtt.p99 < 20ms` list item as a map,
+    /// a one-entry map from a phase name to an expression.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Threshold, D::Error> {
-        super::units::deserialize_parsed(
-            d,
-            "a threshold string such as \"rtt.p99 < 50ms\"",
-            Threshold::parse,
-        )
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Threshold;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a threshold such as \"rtt.p99 < 50ms\" or \"steady: rtt.p99 < 20ms\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Threshold, E> {
+                Threshold::parse(v).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Threshold, A::Error> {
+                let Some((phase, expr)) = map.next_entry::<String, String>()? else {
+                    return Err(de::Error::custom("an empty map is not a threshold"));
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(de::Error::custom(
+                        "a phase-scoped threshold is one `PHASE: EXPRESSION` per list item",
+                    ));
+                }
+                Threshold::parse(&format!("{phase}: {expr}")).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -289,6 +379,42 @@ mod tests {
         let t = Threshold::parse("connect.p95 > 1m").unwrap();
         assert_eq!(t.op, CmpOp::Gt);
         assert_eq!(t.limit, 60e9);
+    }
+
+    #[test]
+    fn parses_counters_ratios_and_phase_scopes() {
+        let t = Threshold::parse("steady: rtt.p99 < 20ms").unwrap();
+        assert_eq!(t.phase.as_deref(), Some("steady"));
+        assert_eq!(t.expr, "steady: rtt.p99 < 20ms");
+        assert_eq!(t.limit, 20_000_000.0);
+        let t = Threshold::parse("messages.received >= 1000").unwrap();
+        assert_eq!(t.metric, ThresholdMetric::Count(Counter::MessagesReceived));
+        assert_eq!((t.op, t.limit), (CmpOp::Ge, 1000.0));
+        let t = Threshold::parse("errors.timeout < 5").unwrap();
+        assert_eq!(
+            t.metric,
+            ThresholdMetric::Count(Counter::ErrorsOf("timeout"))
+        );
+        let t = Threshold::parse("rtt.count > 10").unwrap();
+        assert_eq!(
+            t.metric,
+            ThresholdMetric::Count(Counter::Samples(LatencyMetric::Rtt))
+        );
+        let t = Threshold::parse("throughput.ratio >= 99%").unwrap();
+        assert_eq!(
+            (t.metric, t.limit),
+            (ThresholdMetric::ThroughputRatio, 0.99)
+        );
+        assert!(
+            Threshold::parse("errors.bogus < 1")
+                .unwrap_err()
+                .contains("unknown metric")
+        );
+        assert!(
+            Threshold::parse("messages.sent > lots")
+                .unwrap_err()
+                .contains("must be a number")
+        );
     }
 
     #[test]

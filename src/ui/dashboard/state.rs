@@ -2,7 +2,7 @@
 //! once per second. Holds no terminal state, so layouts can be tested.
 
 use crate::metrics::{ErrorKind, Snapshot, StageData};
-use crate::report::build::{evaluate, stat_ns};
+use crate::report::build::{EvalContext, evaluate, stat_ns};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat};
 
 /// Latency metrics the dashboard can chart, in Tab order.
@@ -125,7 +125,14 @@ impl DashboardState {
             .thresholds
             .iter()
             .map(|t| {
-                let r = evaluate(t, &s.recorded, s.attempted);
+                let ctx = EvalContext {
+                    recorded: &s.recorded,
+                    phases: Vec::new(),
+                    attempted: s.attempted,
+                    opened: s.opened,
+                    failed: s.failed,
+                };
+                let r = evaluate(t, &ctx);
                 LiveThreshold {
                     expr: r.expr,
                     observed: r.observed_text,
