@@ -7,6 +7,7 @@
 //! [`Snapshot`] for the UI and the timeline.
 
 pub mod data;
+pub mod evaluate;
 pub mod recorder;
 pub mod snapshot;
 

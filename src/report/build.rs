@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::model::*;
-use super::table::fmt_ns;
 use crate::engine::RunResult;
+use crate::metrics::evaluate::{EvalContext, PhaseData, evaluate};
 use crate::metrics::{ErrorKind, StageData, encode_histogram};
-use crate::scenario::{
-    Counter, ERROR_KINDS, LatencyMetric, PhaseRate, Scenario, Stat, Threshold, ThresholdMetric,
-};
+use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Threshold};
 
 /// What a report is built from.
 pub struct BuildInput<'a> {
@@ -54,126 +52,14 @@ pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
     }
 }
 
-/// The value of `stat` on `h`, in ns; `None` without samples.
-pub fn stat_ns(h: &Histogram<u64>, stat: Stat) -> Option<f64> {
-    if h.is_empty() {
-        return None;
-    }
-    Some(match stat {
-        Stat::Min => h.min() as f64,
-        Stat::Max => h.max() as f64,
-        Stat::Mean => h.mean(),
-        Stat::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
-    })
-}
-
-/// One phase's data, for phase-scoped thresholds and `throughput.ratio`.
-pub struct PhaseData<'a> {
-    /// Phase name.
-    pub name: &'a str,
-    /// What the phase recorded.
-    pub data: &'a StageData,
-    /// Planned total messages per second, `None` for `rate: max`.
-    pub target: Option<f64>,
-    /// Seconds the phase ran.
-    pub secs: f64,
-    /// Whether it counts in the run's totals.
-    pub record: bool,
-}
-
-/// What thresholds are evaluated against.
-pub struct EvalContext<'a> {
-    /// Setup stage and the recorded phases, added.
-    pub recorded: &'a StageData,
-    /// Every phase; empty while a run is still going (phase-scoped
-    /// thresholds then wait for the end).
-    pub phases: Vec<PhaseData<'a>>,
-    /// Connection attempts.
-    pub attempted: u64,
-    /// Connections opened.
-    pub opened: u64,
-    /// Connection attempts failed.
-    pub failed: u64,
-}
-
-/// Evaluates one threshold. A latency threshold with no samples fails
-/// (nothing was shown to hold).
-pub fn evaluate(t: &Threshold, ctx: &EvalContext<'_>) -> ThresholdResult {
-    let scoped = match &t.phase {
-        None => None,
-        Some(name) => match ctx.phases.iter().find(|p| p.name == name) {
-            Some(p) => Some(p),
-            None => {
-                return ThresholdResult {
-                    expr: t.expr.clone(),
-                    observed: 0.0,
-                    observed_text: "at the end of the run".into(),
-                    pass: true,
-                };
-            }
-        },
-    };
-    let data = scoped.map_or(ctx.recorded, |p| p.data);
-    let (observed, text) = match t.metric {
-        ThresholdMetric::Latency { metric, stat } => match stat_ns(data.histogram(metric), stat) {
-            Some(ns) => (ns / 1000.0, fmt_ns(ns)),
-            None => (f64::NAN, "no samples".to_string()),
-        },
-        ThresholdMetric::ErrorRate => {
-            let attempts = if scoped.is_some() { 0 } else { ctx.attempted };
-            let rate = data.error_total() as f64 / (attempts + data.sent).max(1) as f64;
-            (rate, format!("{:.3}%", rate * 100.0))
-        }
-        ThresholdMetric::Count(c) => {
-            let n = match c {
-                Counter::Errors => data.error_total(),
-                Counter::ErrorsOf(kind) => ERROR_KINDS
-                    .iter()
-                    .position(|k| *k == kind)
-                    .map_or(0, |i| data.errors[i]),
-                Counter::ConnectionsFailed => ctx.failed,
-                Counter::ConnectionsOpened => ctx.opened,
-                Counter::MessagesSent => data.sent,
-                Counter::MessagesReceived => data.received,
-                Counter::Samples(m) => data.histogram(m).len(),
-            };
-            (n as f64, n.to_string())
-        }
-        ThresholdMetric::ThroughputRatio => {
-            let phases: Vec<&PhaseData> = match scoped {
-                Some(p) => vec![p],
-                None => ctx.phases.iter().filter(|p| p.record).collect(),
-            };
-            let planned: f64 = phases.iter().filter_map(|p| Some(p.target? * p.secs)).sum();
-            let sent: u64 = phases
-                .iter()
-                .filter(|p| p.target.is_some())
-                .map(|p| p.data.sent)
-                .sum();
-            if planned > 0.0 {
-                let ratio = sent as f64 / planned;
-                (ratio, format!("{:.1}%", ratio * 100.0))
-            } else if ctx.phases.is_empty() {
-                return ThresholdResult {
-                    expr: t.expr.clone(),
-                    observed: 0.0,
-                    observed_text: "at the end of the run".into(),
-                    pass: true,
-                };
-            } else {
-                (f64::NAN, "no open-model phase".to_string())
-            }
-        }
-    };
-    let in_limit_units = match t.metric {
-        ThresholdMetric::Latency { .. } => observed * 1000.0,
-        _ => observed,
-    };
+/// A threshold's line in the report.
+pub fn result_of(t: &Threshold, ctx: &EvalContext<'_>) -> ThresholdResult {
+    let e = evaluate(t, ctx);
     ThresholdResult {
         expr: t.expr.clone(),
-        observed: if observed.is_nan() { 0.0 } else { observed },
-        observed_text: text,
-        pass: !observed.is_nan() && t.holds(in_limit_units),
+        observed: e.observed,
+        observed_text: e.observed_text,
+        pass: e.pass,
     }
 }
 
@@ -277,8 +163,9 @@ pub fn build(input: &BuildInput<'_>) -> Report {
     };
     let saturated = phases.iter().any(|p| p.record && p.saturated);
     let ramp_s = r.load_started.unwrap_or(r.elapsed).as_secs_f64();
-    let thresholds: Vec<ThresholdResult> = s.thresholds.iter().map(|t| evaluate(t, &ctx)).collect();
-    let verdict = if thresholds.iter().all(|t| t.pass) {
+    let thresholds: Vec<ThresholdResult> =
+        s.thresholds.iter().map(|t| result_of(t, &ctx)).collect();
+    let verdict = if r.aborted.is_none() && thresholds.iter().all(|t| t.pass) {
         Verdict::Pass
     } else {
         Verdict::Fail
@@ -341,6 +228,10 @@ pub fn build(input: &BuildInput<'_>) -> Report {
         duration_s: r.elapsed.as_secs_f64(),
         verdict,
         interrupted: r.interrupted,
+        aborted: r.aborted.as_ref().map(|(threshold, t_s)| Aborted {
+            threshold: threshold.clone(),
+            t_s: (t_s * 1000.0).round() / 1000.0,
+        }),
         saturated,
         totals: Totals {
             connections: ConnectionTotals {

@@ -105,7 +105,7 @@ pub fn value(r: &Report, key: &str) -> Option<f64> {
         _ => {
             let (metric, stat) = key.split_once('.')?;
             let h = decode_histogram(&r.metrics.get(metric)?.histogram).ok()?;
-            crate::report::build::stat_ns(&h, parse_stat(stat).ok()?)
+            crate::metrics::evaluate::stat_ns(&h, parse_stat(stat).ok()?)
         }
     }
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
-use super::build::{EvalContext, PhaseData, evaluate, summarize};
+use super::build::{result_of, summarize};
 use super::model::*;
+use crate::metrics::evaluate::{EvalContext, PhaseData};
 use crate::metrics::{ErrorKind, StageData, decode_histogram, encode_histogram, new_histogram};
 use crate::scenario::{LatencyMetric, Threshold};
 
@@ -219,7 +220,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
     for t in &first.thresholds {
         let parsed =
             Threshold::parse(&t.expr).map_err(|e| format!("threshold {:?}: {e}", t.expr))?;
-        thresholds.push(evaluate(&parsed, &ctx));
+        thresholds.push(result_of(&parsed, &ctx));
     }
     let verdict = if thresholds.iter().all(|t| t.pass) {
         Verdict::Pass
@@ -238,6 +239,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         duration_s: end.saturating_sub(start).as_secs_f64(),
         verdict,
         interrupted: reports.iter().any(|r| r.interrupted),
+        aborted: reports.iter().find_map(|r| r.aborted.clone()),
         saturated: reports.iter().any(|r| r.saturated),
         totals,
         metrics,

@@ -95,19 +95,7 @@ impl Table {
     }
 }
 
-/// A duration in ns with a unit a person reads easily: `850ns`, `412µs`,
-/// `3.21ms`, `1.50s`.
-pub fn fmt_ns(ns: f64) -> String {
-    if ns < 1_000.0 {
-        format!("{ns:.0}ns")
-    } else if ns < 1_000_000.0 {
-        format!("{:.0}µs", ns / 1e3)
-    } else if ns < 1_000_000_000.0 {
-        format!("{:.2}ms", ns / 1e6)
-    } else {
-        format!("{:.2}s", ns / 1e9)
-    }
-}
+pub use crate::metrics::evaluate::fmt_ns;
 
 fn us(v: f64) -> String {
     fmt_ns(v * 1000.0)
@@ -152,6 +140,12 @@ pub fn verdict_line(r: &Report) -> String {
     );
     if r.interrupted {
         s.push_str(" (interrupted)");
+    }
+    if let Some(a) = &r.aborted {
+        s.push_str(&format!(
+            " — stopped early at {:.1}s: {} broke (abort_on_fail)",
+            a.t_s, a.threshold
+        ));
     }
     if r.saturated {
         s.push_str(

@@ -1,8 +1,8 @@
 //! What the dashboard shows, folded from the snapshots the engine hands over
 //! once per second. Holds no terminal state, so layouts can be tested.
 
+use crate::metrics::evaluate::{EvalContext, evaluate, stat_ns};
 use crate::metrics::{ErrorKind, Snapshot, StageData};
-use crate::report::build::{EvalContext, evaluate, stat_ns};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat};
 
 /// Latency metrics the dashboard can chart, in Tab order.
@@ -134,7 +134,7 @@ impl DashboardState {
                 };
                 let r = evaluate(t, &ctx);
                 LiveThreshold {
-                    expr: r.expr,
+                    expr: t.expr.clone(),
                     observed: r.observed_text,
                     pass: r.pass,
                 }
