@@ -192,6 +192,8 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     }
     let status = if result.interrupted {
         RunStatus::Interrupted
+    } else if result.aborted.is_some() {
+        RunStatus::ThresholdFailed
     } else if report.totals.connections.opened == 0 {
         RunStatus::NoConnection
     } else if report.verdict == Verdict::Fail {

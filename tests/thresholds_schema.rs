@@ -103,3 +103,44 @@ thresholds:
     assert_eq!(out.status.code(), Some(3));
     validate(&down.join("report.json"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_stops_a_clearly_broken_run_after_its_grace() {
+    let yaml = r#"
+name: abort
+target: builtin
+connections: { count: 5, rate: 1000/s }
+phases:
+  - { name: steady, duration: 60s, rate: 200/s }
+thresholds:
+  - rtt.p99 < 5s
+  - { threshold: "rtt.p50 < 1ns", abort_on_fail: true, grace: 1s }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = RunOptions::new(parse("abort.yaml", yaml).unwrap());
+    opts.out = Some(dir.path().join("run"));
+    let t0 = std::time::Instant::now();
+    let o = run(opts).await.unwrap();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(o.status, RunStatus::ThresholdFailed);
+    assert_eq!(o.exit_code(), 1);
+    let r = &o.report;
+    let a = r.aborted.as_ref().expect("aborted is reported");
+    assert_eq!(a.threshold, "rtt.p50 < 1ns");
+    assert!(a.t_s >= 1.0 && a.t_s < 5.0, "{}", a.t_s);
+    assert!(!r.interrupted);
+    assert!(barrage::ui::summary::render(r).contains("stopped early"));
+    validate(&o.report_path);
+
+    // The object form is checked like everything else.
+    let bad = yaml.replace("grace: 1s", "grace: 1s, abort: true");
+    let e = parse("abort.yaml", &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("abort.yaml:9:") && e.contains("unknown field `abort`"),
+        "{e}"
+    );
+}

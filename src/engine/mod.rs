@@ -20,8 +20,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::evaluate::{EvalContext, evaluate};
 use crate::metrics::{Collector, Recorder, Shard, Snapshot, TickInfo};
-use crate::scenario::{Message, Phase, Scenario, Template, WsUrl};
+use crate::scenario::{Message, Phase, Scenario, Template, Threshold, WsUrl};
 pub use control::Control;
 
 pub use connection::DRAIN;
@@ -69,8 +70,11 @@ pub struct RunResult {
     pub load_started: Option<Duration>,
     /// Whether the run was cancelled before its end.
     pub interrupted: bool,
-    /// Offset from the run start at which it was cancelled, if it was.
+    /// Offset from the run start at which it was cancelled or aborted.
     pub stopped_at: Option<Duration>,
+    /// The `abort_on_fail` threshold that stopped the run, and when (seconds
+    /// since the run started).
+    pub aborted: Option<(String, f64)>,
     /// Totals per stage (stage 0: connection setup; stage i+1: phase i).
     pub totals: Shard,
     /// One snapshot per tick, the last one taken at the end.
@@ -185,6 +189,9 @@ pub async fn run(
     } else {
         format!("{}:{}", url.host, url.port)
     };
+    // Stops the connections: on Ctrl-C (the caller's token, its parent) or
+    // when an `abort_on_fail` threshold breaks.
+    let run_cancel = opts.cancel.child_token();
     let shared = Arc::new(Shared {
         recorder: recorder.clone(),
         phases: phases.clone(),
@@ -195,7 +202,7 @@ pub async fn run(
         path: url.path_and_query.clone(),
         connect_timeout: scenario.connections.timeout,
         payload,
-        cancel: opts.cancel.clone(),
+        cancel: run_cancel.clone(),
         control: opts.control.clone(),
         start: start_rx.clone(),
         open_index: AtomicU64::new(0),
@@ -221,15 +228,24 @@ pub async fn run(
         phase_offsets.clone(),
         opts.snapshots.clone(),
         stop_collector.clone(),
+        Abort {
+            thresholds: scenario
+                .thresholds
+                .iter()
+                .filter(|t| t.abort_on_fail)
+                .cloned()
+                .collect(),
+            cancel: run_cancel.clone(),
+        },
     ));
 
     let mut tasks = JoinSet::new();
-    let spawned = ramp(&shared, scenario, &mut tasks, &opts.cancel).await;
-    wait_resolved(&shared, spawned, &opts.cancel).await;
+    let spawned = ramp(&shared, scenario, &mut tasks, &run_cancel).await;
+    wait_resolved(&shared, spawned, &run_cancel).await;
 
     let opened = recorder.gauges().opened.load(SeqCst);
     let mut load_started = None;
-    if opened > 0 && !opts.cancel.is_cancelled() {
+    if opened > 0 && !run_cancel.is_cancelled() {
         let at = Instant::now();
         load_started = Some(at - epoch);
         let _ = start_tx.send(Some(LoadStart { at, open: opened }));
@@ -242,7 +258,7 @@ pub async fn run(
     loop {
         tokio::select! {
             next = tasks.join_next() => if next.is_none() { break },
-            _ = opts.cancel.cancelled(), if stopped_at.is_none() => stopped_at = Some(epoch.elapsed()),
+            _ = run_cancel.cancelled(), if stopped_at.is_none() => stopped_at = Some(epoch.elapsed()),
             _ = tokio::time::sleep_until(hard_stop.into()) => {
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
@@ -252,14 +268,15 @@ pub async fn run(
     }
     let elapsed = epoch.elapsed();
     stop_collector.cancel();
-    let (totals, timeline) = collector.await.expect("collector task does not panic");
+    let (totals, timeline, aborted) = collector.await.expect("collector task does not panic");
     let last = timeline.last().cloned().unwrap_or_default();
     Ok(RunResult {
         started_at,
         elapsed,
         load_started,
         interrupted: opts.cancel.is_cancelled(),
-        stopped_at: stopped_at.or_else(|| opts.cancel.is_cancelled().then(|| epoch.elapsed())),
+        stopped_at: stopped_at.or_else(|| run_cancel.is_cancelled().then(|| epoch.elapsed())),
+        aborted,
         totals,
         timeline,
         last,
@@ -314,6 +331,37 @@ async fn wait_resolved(shared: &Shared, spawned: u64, cancel: &CancellationToken
     }
 }
 
+/// `abort_on_fail` thresholds and the token that stops the run.
+struct Abort {
+    thresholds: Vec<Threshold>,
+    cancel: CancellationToken,
+}
+
+impl Abort {
+    /// After its grace, a failing threshold stops the run; returns it and
+    /// when (seconds since the run started).
+    fn check(&self, snap: &Snapshot, load: Option<Duration>) -> Option<(String, f64)> {
+        let load = load?;
+        let ctx = EvalContext {
+            recorded: &snap.recorded,
+            phases: Vec::new(),
+            attempted: snap.attempted,
+            opened: snap.opened,
+            failed: snap.failed,
+        };
+        let broken = self
+            .thresholds
+            .iter()
+            .filter(|t| load >= t.grace)
+            .find(|t| {
+                let e = evaluate(t, &ctx);
+                !e.pending && !e.pass
+            })?;
+        self.cancel.cancel();
+        Some((broken.expr.clone(), snap.t_s))
+    }
+}
+
 /// The collector task: a snapshot every [`TICK`] and a last one at the end.
 async fn collect(
     mut collector: Collector,
@@ -322,7 +370,9 @@ async fn collect(
     offsets: Vec<Duration>,
     out: Option<mpsc::UnboundedSender<Snapshot>>,
     stop: CancellationToken,
-) -> (Shard, Vec<Snapshot>) {
+    abort: Abort,
+) -> (Shard, Vec<Snapshot>, Option<(String, f64)>) {
+    let mut aborted = None;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -339,11 +389,15 @@ async fn collect(
             paused: control.paused(),
         };
         let snap = collector.tick(now, at);
+        if aborted.is_none() {
+            aborted = abort.check(&snap, load);
+        }
         if let Some(out) = &out {
             let _ = out.send(snap);
         }
         if stopping {
-            return collector.finish();
+            let (totals, timeline) = collector.finish();
+            return (totals, timeline, aborted);
         }
     }
 }

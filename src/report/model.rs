@@ -35,6 +35,9 @@ pub struct Report {
     pub verdict: Verdict,
     /// True when the run was stopped early (Ctrl-C); totals cover what ran.
     pub interrupted: bool,
+    /// Set when an `abort_on_fail` threshold stopped the run early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<Aborted>,
     /// True when the tester could not keep an open-model schedule in a
     /// recorded phase (see `phases[].saturated`): its numbers then describe
     /// the tester as much as the server.
@@ -53,6 +56,15 @@ pub struct Report {
     pub rate_changes: Vec<RateChangeReport>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
+}
+
+/// The threshold that stopped a run early.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Aborted {
+    /// The threshold expression.
+    pub threshold: String,
+    /// Seconds since the run started when it was found broken.
+    pub t_s: f64,
 }
 
 /// The scenario as run (after command-line overrides).

@@ -19,7 +19,17 @@ pub struct Threshold {
     /// Only this phase's data counts (`steady: rtt.p99 < 20ms`); `None`: the
     /// recorded phases together.
     pub phase: Option<String>,
+    /// Stop the run as soon as this threshold fails (checked every second
+    /// after `grace`); default false. Phase-scoped thresholds are only
+    /// checked at the end.
+    pub abort_on_fail: bool,
+    /// How long after the phases start `abort_on_fail` waits before
+    /// checking; default 10 s.
+    pub grace: std::time::Duration,
 }
+
+/// Default of `grace`.
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Error kinds a threshold may name as `errors.KIND`.
 pub const ERROR_KINDS: [&str; 5] = ["connect", "handshake", "timeout", "protocol", "closed"];
@@ -223,6 +233,8 @@ impl Threshold {
             op,
             limit,
             phase: None,
+            abort_on_fail: false,
+            grace: DEFAULT_GRACE,
         })
     }
 
@@ -321,15 +333,44 @@ impl<'de> Deserialize<'de> for Threshold {
                 Threshold::parse(v).map_err(E::custom)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Threshold, A::Error> {
-                let Some((phase, expr)) = map.next_entry::<String, String>()? else {
+                let Some(first) = map.next_key::<String>()? else {
                     return Err(de::Error::custom("an empty map is not a threshold"));
                 };
-                if map.next_key::<String>()?.is_some() {
-                    return Err(de::Error::custom(
-                        "a phase-scoped threshold is one `PHASE: EXPRESSION` per list item",
-                    ));
+                if !matches!(first.as_str(), "threshold" | "abort_on_fail" | "grace") {
+                    // `PHASE: EXPRESSION`
+                    let expr: String = map.next_value()?;
+                    if map.next_key::<String>()?.is_some() {
+                        return Err(de::Error::custom(
+                            "a phase-scoped threshold is one `PHASE: EXPRESSION` per list item",
+                        ));
+                    }
+                    return Threshold::parse(&format!("{first}: {expr}"))
+                        .map_err(de::Error::custom);
                 }
-                Threshold::parse(&format!("{phase}: {expr}")).map_err(de::Error::custom)
+                // `{ threshold: EXPR, abort_on_fail: true, grace: 10s }`
+                let (mut expr, mut abort, mut grace) = (None, false, DEFAULT_GRACE);
+                let mut key = Some(first);
+                while let Some(k) = key {
+                    match k.as_str() {
+                        "threshold" => expr = Some(map.next_value::<String>()?),
+                        "abort_on_fail" => abort = map.next_value::<bool>()?,
+                        "grace" => {
+                            let g: String = map.next_value()?;
+                            grace = super::units::parse_duration(&g).map_err(de::Error::custom)?;
+                        }
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown field `{other}`, expected one of `threshold`, `abort_on_fail`, `grace`"
+                            )));
+                        }
+                    }
+                    key = map.next_key::<String>()?;
+                }
+                let expr = expr.ok_or_else(|| de::Error::custom("missing field `threshold`"))?;
+                let mut t = Threshold::parse(&expr).map_err(de::Error::custom)?;
+                t.abort_on_fail = abort;
+                t.grace = grace;
+                Ok(t)
             }
         }
         d.deserialize_any(V)
