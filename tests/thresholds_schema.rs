@@ -46,6 +46,7 @@ thresholds:
   - rtt.count > 0
   - throughput.ratio >= 95%
   - warmup: messages.sent > 100000
+  - "steady: rtt.rate >= 380"
 "#;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = RunOptions::new(parse("gates.yaml", yaml).unwrap());

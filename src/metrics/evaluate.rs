@@ -123,6 +123,22 @@ pub fn evaluate(t: &Threshold, ctx: &EvalContext<'_>) -> Evaluation {
                 Counter::MessagesSent => data.sent,
                 Counter::MessagesReceived => data.received,
                 Counter::Samples(m) => data.histogram(m).len(),
+                Counter::SampleRate(m) => {
+                    let secs: f64 = match scoped {
+                        Some(p) => p.secs,
+                        None => ctx.phases.iter().filter(|p| p.record).map(|p| p.secs).sum(),
+                    };
+                    if secs <= 0.0 {
+                        return Evaluation::pending();
+                    }
+                    let rate = data.histogram(m).len() as f64 / secs;
+                    return Evaluation {
+                        observed: rate,
+                        observed_text: format!("{rate:.1}/s"),
+                        pass: t.holds(rate),
+                        pending: false,
+                    };
+                }
             };
             (n as f64, n.to_string())
         }

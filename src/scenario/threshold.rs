@@ -51,6 +51,9 @@ pub enum Counter {
     MessagesReceived,
     /// `METRIC.count`: samples of a latency metric.
     Samples(LatencyMetric),
+    /// `METRIC.rate`: samples of a latency metric per second of the recorded
+    /// phases (e.g. `rtt.rate` = replies per second).
+    SampleRate(LatencyMetric),
 }
 
 /// The quantity a threshold looks at.
@@ -282,6 +285,9 @@ fn parse_metric(lhs: &str) -> Result<ThresholdMetric, String> {
     if stat == "count" {
         return Ok(ThresholdMetric::Count(Counter::Samples(metric)));
     }
+    if stat == "rate" {
+        return Ok(ThresholdMetric::Count(Counter::SampleRate(metric)));
+    }
     Ok(ThresholdMetric::Latency {
         metric,
         stat: Stat::parse(stat)?,
@@ -435,6 +441,11 @@ mod tests {
         assert_eq!(
             t.metric,
             ThresholdMetric::Count(Counter::ErrorsOf("timeout"))
+        );
+        let t = Threshold::parse("rtt.rate >= 1000").unwrap();
+        assert_eq!(
+            t.metric,
+            ThresholdMetric::Count(Counter::SampleRate(LatencyMetric::Rtt))
         );
         let t = Threshold::parse("rtt.count > 10").unwrap();
         assert_eq!(
