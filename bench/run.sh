@@ -17,6 +17,7 @@ OUT=bench/out/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
+git rev-parse --short HEAD > "$OUT/commit" 2>/dev/null || true
 
 cargo build --release --bin barrage --example raw_tcp >&2
 bench/install-peers.sh
