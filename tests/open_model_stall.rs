@@ -15,9 +15,16 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// A WebSocket echo server that holds every reply while the clock is inside
-/// `stall` (offsets from `t0`).
-async fn stalling_server(t0: Instant, stall: (Duration, Duration)) -> SocketAddr {
+/// The upgraded socket a test server's behaviour is written against.
+type Socket = FragmentCollector<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// A real WebSocket server (hyper + fastwebsockets) on 127.0.0.1:0 that
+/// hands every upgraded connection to `behave`.
+async fn ws_server<F, Fut>(behave: F) -> SocketAddr
+where
+    F: Fn(Socket) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -25,28 +32,19 @@ async fn stalling_server(t0: Instant, stall: (Duration, Duration)) -> SocketAddr
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            let behave = behave.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |mut req: Request<Incoming>| async move {
-                    let (resp, fut) = upgrade::upgrade(&mut req)?;
-                    tokio::spawn(async move {
-                        let mut ws = FragmentCollector::new(fut.await.unwrap());
-                        while let Ok(frame) = ws.read_frame().await {
-                            if !matches!(frame.opcode, OpCode::Text | OpCode::Binary) {
-                                if frame.opcode == OpCode::Close {
-                                    return;
-                                }
-                                continue;
+                let svc = service_fn(move |mut req: Request<Incoming>| {
+                    let behave = behave.clone();
+                    async move {
+                        let (resp, fut) = upgrade::upgrade(&mut req)?;
+                        tokio::spawn(async move {
+                            if let Ok(ws) = fut.await {
+                                behave(FragmentCollector::new(ws)).await;
                             }
-                            let now = t0.elapsed();
-                            if now >= stall.0 && now < stall.1 {
-                                tokio::time::sleep(stall.1 - now).await;
-                            }
-                            if ws.write_frame(frame).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
-                    Ok::<Response<Empty<Bytes>>, fastwebsockets::WebSocketError>(resp)
+                        });
+                        Ok::<Response<Empty<Bytes>>, fastwebsockets::WebSocketError>(resp)
+                    }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -56,6 +54,29 @@ async fn stalling_server(t0: Instant, stall: (Duration, Duration)) -> SocketAddr
         }
     });
     addr
+}
+
+/// A WebSocket echo server that holds every reply while the clock is inside
+/// `stall` (offsets from `t0`).
+async fn stalling_server(t0: Instant, stall: (Duration, Duration)) -> SocketAddr {
+    ws_server(move |mut ws: Socket| async move {
+        while let Ok(frame) = ws.read_frame().await {
+            if !matches!(frame.opcode, OpCode::Text | OpCode::Binary) {
+                if frame.opcode == OpCode::Close {
+                    return;
+                }
+                continue;
+            }
+            let now = t0.elapsed();
+            if now >= stall.0 && now < stall.1 {
+                tokio::time::sleep(stall.1 - now).await;
+            }
+            if ws.write_frame(frame).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,44 +127,23 @@ phases:
 /// A WebSocket server that echoes `replies` messages per connection, then
 /// reads on without answering and drops the connection after `hold`.
 async fn dropping_server(replies: usize, hold: Duration) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
+    ws_server(move |mut ws: Socket| async move {
+        let deadline = tokio::time::Instant::now() + hold;
+        let mut n = 0;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
+            let frame = tokio::select! {
+                f = ws.read_frame() => match f { Ok(f) => f, Err(_) => return },
+                _ = tokio::time::sleep_until(deadline) => return, // drop: no close frame
             };
-            tokio::spawn(async move {
-                let svc = service_fn(move |mut req: Request<Incoming>| async move {
-                    let (resp, fut) = upgrade::upgrade(&mut req)?;
-                    tokio::spawn(async move {
-                        let mut ws = FragmentCollector::new(fut.await.unwrap());
-                        let deadline = tokio::time::Instant::now() + hold;
-                        let mut n = 0;
-                        loop {
-                            let frame = tokio::select! {
-                                f = ws.read_frame() => match f { Ok(f) => f, Err(_) => return },
-                                _ = tokio::time::sleep_until(deadline) => return, // drop: no close frame
-                            };
-                            if matches!(frame.opcode, OpCode::Text | OpCode::Binary) && n < replies
-                            {
-                                n += 1;
-                                if ws.write_frame(frame).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    });
-                    Ok::<Response<Empty<Bytes>>, fastwebsockets::WebSocketError>(resp)
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .with_upgrades()
-                    .await;
-            });
+            if matches!(frame.opcode, OpCode::Text | OpCode::Binary) && n < replies {
+                n += 1;
+                if ws.write_frame(frame).await.is_err() {
+                    return;
+                }
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,38 +3,16 @@
 
 mod common;
 
+use common::ensure_installed;
+
 use std::process::Command;
 
 use barrage::runner::{RunOptions, run};
 use barrage::scenario::parse;
 
-/// Chromium from Debian, installed when missing (the README's `cargo test`
-/// must work on a fresh machine).
-fn ensure_chromium() -> &'static str {
-    let bin = "chromium";
-    if Command::new(bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return bin;
-    }
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "chromium is missing and could not be installed (apt-get install chromium)"
-    );
-    bin
-}
-
 fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
-    Command::new(ensure_chromium())
+    ensure_installed("chromium", "chromium");
+    Command::new("chromium")
         .args([
             "--headless",
             "--no-sandbox",

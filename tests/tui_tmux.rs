@@ -9,29 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Makes sure tmux is here, installing it from Debian when it is not (the
-/// README's `cargo test` must work on a fresh machine).
-fn ensure_tmux() {
-    if Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return;
-    }
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "tmux is missing and could not be installed (apt-get install tmux)"
-    );
-}
-
 fn tmux(args: &[&str]) -> String {
     let o = Command::new("tmux").args(args).output().expect("tmux runs");
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -84,7 +61,7 @@ impl Drop for Session {
 
 #[test]
 fn dashboard_runs_in_a_terminal_and_stops_on_q() {
-    ensure_tmux();
+    ensure_installed("tmux", "tmux");
     let dir = tempfile::tempdir().unwrap();
     let f = write_scenario(
         dir.path(),

@@ -32,3 +32,30 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// Makes sure `bin` runs, installing Debian package `package` when it does
+/// not (the README's `cargo test` must work on a fresh machine).
+pub fn ensure_installed(bin: &str, package: &str) {
+    if Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        || Command::new(bin)
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return;
+    }
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{bin} is missing and could not be installed (apt-get install {package})"
+    );
+}
