@@ -2,9 +2,10 @@
 
 mod common;
 
+use common::run_yaml;
+
 use barrage::report::Verdict;
-use barrage::runner::{RunOptions, RunStatus, run};
-use barrage::scenario::parse;
+use barrage::runner::RunStatus;
 use base64::Engine;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
@@ -29,9 +30,7 @@ message: { text: '{"conn":{{conn}},"seq":{{seq}},"pad":"{{random 32}}"}' }
 thresholds: [ "rtt.p99 < 10s" ]
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = RunOptions::new(parse("test.yaml", yaml).unwrap());
-    opts.out = Some(dir.path().to_path_buf());
-    let o = run(opts).await.unwrap();
+    let o = run_yaml(yaml, dir.path()).await;
     assert_eq!(o.status, RunStatus::Passed);
     let r = &o.report;
     assert_eq!(r.verdict, Verdict::Pass);
@@ -107,9 +106,7 @@ phases:
 message: { binary: { size: 256 } }
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = RunOptions::new(parse("test.yaml", yaml).unwrap());
-    opts.out = Some(dir.path().to_path_buf());
-    let o = run(opts).await.unwrap();
+    let o = run_yaml(yaml, dir.path()).await;
     let r = &o.report;
     assert_eq!(o.status, RunStatus::Passed);
     assert!(
@@ -136,9 +133,7 @@ phases:
   - { name: flood, duration: 1s, rate: 5000000/s }
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = RunOptions::new(parse("test.yaml", yaml).unwrap());
-    opts.out = Some(dir.path().to_path_buf());
-    let o = run(opts).await.unwrap();
+    let o = run_yaml(yaml, dir.path()).await;
     let r = &o.report;
     assert!(r.phases[0].achieved_rate < 5_000_000.0 * 0.99);
     // What it could not send is counted: sent + not sent = the schedule.

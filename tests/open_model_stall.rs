@@ -1,11 +1,13 @@
 //! A server that stops answering for a while must show in the `rtt` tail,
 //! while the open model keeps sending on schedule.
 
+mod common;
+
+use common::run_yaml;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use barrage::runner::{RunOptions, run};
-use barrage::scenario::parse;
 use fastwebsockets::{FragmentCollector, OpCode, upgrade};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
@@ -94,9 +96,7 @@ phases:
 "#
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = RunOptions::new(parse("stall.yaml", &yaml).unwrap());
-    opts.out = Some(dir.path().to_path_buf());
-    let o = run(opts).await.unwrap();
+    let o = run_yaml(&yaml, dir.path()).await;
     let r = &o.report;
     let sent = r.totals.messages.sent;
     assert!(
@@ -154,9 +154,7 @@ async fn messages_in_flight_on_a_lost_connection_are_counted_not_dropped() {
          phases:\n  - {{ name: steady, duration: 2s, rate: 200/s }}\n"
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = RunOptions::new(parse("drop.yaml", &yaml).unwrap());
-    opts.out = Some(dir.path().to_path_buf());
-    let o = run(opts).await.unwrap();
+    let o = run_yaml(&yaml, dir.path()).await;
     let t = &o.report.totals;
     assert_eq!(t.connections.closed_by_server, 10);
     assert_eq!(t.errors["closed"], 10);

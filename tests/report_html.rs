@@ -3,12 +3,11 @@
 
 mod common;
 
+use common::run_yaml;
+
 use common::ensure_installed;
 
 use std::process::Command;
-
-use barrage::runner::{RunOptions, run};
-use barrage::scenario::parse;
 
 fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
     ensure_installed("chromium", "chromium");
@@ -41,9 +40,7 @@ phases:
 thresholds: [ "rtt.p99 < 5s", "rtt.max < 1ns" ]
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = RunOptions::new(parse("html.yaml", yaml).unwrap());
-    opts.out = Some(dir.path().join("out"));
-    let o = run(opts).await.unwrap();
+    let o = run_yaml(yaml, &dir.path().join("out")).await;
     let html_path = o.report_path.with_file_name("report.html");
     let html = std::fs::read_to_string(&html_path).unwrap();
 

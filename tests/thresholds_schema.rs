@@ -49,9 +49,7 @@ thresholds:
   - "steady: rtt.rate >= 380"
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = RunOptions::new(parse("gates.yaml", yaml).unwrap());
-    opts.out = Some(dir.path().join("run"));
-    let o = run(opts).await.unwrap();
+    let o = run_yaml(yaml, &dir.path().join("run")).await;
     let th = &o.report.thresholds;
     let verdicts: Vec<(&str, bool)> = th.iter().map(|t| (t.expr.as_str(), t.pass)).collect();
     assert!(th[..8].iter().all(|t| t.pass), "{verdicts:?}");

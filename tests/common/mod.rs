@@ -59,3 +59,10 @@ pub fn ensure_installed(bin: &str, package: &str) {
         "{bin} is missing and could not be installed (apt-get install {package})"
     );
 }
+
+/// Runs scenario `yaml` in-process, writing its report set into `out`.
+pub async fn run_yaml(yaml: &str, out: &Path) -> barrage::RunOutcome {
+    let mut opts = barrage::RunOptions::new(barrage::scenario::parse("test.yaml", yaml).unwrap());
+    opts.out = Some(out.to_path_buf());
+    barrage::run(opts).await.unwrap()
+}
