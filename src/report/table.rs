@@ -244,6 +244,19 @@ pub fn tables(r: &Report) -> Vec<Table> {
     }
     out.push(phases);
 
+    // Each phase's percentiles, for the metrics recorded per phase.
+    for p in &r.phases {
+        let mut t = Table::new(&format!("Latency in phase {}", p.name), &LATENCY_HEADERS);
+        for name in ["rtt", "service", "send_lag"] {
+            if let Some(m) = p.metrics.get(name).filter(|m| m.count > 0) {
+                t.row(latency_row(name, m));
+            }
+        }
+        if !t.rows.is_empty() {
+            out.push(t);
+        }
+    }
+
     if !r.thresholds.is_empty() {
         let mut th = Table::new("Thresholds", &["threshold", "observed", "result"]);
         for t in &r.thresholds {
