@@ -56,22 +56,36 @@ sample_rss() {
   echo "$max"
 }
 
+# One result line for a barrage run in $2 (bench name $1), from its
+# report.json and /usr/bin/time's user, sys and peak RSS ($3 $4 $5).
+barrage_row() {
+  python3 - "$@" <<'PY'
+import json, sys
+bench, d, user, sys_, rss = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+r = json.load(open(f"{d}/report.json"))
+p = [p for p in r["phases"] if p["name"] == "steady"][0]
+m = p["metrics"]
+total = sum(x["messages"]["sent"] for x in r["phases"])
+cpu = user + sys_
+row = {"bench": bench, "tool": "barrage", "msgs_per_s": p["achieved_rate"],
+  "cpu_s_per_million": cpu / total * 1e6 if total else None, "msgs_per_cpu_s": total / cpu if cpu else None,
+  "cpu_pct": cpu / r["duration_s"] * 100, "peak_rss_mb": rss / 1024,
+  "rtt_p50_us": m["rtt"]["p50_us"], "rtt_p99_us": m["rtt"]["p99_us"], "send_lag_p99_us": m["send_lag"]["p99_us"],
+  "saturated": p["saturated"]}
+if p["target_rate"]:
+    row["target"] = p["target_rate"]
+    row["rate_error_pct"] = (p["achieved_rate"] / p["target_rate"] - 1) * 100
+print(json.dumps(row))
+PY
+}
+
 echo "== 1. closed-model throughput: 100 connections, 64 B echo, 10 s" >&2
 for i in $(seq "$RUNS"); do
   start_server
   d="$OUT/throughput-barrage-$i"; mkdir -p "$d"
   read -r wall user sys rss < <(run_barrage bench/scenarios/throughput.yaml "$d")
   stop_server
-  python3 - "$d" "$user" "$sys" "$rss" >> "$RESULTS" <<'PY'
-import json, sys
-d, user, sys_, rss = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-r = json.load(open(f"{d}/report.json"))
-p = [p for p in r["phases"] if p["name"] == "steady"][0]
-total = sum(x["messages"]["sent"] for x in r["phases"])
-print(json.dumps({"bench": "throughput", "tool": "barrage", "msgs_per_s": p["achieved_rate"],
-  "cpu_s_per_million": (user + sys_) / total * 1e6, "peak_rss_mb": rss / 1024,
-  "rtt_p50_us": p["metrics"]["rtt"]["p50_us"], "rtt_p99_us": p["metrics"]["rtt"]["p99_us"]}))
-PY
+  barrage_row throughput "$d" "$user" "$sys" "$rss" >> "$RESULTS"
   tail -1 "$RESULTS" >&2
 
   PORT=$NEXT_PORT; NEXT_PORT=$((NEXT_PORT + 1))
@@ -106,16 +120,7 @@ for i in $(seq "$RUNS"); do
   d="$OUT/flood-$i"; mkdir -p "$d"
   read -r wall user sys rss < <(run_barrage bench/scenarios/flood.yaml "$d")
   stop_server
-  python3 - "$d" "$user" "$sys" "$rss" >> "$RESULTS" <<'PY'
-import json, sys
-d, user, sys_, rss = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-r = json.load(open(f"{d}/report.json"))
-p = [p for p in r["phases"] if p["name"] == "steady"][0]
-total = sum(x["messages"]["sent"] for x in r["phases"])
-print(json.dumps({"bench": "flood", "tool": "barrage", "msgs_per_s": p["achieved_rate"],
-  "msgs_per_cpu_s": total / (user + sys_), "peak_rss_mb": rss / 1024,
-  "rtt_p50_us": p["metrics"]["rtt"]["p50_us"], "rtt_p99_us": p["metrics"]["rtt"]["p99_us"]}))
-PY
+  barrage_row flood "$d" "$user" "$sys" "$rss" >> "$RESULTS"
   tail -1 "$RESULTS" >&2
 done
 
@@ -125,17 +130,7 @@ for i in $(seq "$RUNS"); do
   d="$OUT/open-$i"; mkdir -p "$d"
   read -r wall user sys rss < <(run_barrage bench/scenarios/open-20k.yaml "$d")
   stop_server
-  python3 - "$d" "$user" "$sys" >> "$RESULTS" <<'PY'
-import json, sys
-d, user, sys_ = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-r = json.load(open(f"{d}/report.json"))
-p = [p for p in r["phases"] if p["name"] == "steady"][0]
-m = p["metrics"]
-print(json.dumps({"bench": "open", "tool": "barrage", "target": p["target_rate"], "msgs_per_s": p["achieved_rate"],
-  "rate_error_pct": (p["achieved_rate"] / p["target_rate"] - 1) * 100, "send_lag_p99_us": m["send_lag"]["p99_us"],
-  "rtt_p50_us": m["rtt"]["p50_us"], "rtt_p99_us": m["rtt"]["p99_us"], "saturated": p["saturated"],
-  "cpu_pct": (user + sys_) / r["duration_s"] * 100}))
-PY
+  barrage_row open "$d" "$user" "$sys" "$rss" >> "$RESULTS"
   tail -1 "$RESULTS" >&2
 done
 
