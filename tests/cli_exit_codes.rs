@@ -163,6 +163,16 @@ fn bad_flag_value_exits_2() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--target"));
 }
 
+/// Starts the binary with `args`, its output discarded.
+fn spawn_quiet(args: &[&str]) -> std::process::Child {
+    barrage()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Sends SIGINT (Ctrl-C) to `child` and checks it exits 130 within 3 s.
 fn interrupt_and_expect_130_within_3s(child: &mut std::process::Child) {
     let t0 = Instant::now();
@@ -195,18 +205,13 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
     let yaml = PASSING.replace("duration: 1s", "duration: 60s");
     let f = write_scenario(dir.path(), "s.yaml", &yaml);
     let out = dir.path().join("out");
-    let mut child = barrage()
-        .args([
-            "run",
-            f.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&[
+        "run",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     std::thread::sleep(Duration::from_millis(1500));
     interrupt_and_expect_130_within_3s(&mut child);
     let r = read_report(&out);
@@ -242,20 +247,15 @@ fn ctrl_c_does_not_wait_for_connections_stuck_in_the_handshake() {
     let f = write_scenario(dir.path(), "s.yaml", &yaml);
     let out = dir.path().join("out");
     let target = format!("ws://127.0.0.1:{port}/");
-    let mut child = barrage()
-        .args([
-            "run",
-            f.to_str().unwrap(),
-            "--target",
-            &target,
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&[
+        "run",
+        f.to_str().unwrap(),
+        "--target",
+        &target,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
     std::thread::sleep(Duration::from_millis(1000));
     interrupt_and_expect_130_within_3s(&mut child);
     assert_eq!(read_report(&out)["interrupted"], true);
