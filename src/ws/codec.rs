@@ -1,11 +1,15 @@
-//! Client-side WebSocket frame codec (RFC 6455 §5).
+//! Incoming WebSocket frames (RFC 6455 §5), for either end.
 //!
-//! [`encode_frame`] appends one masked frame to a reusable output buffer.
-//! [`Decoder`] owns the read buffer; the caller fills it with
-//! `AsyncReadExt::read_buf(decoder.buffer_mut())` (cancel safe) and then drains
-//! complete frames with [`Decoder::next_event`], which never awaits.
+//! [`Decoder`] owns the read buffer; the caller fills it through
+//! [`Decoder::buffer_mut`] and then drains complete frames with
+//! [`Decoder::next_event`], which never awaits. Fragments are reassembled,
+//! permessage-deflate messages inflated (within the size limit), client
+//! frames unmasked, and every rule a peer can break is checked.
+//! Outgoing frames are in [`super::encoder`].
 
 use thiserror::Error;
+
+use super::deflate::{DeflateError, Inflater, Role};
 
 /// Opcodes of RFC 6455 §5.2.
 pub mod opcode {
@@ -27,9 +31,16 @@ pub mod opcode {
 /// [`ProtocolError::close_code`].
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ProtocolError {
-    /// RSV1-3 set without a negotiated extension.
+    /// RSV1-3 set without a negotiated extension (or RSV1 where
+    /// permessage-deflate does not allow it).
     #[error("reserved bits set in frame header")]
     ReservedBits,
+    /// A client sent an unmasked frame (clients must mask, §5.1).
+    #[error("client sent an unmasked frame")]
+    UnmaskedClientFrame,
+    /// A compressed message that does not inflate.
+    #[error("compressed message does not inflate: {0}")]
+    BadCompression(String),
     /// Opcode 3-7 or B-F.
     #[error("reserved opcode {0:#x}")]
     ReservedOpcode(u8),
@@ -61,7 +72,7 @@ impl ProtocolError {
     /// The close code to answer with (RFC 6455 §7.4.1).
     pub fn close_code(&self) -> u16 {
         match self {
-            ProtocolError::InvalidUtf8 => 1007,
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompression(_) => 1007,
             ProtocolError::TooLarge(..) => 1009,
             _ => 1002,
         }
@@ -71,12 +82,14 @@ impl ProtocolError {
 /// One complete thing received from the peer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// A whole data message (fragments reassembled).
+    /// A whole data message (fragments reassembled, inflated).
     Message {
         /// `opcode::TEXT` or `opcode::BINARY`.
         opcode: u8,
         /// The message payload.
         payload: &'a [u8],
+        /// Bytes its frames took on the wire (headers included).
+        wire: usize,
     },
     /// A ping; the caller answers with a pong carrying the same payload.
     Ping(&'a [u8]),
@@ -89,35 +102,11 @@ pub enum Event<'a> {
     },
 }
 
-/// Largest header the codec writes: 2 + 8 length bytes + 4 mask bytes.
-const MAX_HEADER: usize = 14;
-
-/// Appends one masked client frame with `payload` to `out`.
-///
-/// `mask` is the masking key (random per frame, §5.3). No allocation beyond
-/// growing `out`.
-pub fn encode_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    let len = payload.len();
-    out.reserve(len + MAX_HEADER);
-    out.push(0x80 | opcode);
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= u16::MAX as usize {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&mask);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    fastwebsockets::unmask(&mut out[start..], mask);
-}
-
-/// Reassembles frames read from the server into [`Event`]s.
-#[derive(Debug)]
+/// Reassembles frames read from the peer into [`Event`]s.
 pub struct Decoder {
+    /// Which end we are: a client reads unmasked server frames, a server
+    /// reads masked client frames.
+    role: Role,
     buf: Vec<u8>,
     /// Start of unparsed data in `buf`.
     pos: usize,
@@ -125,29 +114,67 @@ pub struct Decoder {
     partial: Vec<u8>,
     /// Opcode of the message in `partial`, 0 when none.
     partial_opcode: u8,
-    /// `partial` holds a message already returned.
+    /// The message in `partial` is compressed (RSV1 on its first frame).
+    partial_compressed: bool,
+    /// Wire bytes of the frames in `partial`.
+    partial_wire: usize,
+    /// `partial` or `inflated` holds a message already returned.
     partial_done: bool,
+    /// Inflates messages when permessage-deflate was agreed.
+    inflater: Option<Inflater>,
+    /// The last inflated message.
+    inflated: Vec<u8>,
     max_message: usize,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("role", &self.role)
+            .field("buffered", &(self.buf.len() - self.pos))
+            .field("compressed", &self.inflater.is_some())
+            .finish()
+    }
 }
 
 /// What [`Decoder::frame_at`] found at the front of the buffer.
 struct RawFrame {
     fin: bool,
+    rsv1: bool,
     opcode: u8,
+    mask: Option<[u8; 4]>,
     header_len: usize,
     payload_len: usize,
 }
 
 impl Decoder {
-    /// A decoder that refuses messages over `max_message` bytes, seeded with
-    /// bytes already read past the handshake response.
+    /// A client decoder without compression that refuses messages over
+    /// `max_message` bytes, seeded with bytes already read past the
+    /// handshake response.
     pub fn new(max_message: usize, initial: Vec<u8>) -> Self {
+        Decoder::with_role(Role::Client, max_message, None, initial)
+    }
+
+    /// A decoder for `role`, inflating with `inflater` when permessage-deflate
+    /// was agreed; `max_message` limits a message after reassembly and
+    /// inflation.
+    pub fn with_role(
+        role: Role,
+        max_message: usize,
+        inflater: Option<Inflater>,
+        initial: Vec<u8>,
+    ) -> Self {
         Decoder {
+            role,
             buf: initial,
             pos: 0,
             partial: Vec::new(),
             partial_opcode: 0,
+            partial_compressed: false,
+            partial_wire: 0,
             partial_done: false,
+            inflater,
+            inflated: Vec::new(),
             max_message,
         }
     }
@@ -179,16 +206,24 @@ impl Decoder {
             return Ok(None);
         }
         let fin = b[0] & 0x80 != 0;
-        if b[0] & 0x70 != 0 {
-            return Err(ProtocolError::ReservedBits);
-        }
         let opcode = b[0] & 0x0F;
         match opcode {
             0x0..=0x2 | 0x8..=0xA => {}
             other => return Err(ProtocolError::ReservedOpcode(other)),
         }
-        if b[1] & 0x80 != 0 {
-            return Err(ProtocolError::MaskedServerFrame);
+        // RSV1 marks a compressed message: only on its first frame, only
+        // when permessage-deflate was agreed (RFC 7692 §6).
+        let rsv1 = b[0] & 0x40 != 0;
+        let rsv1_allowed =
+            self.inflater.is_some() && matches!(opcode, opcode::TEXT | opcode::BINARY);
+        if b[0] & 0x30 != 0 || (rsv1 && !rsv1_allowed) {
+            return Err(ProtocolError::ReservedBits);
+        }
+        let masked = b[1] & 0x80 != 0;
+        match (self.role, masked) {
+            (Role::Client, true) => return Err(ProtocolError::MaskedServerFrame),
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedClientFrame),
+            _ => {}
         }
         let (len, header_len) = match b[1] & 0x7F {
             126 => {
@@ -206,6 +241,16 @@ impl Decoder {
                 (u64::from_be_bytes(n), 10)
             }
             n => (n as u64, 2),
+        };
+        let (mask, header_len) = if masked {
+            if b.len() < header_len + 4 {
+                return Ok(None);
+            }
+            let mut m = [0u8; 4];
+            m.copy_from_slice(&b[header_len..header_len + 4]);
+            (Some(m), header_len + 4)
+        } else {
+            (None, header_len)
         };
         if opcode >= 0x8 {
             if !fin {
@@ -232,7 +277,9 @@ impl Decoder {
         }
         Ok(Some(RawFrame {
             fin,
+            rsv1,
             opcode,
+            mask,
             header_len,
             payload_len: len as usize,
         }))
@@ -244,7 +291,12 @@ impl Decoder {
         if self.partial_done {
             // The reassembled message was handed out last time; let its
             // memory go (a large one must not stay with the connection).
-            self.partial = Vec::new();
+            if self.partial.capacity() > SHRINK_ABOVE {
+                self.partial = Vec::new();
+            }
+            if self.inflated.capacity() > SHRINK_ABOVE {
+                self.inflated = Vec::new();
+            }
             self.partial_done = false;
         }
         loop {
@@ -253,7 +305,11 @@ impl Decoder {
             };
             let start = self.pos + f.header_len;
             let end = start + f.payload_len;
+            let wire = end - self.pos;
             self.pos = end;
+            if let Some(mask) = f.mask {
+                fastwebsockets::unmask(&mut self.buf[start..end], mask);
+            }
             match f.opcode {
                 opcode::PING => return Ok(Some(Event::Ping(&self.buf[start..end]))),
                 opcode::PONG => return Ok(Some(Event::Pong(&self.buf[start..end]))),
@@ -267,18 +323,20 @@ impl Decoder {
                         return Err(ProtocolError::BadContinuation);
                     }
                     self.partial.extend_from_slice(&self.buf[start..end]);
+                    self.partial_wire += wire;
                     if !f.fin {
                         continue;
                     }
                     let op = std::mem::replace(&mut self.partial_opcode, 0);
                     self.partial_done = true;
-                    if op == opcode::TEXT && std::str::from_utf8(&self.partial).is_err() {
-                        return Err(ProtocolError::InvalidUtf8);
-                    }
-                    return Ok(Some(Event::Message {
-                        opcode: op,
-                        payload: &self.partial,
-                    }));
+                    let wire = self.partial_wire;
+                    let payload = if self.partial_compressed {
+                        self.inflate_partial()?;
+                        &self.inflated
+                    } else {
+                        &self.partial
+                    };
+                    return message(op, payload, wire);
                 }
                 op => {
                     if self.partial_opcode != 0 {
@@ -288,20 +346,66 @@ impl Decoder {
                         self.partial.clear();
                         self.partial.extend_from_slice(&self.buf[start..end]);
                         self.partial_opcode = op;
+                        self.partial_compressed = f.rsv1;
+                        self.partial_wire = wire;
                         continue;
                     }
-                    let payload = &self.buf[start..end];
-                    if op == opcode::TEXT && std::str::from_utf8(payload).is_err() {
-                        return Err(ProtocolError::InvalidUtf8);
+                    if f.rsv1 {
+                        let inflater = self.inflater.as_mut().expect("RSV1 checked in frame_at");
+                        inflate(
+                            inflater,
+                            &self.buf[start..end],
+                            &mut self.inflated,
+                            self.max_message,
+                        )?;
+                        self.partial_done = true;
+                        return message(op, &self.inflated, wire);
                     }
-                    return Ok(Some(Event::Message {
-                        opcode: op,
-                        payload,
-                    }));
+                    return message(op, &self.buf[start..end], wire);
                 }
             }
         }
     }
+
+    /// Inflates the reassembled compressed message in `partial`.
+    fn inflate_partial(&mut self) -> Result<(), ProtocolError> {
+        let inflater = self.inflater.as_mut().expect("RSV1 checked in frame_at");
+        inflate(
+            inflater,
+            &self.partial,
+            &mut self.inflated,
+            self.max_message,
+        )
+    }
+}
+
+/// Buffers for reassembled or inflated messages larger than this are freed
+/// after the message; smaller ones are kept for the next.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// Inflates one message body into `out`, within `max` bytes.
+fn inflate(
+    inflater: &mut Inflater,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), ProtocolError> {
+    inflater.decompress(data, out, max).map_err(|e| match e {
+        DeflateError::TooLarge(limit) => ProtocolError::TooLarge(limit as u64 + 1, limit),
+        other => ProtocolError::BadCompression(other.to_string()),
+    })
+}
+
+/// A data message event, after checking that text is UTF-8.
+fn message(op: u8, payload: &[u8], wire: usize) -> Result<Option<Event<'_>>, ProtocolError> {
+    if op == opcode::TEXT && std::str::from_utf8(payload).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(Some(Event::Message {
+        opcode: op,
+        payload,
+        wire,
+    }))
 }
 
 /// Validates a close payload and returns its code (1005 when empty).
@@ -338,24 +442,6 @@ mod tests {
     }
 
     #[test]
-    fn encode_masks_and_sizes_header() {
-        let mut out = Vec::new();
-        encode_frame(&mut out, opcode::TEXT, b"hello", [1, 2, 3, 4]);
-        assert_eq!(&out[..2], &[0x81, 0x85]);
-        assert_eq!(&out[2..6], &[1, 2, 3, 4]);
-        let unmasked: Vec<u8> = out[6..]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ [1, 2, 3, 4][i % 4])
-            .collect();
-        assert_eq!(unmasked, b"hello");
-        out.clear();
-        encode_frame(&mut out, opcode::BINARY, &[0u8; 300], [0; 4]);
-        assert_eq!(&out[..4], &[0x82, 0xFE, 0x01, 0x2C]);
-        assert_eq!(out.len(), 4 + 4 + 300);
-    }
-
-    #[test]
     fn decodes_split_reads_and_fragments() {
         let mut bytes = server_frame(false, opcode::TEXT, b"hel");
         bytes.extend(server_frame(true, opcode::PING, b"p"));
@@ -373,7 +459,7 @@ mod tests {
             events,
             vec![
                 "Ping([112])",
-                "Message { opcode: 1, payload: [104, 101, 108, 108, 111] }"
+                "Message { opcode: 1, payload: [104, 101, 108, 108, 111], wire: 9 }"
             ]
         );
     }
