@@ -14,6 +14,8 @@ use crate::scenario::LatencyMetric;
 pub enum ErrorKind {
     /// TCP connect failed or timed out.
     Connect,
+    /// The TLS handshake failed (certificate, protocol) or timed out.
+    Tls,
     /// The upgrade failed (status, headers, accept key) or timed out.
     Handshake,
     /// A message got no reply before the run's drain deadline.
@@ -22,29 +24,38 @@ pub enum ErrorKind {
     Protocol,
     /// The connection was closed or reset by the server during the run.
     Closed,
+    /// Our close frame got no close back within the close wait.
+    CloseTimeout,
 }
 
 impl ErrorKind {
     /// Every kind, in report order.
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; N_ERRORS] = [
         ErrorKind::Connect,
+        ErrorKind::Tls,
         ErrorKind::Handshake,
         ErrorKind::Timeout,
         ErrorKind::Protocol,
         ErrorKind::Closed,
+        ErrorKind::CloseTimeout,
     ];
 
     /// Name used in reports and thresholds.
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
             ErrorKind::Handshake => "handshake",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Closed => "closed",
+            ErrorKind::CloseTimeout => "close_timeout",
         }
     }
 }
+
+/// Number of error kinds, the length of [`StageData::errors`].
+pub const N_ERRORS: usize = 7;
 
 /// Number of latency metrics, the length of [`StageData::hist`].
 pub const N_METRICS: usize = LatencyMetric::ALL.len();
@@ -103,8 +114,12 @@ pub struct StageData {
     pub bytes_sent: u64,
     /// Payload bytes received.
     pub bytes_received: u64,
+    /// Frame bytes sent (headers and compressed payloads; no TLS overhead).
+    pub wire_sent: u64,
+    /// Frame bytes received (headers and compressed payloads).
+    pub wire_received: u64,
     /// Errors by [`ErrorKind`], in `ErrorKind::ALL` order.
-    pub errors: [u64; 5],
+    pub errors: [u64; N_ERRORS],
 }
 
 impl Default for StageData {
@@ -117,7 +132,9 @@ impl Default for StageData {
             not_sent: 0,
             bytes_sent: 0,
             bytes_received: 0,
-            errors: [0; 5],
+            wire_sent: 0,
+            wire_received: 0,
+            errors: [0; N_ERRORS],
         }
     }
 }
@@ -157,6 +174,8 @@ impl StageData {
         self.not_sent += other.not_sent;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.wire_sent += other.wire_sent;
+        self.wire_received += other.wire_received;
         for (a, b) in self.errors.iter_mut().zip(other.errors) {
             *a += b;
         }
@@ -173,7 +192,9 @@ impl StageData {
         self.not_sent = 0;
         self.bytes_sent = 0;
         self.bytes_received = 0;
-        self.errors = [0; 5];
+        self.wire_sent = 0;
+        self.wire_received = 0;
+        self.errors = [0; N_ERRORS];
     }
 }
 

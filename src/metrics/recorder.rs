@@ -98,6 +98,10 @@ pub struct ConnectionGauges {
     pub peak_open: AtomicU64,
     /// Open connections that the server closed or reset.
     pub closed_by_server: AtomicU64,
+    /// Connections that agreed permessage-deflate with the server.
+    pub compressed: AtomicU64,
+    /// Connections for which the server chose one of the offered subprotocols.
+    pub subprotocol: AtomicU64,
     /// Close codes received and the latest distinct error messages. Touched
     /// once per connection event or error, never per message.
     events: Mutex<EventLog>,
@@ -111,6 +115,8 @@ const RECENT_ERRORS: usize = 5;
 pub struct EventLog {
     /// Count of close frames received, by close code.
     pub close_codes: BTreeMap<u16, u64>,
+    /// Upgrades refused, by the HTTP status the server answered with.
+    pub http_statuses: BTreeMap<u16, u64>,
     /// The last few distinct error messages, oldest first.
     pub recent_errors: VecDeque<String>,
 }
@@ -132,6 +138,13 @@ impl ConnectionGauges {
     pub fn close_code(&self, code: u16) {
         if let Ok(mut e) = self.events.lock() {
             *e.close_codes.entry(code).or_default() += 1;
+        }
+    }
+
+    /// Counts an upgrade refused with HTTP `status`.
+    pub fn http_status(&self, status: u16) {
+        if let Ok(mut e) = self.events.lock() {
+            *e.http_statuses.entry(status).or_default() += 1;
         }
     }
 

@@ -31,6 +31,10 @@ pub struct Snapshot {
     pub peak_open: u64,
     /// Open connections the server closed so far.
     pub closed_by_server: u64,
+    /// Connections that agreed permessage-deflate so far.
+    pub compressed: u64,
+    /// Connections with a negotiated subprotocol so far.
+    pub subprotocol: u64,
     /// Messages sent in the interval.
     pub sent: u64,
     /// Replies received in the interval.
@@ -46,7 +50,7 @@ pub struct Snapshot {
     /// Replies received so far.
     pub total_received: u64,
     /// Errors so far, by kind in `ErrorKind::ALL` order.
-    pub total_errors: [u64; 5],
+    pub total_errors: [u64; super::data::N_ERRORS],
     /// `rtt` samples in the interval.
     pub rtt_count: u64,
     /// `rtt` median of the interval, ns (0 without samples).
@@ -154,6 +158,8 @@ impl Collector {
             failed: g.failed.load(SeqCst),
             peak_open: g.peak_open.load(SeqCst),
             closed_by_server: g.closed_by_server.load(SeqCst),
+            compressed: g.compressed.load(SeqCst),
+            subprotocol: g.subprotocol.load(SeqCst),
             sent: iv.sent,
             received: iv.received,
             bytes_sent: iv.bytes_sent,

@@ -240,6 +240,8 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                 failed: last.failed,
                 peak_open: last.peak_open,
                 closed_by_server: last.closed_by_server,
+                compressed: last.compressed,
+                subprotocol: last.subprotocol,
                 open_rate: if ramp_s > 0.0 {
                     last.opened as f64 / ramp_s
                 } else {
@@ -255,6 +257,8 @@ pub fn build(input: &BuildInput<'_>) -> Report {
             bytes: ByteTotals {
                 sent: recorded.bytes_sent,
                 received: recorded.bytes_received,
+                wire_sent: recorded.wire_sent,
+                wire_received: recorded.wire_received,
             },
             errors: ErrorKind::ALL
                 .iter()
@@ -265,6 +269,12 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                 .close_codes
                 .iter()
                 .map(|(code, n)| (code.to_string(), *n))
+                .collect(),
+            http_statuses: last
+                .events
+                .http_statuses
+                .iter()
+                .map(|(status, n)| (status.to_string(), *n))
                 .collect(),
             recent_errors: last.events.recent_errors.iter().cloned().collect(),
         },

@@ -62,17 +62,24 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         totals.connections.peak_open += c.peak_open;
         totals.connections.closed_by_server += c.closed_by_server;
         totals.connections.open_rate += c.open_rate;
+        totals.connections.compressed += c.compressed;
+        totals.connections.subprotocol += c.subprotocol;
         totals.messages.sent += t.messages.sent;
         totals.messages.received += t.messages.received;
         totals.messages.unmatched += t.messages.unmatched;
         totals.messages.not_sent += t.messages.not_sent;
         totals.bytes.sent += t.bytes.sent;
         totals.bytes.received += t.bytes.received;
+        totals.bytes.wire_sent += t.bytes.wire_sent;
+        totals.bytes.wire_received += t.bytes.wire_received;
         for (k, v) in &t.errors {
             *totals.errors.entry(k.clone()).or_default() += v;
         }
         for (k, v) in &t.close_codes {
             *totals.close_codes.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &t.http_statuses {
+            *totals.http_statuses.entry(k.clone()).or_default() += v;
         }
         for e in &t.recent_errors {
             if !totals.recent_errors.contains(e) {

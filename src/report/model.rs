@@ -116,6 +116,9 @@ pub struct Totals {
     /// Close frames received from the server, by close code.
     #[serde(default)]
     pub close_codes: BTreeMap<String, u64>,
+    /// Upgrades the server refused, by HTTP status (401, 403, 429, 503 …).
+    #[serde(default)]
+    pub http_statuses: BTreeMap<String, u64>,
     /// The last few distinct error messages, oldest first.
     #[serde(default)]
     pub recent_errors: Vec<String>,
@@ -137,6 +140,12 @@ pub struct ConnectionTotals {
     /// Connections opened per second while opening them (opened / time
     /// from the first attempt until every attempt had opened or failed).
     pub open_rate: f64,
+    /// Connections that agreed permessage-deflate.
+    #[serde(default)]
+    pub compressed: u64,
+    /// Connections for which the server chose an offered subprotocol.
+    #[serde(default)]
+    pub subprotocol: u64,
 }
 
 /// Message counters.
@@ -154,13 +163,21 @@ pub struct MessageTotals {
     pub not_sent: u64,
 }
 
-/// Byte counters.
+/// Byte counters: message bytes (payloads as the application sees them)
+/// and wire bytes (WebSocket frames with headers, compressed when
+/// permessage-deflate is on; TLS overhead not included).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ByteTotals {
     /// Payload bytes sent.
     pub sent: u64,
     /// Payload bytes received.
     pub received: u64,
+    /// Frame bytes sent.
+    #[serde(default)]
+    pub wire_sent: u64,
+    /// Frame bytes received.
+    #[serde(default)]
+    pub wire_received: u64,
 }
 
 /// Summary of one latency histogram; times in microseconds.

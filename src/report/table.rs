@@ -173,8 +173,12 @@ pub fn tables(r: &Report) -> Vec<Table> {
         ("messages received", t.messages.received),
         ("messages unmatched", t.messages.unmatched),
         ("messages not sent (tester behind)", t.messages.not_sent),
-        ("bytes sent", t.bytes.sent),
-        ("bytes received", t.bytes.received),
+        ("connections compressed (permessage-deflate)", c.compressed),
+        ("connections with a subprotocol", c.subprotocol),
+        ("message bytes sent", t.bytes.sent),
+        ("message bytes received", t.bytes.received),
+        ("wire bytes sent", t.bytes.wire_sent),
+        ("wire bytes received", t.bytes.wire_received),
     ] {
         totals.row(vec![k.to_string(), v.to_string()]);
     }
@@ -183,6 +187,15 @@ pub fn tables(r: &Report) -> Vec<Table> {
     }
     for (code, v) in &t.close_codes {
         totals.row(vec![format!("close code {code} received"), v.to_string()]);
+    }
+    for (status, v) in &t.http_statuses {
+        totals.row(vec![
+            format!(
+                "upgrades refused with HTTP {status} ({})",
+                http_reason(status)
+            ),
+            v.to_string(),
+        ]);
     }
     out.push(totals);
     if !t.recent_errors.is_empty() {
@@ -194,8 +207,17 @@ pub fn tables(r: &Report) -> Vec<Table> {
     }
 
     let mut lat = Table::new("Latency (recorded phases)", &LATENCY_HEADERS);
-    for name in ["rtt", "service", "send_lag", "connect", "handshake"] {
-        if let Some(m) = r.metrics.get(name) {
+    for name in [
+        "rtt",
+        "service",
+        "send_lag",
+        "connect",
+        "tls",
+        "handshake",
+        "ping",
+    ] {
+        let optional = matches!(name, "tls" | "ping");
+        if let Some(m) = r.metrics.get(name).filter(|m| m.count > 0 || !optional) {
             lat.row(latency_row(name, m));
         }
     }
@@ -269,6 +291,24 @@ pub fn tables(r: &Report) -> Vec<Table> {
         out.push(th);
     }
     out
+}
+
+/// What an HTTP status refusing an upgrade usually means, for summaries.
+pub fn http_reason(status: &str) -> &'static str {
+    match status {
+        "400" => "bad request",
+        "401" => "unauthorized",
+        "403" => "forbidden",
+        "404" => "not found",
+        "426" => "upgrade required",
+        "429" => "rate limited",
+        "500" => "server error",
+        "502" | "504" => "bad gateway",
+        "503" => "unavailable",
+        s if s.starts_with('2') => "answered without upgrading",
+        s if s.starts_with('3') => "redirected",
+        _ => "refused",
+    }
 }
 
 #[cfg(test)]

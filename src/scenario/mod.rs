@@ -5,6 +5,7 @@
 mod error;
 mod message;
 mod model;
+mod protocol;
 mod source_ips;
 mod target;
 mod template;
@@ -19,6 +20,10 @@ use std::path::Path;
 pub use error::ScenarioError;
 pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
+pub use protocol::{
+    CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions, Headers, PingSettings,
+    TlsSettings, is_secret_header, substitute_env,
+};
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
 pub use template::{Template, TemplateVars};

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::message::Message;
+use super::protocol::{CloseSettings, Compression, Headers, PingSettings, TlsSettings};
 use super::target::Target;
 use super::threshold::Threshold;
 use super::units::{MinU32Visitor, Rate, RateVisitor, de_positive_duration, parse_rate};
@@ -38,6 +39,45 @@ pub struct Scenario {
     /// picks the source address).
     #[serde(default, deserialize_with = "super::source_ips::de_source_ips")]
     pub source_ips: Vec<std::net::IpAddr>,
+    /// Extra upgrade request headers; `${env:NAME}` is substituted. Default none.
+    #[serde(default)]
+    pub headers: Headers,
+    /// `Origin` header of the upgrade request. Default: none sent.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order of
+    /// preference. Default: none offered.
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
+    /// permessage-deflate: `none` (default) or `deflate`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// TLS settings for `wss://` targets. Default: webpki roots, verified.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// Pings sent on every connection, timed as metric `ping`. Default: none.
+    #[serde(default)]
+    pub ping: Option<PingSettings>,
+    /// Splits each outgoing message into frames of at most this many
+    /// payload bytes (continuation frames). Default: one frame per message.
+    #[serde(default, deserialize_with = "super::protocol::de_fragment")]
+    pub fragment: Option<usize>,
+    /// Largest message accepted from the server, after reassembly and
+    /// decompression; a larger one is a protocol error (close 1009).
+    /// Default 64 MiB.
+    #[serde(
+        default = "default_max_message",
+        deserialize_with = "super::protocol::de_max_message"
+    )]
+    pub max_message_size: usize,
+    /// The close frame sent when the run ends. Default: code 1000, no reason.
+    #[serde(default)]
+    pub close: CloseSettings,
+}
+
+/// Default of `max_message_size`.
+fn default_max_message() -> usize {
+    super::protocol::DEFAULT_MAX_MESSAGE
 }
 
 impl Scenario {

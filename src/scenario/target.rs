@@ -7,7 +7,7 @@ use serde::de::{Deserialize, Deserializer};
 /// Where load is sent.
 ///
 /// YAML: `builtin` (barrage's own in-process echo server) or
-/// `ws://host[:port][/path][?query]`. `wss://` is not supported yet.
+/// `ws://host[:port][/path][?query]` or `wss://...` (TLS, see `tls:`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// barrage's built-in echo server.
@@ -16,12 +16,14 @@ pub enum Target {
     Url(WsUrl),
 }
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WsUrl {
+    /// `wss://`: the connection is wrapped in TLS.
+    pub tls: bool,
     /// Host name or IP address; IPv6 literals are stored without brackets.
     pub host: String,
-    /// TCP port; 80 when the URL gives none.
+    /// TCP port; 80 (ws) or 443 (wss) when the URL gives none.
     pub port: u16,
     /// Request target sent in the handshake; `/` when the URL gives none.
     pub path_and_query: String,
@@ -30,7 +32,7 @@ pub struct WsUrl {
 }
 
 impl WsUrl {
-    /// Parses `ws://host[:port][/path][?query]`. The host may be an IPv4
+    /// Parses `ws[s]://host[:port][/path][?query]`. The host may be an IPv4
     /// address, a bracketed IPv6 literal such as `[::1]`, or a name.
     pub fn parse(s: &str) -> Result<WsUrl, String> {
         let original = s.trim();
@@ -39,15 +41,15 @@ impl WsUrl {
                 "\"{original}\" is not a ws:// URL; expected ws://host[:port][/path] or builtin"
             ));
         };
-        match scheme.to_ascii_lowercase().as_str() {
-            "ws" => {}
-            "wss" => return Err("wss:// is not supported yet; use ws://".to_string()),
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "ws" => false,
+            "wss" => true,
             other => {
                 return Err(format!(
-                    "unsupported scheme \"{other}://\"; expected ws://host[:port][/path] or builtin"
+                    "unsupported scheme \"{other}://\"; expected ws:// or wss://host[:port][/path] or builtin"
                 ));
             }
-        }
+        };
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(split);
         if tail.contains('#') {
@@ -65,9 +67,11 @@ impl WsUrl {
                 "\"{original}\": user info (user@host) is not supported"
             ));
         }
+        let default_port = if tls { 443 } else { 80 };
         let (host, port) =
-            split_host_port(authority).map_err(|e| format!("\"{original}\": {e}"))?;
+            split_host_port(authority, default_port).map_err(|e| format!("\"{original}\": {e}"))?;
         Ok(WsUrl {
+            tls,
             host,
             port,
             path_and_query,
@@ -77,7 +81,7 @@ impl WsUrl {
 }
 
 /// Splits `host[:port]` or `[v6][:port]`.
-fn split_host_port(authority: &str) -> Result<(String, u16), String> {
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let Some((v6, after)) = rest.split_once(']') else {
             return Err("missing \"]\" after IPv6 address".to_string());
@@ -113,7 +117,7 @@ fn split_host_port(authority: &str) -> Result<(String, u16), String> {
         return Err(format!("\"{host}\" is not a valid host name"));
     }
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 => n,
             _ => return Err(format!("port \"{p}\" must be a number from 1 to 65535")),
@@ -169,17 +173,18 @@ mod tests {
             (u.host.as_str(), u.port, u.path_and_query.as_str()),
             ("::1", 80, "/?q")
         );
+        let u = url("wss://example.test/x");
+        assert_eq!(
+            (u.tls, u.port, u.path_and_query.as_str()),
+            (true, 443, "/x")
+        );
+        assert!(!url("ws://h/").tls);
         assert_eq!(Target::parse("builtin"), Ok(Target::Builtin));
         assert!(matches!(Target::parse("ws://h:1/"), Ok(Target::Url(_))));
     }
 
     #[test]
     fn rejects_bad_urls() {
-        assert!(
-            WsUrl::parse("wss://x/")
-                .unwrap_err()
-                .contains("wss:// is not supported yet")
-        );
         assert!(
             WsUrl::parse("http://x/")
                 .unwrap_err()

@@ -228,10 +228,10 @@ fn phase_rules() {
 fn other_field_errors() {
     let e = err(&format!(
         "{}phases: []\n",
-        HEAD.replace("builtin", "wss://h/")
+        HEAD.replace("builtin", "http://h/")
     ));
     assert!(
-        e.starts_with("s.yaml:2:9: target: wss:// is not supported yet"),
+        e.starts_with("s.yaml:2:9: target: unsupported scheme"),
         "{e}"
     );
     let e = err("name: ''\ntarget: builtin\n");

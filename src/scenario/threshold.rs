@@ -32,7 +32,15 @@ pub struct Threshold {
 pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Error kinds a threshold may name as `errors.KIND`.
-pub const ERROR_KINDS: [&str; 5] = ["connect", "handshake", "timeout", "protocol", "closed"];
+pub const ERROR_KINDS: [&str; 7] = [
+    "connect",
+    "tls",
+    "handshake",
+    "timeout",
+    "protocol",
+    "closed",
+    "close_timeout",
+];
 
 /// A count a threshold can look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,20 +93,26 @@ pub enum LatencyMetric {
     Service,
     /// `connect`: TCP connect time.
     Connect,
+    /// `tls`: TLS handshake time (wss only).
+    Tls,
     /// `handshake`: WebSocket upgrade time.
     Handshake,
     /// `send_lag`: how late a message was sent relative to its schedule.
     SendLag,
+    /// `ping`: ping sent to its pong (with `ping: {every}`).
+    Ping,
 }
 
 impl LatencyMetric {
     /// Every latency metric, in report order.
-    pub const ALL: [LatencyMetric; 5] = [
+    pub const ALL: [LatencyMetric; 7] = [
         LatencyMetric::Rtt,
         LatencyMetric::Service,
         LatencyMetric::Connect,
+        LatencyMetric::Tls,
         LatencyMetric::Handshake,
         LatencyMetric::SendLag,
+        LatencyMetric::Ping,
     ];
 
     /// The name used in threshold expressions and reports.
@@ -107,8 +121,10 @@ impl LatencyMetric {
             LatencyMetric::Rtt => "rtt",
             LatencyMetric::Service => "service",
             LatencyMetric::Connect => "connect",
+            LatencyMetric::Tls => "tls",
             LatencyMetric::Handshake => "handshake",
             LatencyMetric::SendLag => "send_lag",
+            LatencyMetric::Ping => "ping",
         }
     }
 }
@@ -526,7 +542,7 @@ mod tests {
         assert_eq!(Stat::Mean.label(), "mean");
         assert_eq!(
             LatencyMetric::ALL.map(|m| m.name()).join(","),
-            "rtt,service,connect,handshake,send_lag"
+            "rtt,service,connect,tls,handshake,send_lag,ping"
         );
     }
 }
