@@ -21,6 +21,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod server;
+pub mod tls;
 pub mod ui;
 pub mod ws;
 

@@ -123,7 +123,7 @@ impl RunError {
     /// run), 3 for the others.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Engine(EngineError::Preflight(_)) => exit::BAD_INPUT,
+            RunError::Engine(EngineError::Preflight(_) | EngineError::Tls(_)) => exit::BAD_INPUT,
             _ => exit::RUN_FAILED,
         }
     }
@@ -143,7 +143,14 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         Target::Url(u) => (u.clone(), None),
         Target::Builtin => {
             let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            let handle = server::start(listen, server::Mode::Echo)
+            // The built-in server speaks what the scenario offers, so a
+            // compressed or subprotocol scenario can be tried on it as is.
+            let server_opts = server::Options {
+                compression: scenario.compression != crate::scenario::Compression::None,
+                subprotocols: scenario.subprotocols.clone(),
+                ..server::Mode::Echo.into()
+            };
+            let handle = server::start(listen, server_opts)
                 .await
                 .map_err(RunError::Server)?;
             let url = WsUrl::parse(&format!("ws://{}/", handle.local_addr))

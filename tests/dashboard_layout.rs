@@ -126,7 +126,7 @@ fn large_terminal_uses_the_room() {
 fn errors_panel_shows_close_codes_and_latest_messages() {
     let mut st = state();
     let mut last = st.last.clone();
-    last.total_errors = [0, 0, 0, 0, 3];
+    last.total_errors = [0, 0, 0, 0, 0, 3, 0];
     last.events.close_codes.insert(1001, 3);
     last.events
         .recent_errors

@@ -7,22 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::{sleep_until, timeout_at};
+use tokio::time::sleep_until;
 
 use super::pacing::Pacer;
+use super::setup::{Opened, open};
 use super::{LoadStart, Payload, Shared};
 use crate::metrics::{ErrorKind, StageData};
 use crate::scenario::{LatencyMetric, TemplateVars};
 use crate::ws::codec::{Event, opcode};
-use crate::ws::{Decoder, client_handshake, encode_frame};
+use crate::ws::{Decoder, Encoder, Stream};
 
 /// Most bytes queued for writing before sends wait for the socket; the
 /// schedule keeps running meanwhile, so a blocked socket shows as lag.
 const WRITE_QUEUE_LIMIT: usize = 256 * 1024;
-/// Largest message accepted from the server.
-const MAX_MESSAGE: usize = 64 << 20;
 /// How long after the last phase replies are still awaited.
 pub const DRAIN: Duration = Duration::from_secs(2);
 /// How early a message may go out: tokio's timers fire on whole
@@ -36,8 +33,8 @@ const SEND_EARLY: Duration = Duration::from_millis(2);
 const IDLE_AFTER: Duration = Duration::from_millis(250);
 /// How often a paused closed-model connection looks whether it may resume.
 const PAUSE_POLL: Duration = Duration::from_millis(50);
-/// How long a close handshake may take.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long a close handshake may take before it counts as `close_timeout`.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// A message waiting for its reply.
 struct InFlight {
@@ -70,7 +67,12 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     };
     // Count the outcome before reporting it resolved: the engine reads the
     // opened count as soon as every attempt has resolved.
-    let Some((stream, initial)) = opened else {
+    let Some(Opened {
+        stream,
+        decoder,
+        encoder,
+    }) = opened
+    else {
         gauges.failed.fetch_add(1, SeqCst);
         shared.setup_resolved();
         return;
@@ -81,7 +83,8 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     let mut conn = Conn {
         shared: &shared,
         stream,
-        decoder: Decoder::new(MAX_MESSAGE, initial),
+        decoder,
+        encoder,
         wbuf: Vec::new(),
         wpos: 0,
         scratch: Vec::new(),
@@ -91,119 +94,37 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
         seq: 0,
         close_sent: false,
         close_received: false,
+        ping_sent: None,
+        pings: 0,
     };
     let mut start_rx = shared.start.clone();
     let start = tokio::select! {
         _ = shared.cancel.cancelled() => None,
         s = start_rx.wait_for(|s| s.is_some()) => s.ok().and_then(|s| *s),
     };
-    let end = match start {
-        Some(start) => conn.load(start, index).await,
-        None => End::Cancelled,
+    let (end, stage) = match start {
+        Some(start) => (conn.load(start, index).await, shared.phases.len()),
+        None => (End::Cancelled, 0),
     };
     if !matches!(end, End::Lost) {
-        conn.close().await;
+        if !conn.close().await {
+            shared
+                .recorder
+                .with(|s| s.stages[stage].error(ErrorKind::CloseTimeout));
+            gauges
+                .note_error(|| format!("close_timeout: no close frame back within {CLOSE_WAIT:?}"));
+        }
     } else {
         gauges.closed_by_server.fetch_add(1, SeqCst);
     }
     gauges.closed();
 }
 
-/// TCP connect and upgrade within the scenario's timeout; records `connect`
-/// and `handshake`, or counts the error.
-async fn open(shared: &Shared, id: u64) -> Option<(TcpStream, Vec<u8>)> {
-    let t0 = Instant::now();
-    let deadline = t0 + shared.connect_timeout;
-    let stream = match timeout_at(deadline.into(), connect(shared, id)).await {
-        Ok(Ok(s)) => s,
-        failed => {
-            shared
-                .recorder
-                .with(|s| s.stages[0].error(ErrorKind::Connect));
-            shared.recorder.gauges().note_error(|| match failed {
-                Ok(Err(e)) => format!("connect: {e}"),
-                _ => format!("connect: no answer within {:?}", shared.connect_timeout),
-            });
-            return None;
-        }
-    };
-    let t1 = Instant::now();
-    let _ = stream.set_nodelay(true);
-    let mut stream = stream;
-    let mut rng = fastrand::Rng::with_seed(shared.seed.wrapping_add(id));
-    let hs = client_handshake(&mut stream, &shared.host_header, &shared.path, &mut rng);
-    let result = timeout_at(deadline.into(), hs).await;
-    let t2 = Instant::now();
-    shared.recorder.with(|s| {
-        let st = &mut s.stages[0];
-        st.record(LatencyMetric::Connect, (t1 - t0).as_nanos() as u64);
-        match &result {
-            Ok(Ok(_)) => st.record(LatencyMetric::Handshake, (t2 - t1).as_nanos() as u64),
-            _ => st.error(ErrorKind::Handshake),
-        }
-    });
-    match result {
-        Ok(Ok(initial)) => Some((stream, initial)),
-        Ok(Err(e)) => {
-            shared
-                .recorder
-                .gauges()
-                .note_error(|| format!("handshake: {e}"));
-            None
-        }
-        Err(_) => {
-            shared
-                .recorder
-                .gauges()
-                .note_error(|| format!("handshake: no answer within {:?}", shared.connect_timeout));
-            None
-        }
-    }
-}
-
-/// Reads what the socket has into the decoder without waiting. A short read
-/// means the socket is drained, so it also clears tokio's readiness (as
-/// tokio's own `poll_read` does), saving the extra `read` that would only
-/// return `WouldBlock` before the next wait.
-fn read_available(stream: &TcpStream, decoder: &mut Decoder) -> io::Result<usize> {
-    let buf = decoder.buffer_mut();
-    let spare = buf.capacity() - buf.len();
-    let mut got = 0;
-    let r = stream.try_io(Interest::READABLE, || {
-        got = stream.try_read_buf(buf)?;
-        if got > 0 && got < spare {
-            // Returning WouldBlock makes try_io clear the readiness it saw;
-            // an event that arrived meanwhile is kept.
-            Err(io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(got)
-        }
-    });
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
-        other => other,
-    }
-}
-
-/// TCP connect, from the connection's source address when `source_ips` is set.
-async fn connect(shared: &Shared, id: u64) -> io::Result<TcpStream> {
-    if shared.source_ips.is_empty() {
-        return TcpStream::connect(shared.addr).await;
-    }
-    let ip = shared.source_ips[(id % shared.source_ips.len() as u64) as usize];
-    let socket = if shared.addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.bind(std::net::SocketAddr::new(ip, 0))?;
-    socket.connect(shared.addr).await
-}
-
 struct Conn<'a> {
     shared: &'a Shared,
-    stream: TcpStream,
+    stream: Stream,
     decoder: Decoder,
+    encoder: Encoder,
     wbuf: Vec<u8>,
     wpos: usize,
     scratch: Vec<u8>,
@@ -213,6 +134,10 @@ struct Conn<'a> {
     seq: u64,
     close_sent: bool,
     close_received: bool,
+    /// The ping waiting for its pong: its number and when it went out.
+    ping_sent: Option<(u64, Instant)>,
+    /// Pings sent so far (the payload of the next one).
+    pings: u64,
 }
 
 impl Conn<'_> {
@@ -234,6 +159,8 @@ impl Conn<'_> {
         let mut seen_epoch = control.epoch();
         let mut pacer = Pacer::for_phase(&phases[0], start.at, index, start.open, control.factor());
         let mut phase_end = start.at + shared.phase_offsets[1];
+        let ping_every = shared.protocol.ping;
+        let mut next_ping = ping_every.map(|every| start.at + every);
         // Frames that came with the handshake response (a greeting, a close).
         if let Err(kind) = self.handle_events(1) {
             return self.lost(1, kind);
@@ -300,6 +227,15 @@ impl Conn<'_> {
             // Stage of errors found now: the current phase, or the last one
             // while draining.
             let stage = (phase + 1).min(n);
+            if let (Some(at), Some(every)) = (next_ping, ping_every) {
+                if phase < n && now >= at {
+                    self.send_ping(now);
+                    next_ping = Some(at + every);
+                }
+                if phase < n {
+                    next_wake = next_wake.min(next_ping.unwrap_or(next_wake));
+                }
+            }
             if self.flush().is_err() {
                 return self.lost(stage, ErrorKind::Closed);
             }
@@ -311,7 +247,7 @@ impl Conn<'_> {
             if timer.deadline() != next_wake.into() {
                 timer.as_mut().reset(next_wake.into());
             }
-            let want_write = self.wpos < self.wbuf.len();
+            let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
             tokio::select! {
                 biased;
                 _ = &mut cancelled => return End::Cancelled,
@@ -399,7 +335,21 @@ impl Conn<'_> {
             self.wbuf.clear();
             self.wpos = 0;
         }
-        encode_frame(&mut self.wbuf, op, payload, self.rng.u32(..).to_ne_bytes());
+        let wire = match self
+            .encoder
+            .message(&mut self.wbuf, op, payload, &mut self.rng)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                // Not expected from zlib; counted rather than hidden.
+                shared
+                    .recorder
+                    .gauges()
+                    .note_error(|| format!("protocol: cannot compress a message: {e}"));
+                st.error(ErrorKind::Protocol);
+                return;
+            }
+        };
         self.seq += 1;
         let scheduled = if open { due.min(now) } else { now };
         self.inflight.push_back(InFlight {
@@ -409,32 +359,40 @@ impl Conn<'_> {
         });
         st.sent += 1;
         st.bytes_sent += len;
+        st.wire_sent += wire as u64;
         if open {
             let lag = now.saturating_duration_since(due);
             st.record(LatencyMetric::SendLag, lag.as_nanos() as u64);
         }
     }
 
-    /// Writes as much of the queue as the socket takes without waiting.
+    /// Writes as much of the queue as the stream takes without waiting.
     fn flush(&mut self) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
-            match self.stream.try_write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
+            match self.stream.write_some(&self.wbuf[self.wpos..])? {
+                0 => return Ok(()),
+                n => self.wpos += n,
             }
         }
         self.wbuf.clear();
         self.wpos = 0;
-        Ok(())
+        self.stream.flush_pending()
+    }
+
+    /// Queues a ping carrying its number; its pong is timed as `ping`.
+    fn send_ping(&mut self, now: Instant) {
+        self.pings += 1;
+        let payload = self.pings.to_be_bytes();
+        self.encoder
+            .control(&mut self.wbuf, opcode::PING, &payload, &mut self.rng);
+        self.ping_sent = Some((self.pings, now));
     }
 
     /// Reads what is available and handles every complete frame. Returns the
     /// error kind when the connection is lost.
     fn read_ready(&mut self, stage: usize) -> Result<(), ErrorKind> {
         let gauges = self.shared.recorder.gauges();
-        match read_available(&self.stream, &mut self.decoder) {
+        match self.stream.read_into(&mut self.decoder) {
             Ok(0) => {
                 gauges.note_error(|| {
                     "closed: the server closed the connection without a close frame".into()
@@ -459,23 +417,26 @@ impl Conn<'_> {
         let Conn {
             shared,
             decoder,
+            encoder,
             inflight,
             wbuf,
             rng,
             close_received,
+            ping_sent,
             ..
         } = self;
         shared.recorder.with(|s| {
             loop {
                 match decoder.next_event() {
                     Ok(None) => return Ok(()),
-                    Ok(Some(Event::Message { payload, .. })) => {
+                    Ok(Some(Event::Message { payload, wire, .. })) => {
                         let len = payload.len() as u64;
                         match inflight.pop_front() {
                             Some(m) => {
                                 let st = &mut s.stages[m.stage];
                                 st.received += 1;
                                 st.bytes_received += len;
+                                st.wire_received += wire as u64;
                                 st.record(
                                     LatencyMetric::Rtt,
                                     (now - m.scheduled).as_nanos() as u64,
@@ -486,30 +447,36 @@ impl Conn<'_> {
                                 let st = &mut s.stages[stage];
                                 st.unmatched += 1;
                                 st.bytes_received += len;
+                                st.wire_received += wire as u64;
                             }
                         }
                     }
                     Ok(Some(Event::Ping(p))) => {
-                        encode_frame(wbuf, opcode::PONG, p, rng.u32(..).to_ne_bytes());
+                        encoder.control(wbuf, opcode::PONG, p, rng);
                     }
-                    Ok(Some(Event::Pong(_))) => {}
+                    Ok(Some(Event::Pong(p))) => {
+                        // Only the pong of the ping in flight is timed;
+                        // unsolicited pongs are allowed and ignored (§5.5.3).
+                        if let Some((n, at)) = *ping_sent
+                            && p == n.to_be_bytes()
+                        {
+                            let rtt = now.saturating_duration_since(at);
+                            s.stages[stage].record(LatencyMetric::Ping, rtt.as_nanos() as u64);
+                            *ping_sent = None;
+                        }
+                    }
                     Ok(Some(Event::Close { code })) => {
                         gauges.close_code(code);
                         gauges.note_error(|| format!("closed: the server sent close code {code}"));
                         // Answer the server's close before dropping the socket.
                         *close_received = true;
-                        encode_frame(
-                            wbuf,
-                            opcode::CLOSE,
-                            &1000u16.to_be_bytes(),
-                            rng.u32(..).to_ne_bytes(),
-                        );
+                        encoder.control(wbuf, opcode::CLOSE, &1000u16.to_be_bytes(), rng);
                         return Err(ErrorKind::Closed);
                     }
                     Err(e) => {
                         gauges.note_error(|| format!("protocol: {e}"));
                         let code = e.close_code().to_be_bytes();
-                        encode_frame(wbuf, opcode::CLOSE, &code, rng.u32(..).to_ne_bytes());
+                        encoder.control(wbuf, opcode::CLOSE, &code, rng);
                         s.stages[stage].error(ErrorKind::Protocol);
                         return Err(ErrorKind::Protocol);
                     }
@@ -525,6 +492,7 @@ impl Conn<'_> {
         if self.inflight.is_empty() && self.wpos == self.wbuf.len() && next_wake > now + IDLE_AFTER
         {
             self.decoder.shrink();
+            self.encoder.shrink();
             self.wbuf = Vec::new();
             self.wpos = 0;
             self.scratch = Vec::new();
@@ -565,40 +533,57 @@ impl Conn<'_> {
         debug_assert!(n > 0);
     }
 
-    /// Sends a close frame (1000) and waits briefly for the server's close.
-    async fn close(&mut self) {
+    /// Sends the scenario's close frame and waits up to [`CLOSE_WAIT`]
+    /// for the server's; returns false when none came in time.
+    async fn close(&mut self) -> bool {
         if !self.close_sent {
-            let mask = self.rng.u32(..).to_ne_bytes();
-            encode_frame(&mut self.wbuf, opcode::CLOSE, &1000u16.to_be_bytes(), mask);
+            let close = &self.shared.protocol.close;
+            let mut payload = Vec::with_capacity(2 + close.reason.len());
+            payload.extend_from_slice(&close.code.to_be_bytes());
+            payload.extend_from_slice(close.reason.as_bytes());
+            self.encoder
+                .control(&mut self.wbuf, opcode::CLOSE, &payload, &mut self.rng);
             self.close_sent = true;
         }
         let deadline = Instant::now() + CLOSE_WAIT;
-        while !self.close_received && Instant::now() < deadline {
-            if self.flush().is_err() {
-                return;
+        while !self.close_received {
+            if Instant::now() >= deadline {
+                return false;
             }
-            let want_write = self.wpos < self.wbuf.len();
+            if self.flush().is_err() {
+                return true;
+            }
+            let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
             tokio::select! {
                 r = self.stream.readable() => {
-                    if r.is_err() { return; }
-                    match read_available(&self.stream, &mut self.decoder) {
-                        Ok(0) => return,
+                    if r.is_err() { return true; }
+                    match self.stream.read_into(&mut self.decoder) {
+                        // The server dropped the connection: nothing to wait for.
+                        Ok(0) => return true,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(_) => return,
+                        Err(_) => return true,
                     }
                     // Late replies and pings are ignored now; only the close matters.
                     loop {
                         match self.decoder.next_event() {
-                            Ok(Some(Event::Close { .. })) => { self.close_received = true; break; }
+                            Ok(Some(Event::Close { code })) => {
+                                // The server's answer to our close, counted by code.
+                                self.shared.recorder.gauges().close_code(code);
+                                self.close_received = true;
+                                break;
+                            }
                             Ok(Some(_)) => {}
                             Ok(None) | Err(_) => break,
                         }
                     }
                 }
-                r = self.stream.writable(), if want_write => { if r.is_err() { return; } }
-                _ = sleep_until(deadline.into()) => return,
+                r = self.stream.writable(), if want_write => { if r.is_err() { return true; } }
+                _ = sleep_until(deadline.into()) => return false,
             }
         }
+        self.stream.close_notify();
+        let _ = self.flush();
+        true
     }
 }

@@ -9,6 +9,7 @@ mod connection;
 pub mod control;
 pub mod pacing;
 pub mod preflight;
+mod setup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,9 @@ pub enum EngineError {
     /// The run cannot fit this machine or mixes address families.
     #[error(transparent)]
     Preflight(#[from] preflight::PreflightError),
+    /// The scenario's TLS settings cannot be used (a file missing or unreadable).
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsSetupError),
 }
 
 /// Settings of one engine run besides the scenario.
@@ -122,8 +126,8 @@ pub(crate) struct Shared {
     addr: SocketAddr,
     /// Local addresses to bind to, round-robin by connection id; empty: any.
     source_ips: Vec<std::net::IpAddr>,
-    host_header: String,
-    path: String,
+    /// What every connection offers in its upgrade, TLS settings, pings.
+    protocol: setup::Protocol,
     connect_timeout: Duration,
     payload: Payload,
     cancel: CancellationToken,
@@ -189,6 +193,7 @@ pub async fn run(
     } else {
         format!("{}:{}", url.host, url.port)
     };
+    let protocol = setup::Protocol::new(scenario, url, &host_header)?;
     // Stops the connections: on Ctrl-C (the caller's token, its parent) or
     // when an `abort_on_fail` threshold breaks.
     let run_cancel = opts.cancel.child_token();
@@ -198,8 +203,7 @@ pub async fn run(
         phase_offsets: phase_offsets.clone(),
         addr,
         source_ips: scenario.source_ips.clone(),
-        host_header,
-        path: url.path_and_query.clone(),
+        protocol,
         connect_timeout: scenario.connections.timeout,
         payload,
         cancel: run_cancel.clone(),

@@ -10,7 +10,12 @@
 //! parses frames synchronously. Masking uses fastwebsockets' `unmask`.
 
 pub mod codec;
+pub mod deflate;
+pub mod encoder;
 pub mod handshake;
+pub mod stream;
 
-pub use codec::{Decoder, Event, ProtocolError, encode_frame};
+pub use codec::{Decoder, Event, ProtocolError};
+pub use encoder::{Encoder, encode_frame, encode_raw};
 pub use handshake::{HandshakeError, client_handshake};
+pub use stream::Stream;
