@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -140,6 +141,65 @@ pub struct ServeArgs {
     /// listener on the same port (default: one per CPU).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+    /// Serve wss:// (TLS). Without --cert/--key a self-signed certificate
+    /// for localhost, 127.0.0.1 and ::1 is made and written to --cert-out.
+    #[arg(long)]
+    pub tls: bool,
+    /// Certificate chain (PEM) to serve with --tls.
+    #[arg(long, requires = "key", requires = "tls")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Where the self-signed certificate is written, for clients to trust
+    /// (scenario `tls: { ca: PATH }`).
+    #[arg(
+        long,
+        default_value = "reports/serve-cert.pem",
+        conflicts_with = "cert"
+    )]
+    pub cert_out: PathBuf,
+    /// Accept permessage-deflate when a client offers it.
+    #[arg(long)]
+    pub compression: bool,
+    /// With --compression, reset the server's compression context after
+    /// every message (server_no_context_takeover).
+    #[arg(long, requires = "compression")]
+    pub no_context_takeover: bool,
+    /// A subprotocol the server supports (repeatable); the first one the
+    /// client offers is chosen.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+}
+
+/// The server options `barrage serve` was given; writes the self-signed
+/// certificate when one is made.
+fn serve_options(a: &ServeArgs) -> anyhow::Result<server::Options> {
+    let tls = if !a.tls {
+        None
+    } else if let (Some(cert), Some(key)) = (&a.cert, &a.key) {
+        Some(crate::tls::server_config_from_files(cert, key)?)
+    } else {
+        let (cert, key) = crate::tls::self_signed()?;
+        if let Some(dir) = a.cert_out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        crate::report::write::write_atomic(&a.cert_out, cert.as_bytes())?;
+        eprintln!(
+            "barrage serve: self-signed certificate written to {} (trust it with tls: {{ ca: {} }})",
+            a.cert_out.display(),
+            a.cert_out.display()
+        );
+        Some(crate::tls::server_config(&cert, &key)?)
+    };
+    Ok(server::Options {
+        mode: a.mode,
+        tls,
+        compression: a.compression,
+        no_context_takeover: a.no_context_takeover,
+        subprotocols: a.subprotocols.clone(),
+    })
 }
 
 fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
@@ -424,7 +484,15 @@ async fn serve(a: ServeArgs) -> u8 {
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let fd_limit = crate::engine::preflight::raise_fd_limit();
-    let handle = match server::start_workers(a.listen, a.mode, workers).await {
+    let opts = match serve_options(&a) {
+        Ok(o) => o,
+        Err(e) => {
+            ui::error(&format!("{e:#}"));
+            return exit::BAD_INPUT;
+        }
+    };
+    let scheme = if opts.tls.is_some() { "wss" } else { "ws" };
+    let handle = match server::start_workers(a.listen, opts, workers).await {
         Ok(h) => h,
         Err(e) => {
             ui::error(&format!("cannot listen on {}: {e}", a.listen));
@@ -432,7 +500,7 @@ async fn serve(a: ServeArgs) -> u8 {
         }
     };
     eprintln!(
-        "barrage serve: {:?} on ws://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
+        "barrage serve: {:?} on {scheme}://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
         a.mode, handle.local_addr
     );
     let _ = tokio::signal::ctrl_c().await;

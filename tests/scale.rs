@@ -20,7 +20,7 @@ async fn run_against(addr: SocketAddr, body: &str) -> barrage::RunOutcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_2000_connections_against_the_built_in_server() {
-    let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo, 2)
+    let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo.into(), 2)
         .await
         .unwrap();
     let o = run_against(
@@ -43,7 +43,7 @@ async fn holds_2000_connections_against_the_built_in_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn source_ips_spread_connections_over_addresses() {
-    let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo, 1)
+    let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo.into(), 1)
         .await
         .unwrap();
     let o = run_against(

@@ -1,8 +1,12 @@
 //! The built-in target server (`barrage serve`, and `target: builtin`): an
-//! HTTP/1.1 listener (hyper) that upgrades to WebSocket (fastwebsockets) and
-//! echoes every text and binary message back.
+//! HTTP/1.1 listener (hyper), optionally behind TLS, that upgrades to
+//! WebSocket and echoes every text and binary message back. Uncompressed
+//! connections run on fastwebsockets; permessage-deflate connections on
+//! barrage's own codec ([`deflate_echo`]), since fastwebsockets cannot
+//! carry RSV1.
 
 mod coalesce;
+mod deflate_echo;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket, WebSocketError, upgrade};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -21,12 +26,41 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::ws::deflate::DeflateParams;
+
 /// What the server does with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Mode {
     /// Sends every text and binary message back unchanged (default).
     #[default]
     Echo,
+}
+
+/// How the server is set up. `Options::from(Mode::Echo)` is a plain echo
+/// server: no TLS, no compression, no subprotocols.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// What the server does with messages. Default echo.
+    pub mode: Mode,
+    /// TLS: connections are accepted with this config. Default: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Accept permessage-deflate when a client offers it. Default off.
+    pub compression: bool,
+    /// With compression, reset the server's context after every message
+    /// (answers `server_no_context_takeover`). Default off.
+    pub no_context_takeover: bool,
+    /// Subprotocols supported; the first the client offers is chosen.
+    /// Default none.
+    pub subprotocols: Vec<String>,
+}
+
+impl From<Mode> for Options {
+    fn from(mode: Mode) -> Self {
+        Options {
+            mode,
+            ..Options::default()
+        }
+    }
 }
 
 /// Counters the server keeps, readable while it runs.
@@ -65,12 +99,13 @@ impl ServerHandle {
 
 /// Binds `listen` and serves on the current tokio runtime until shut down;
 /// connections are spread over its worker threads. Used for `target: builtin`.
-pub async fn start(listen: SocketAddr, mode: Mode) -> std::io::Result<ServerHandle> {
+pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(listen).await?;
     let local_addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let stats = Arc::new(ServerStats::default());
-    let accept = tokio::spawn(accept_loop(listener, mode, cancel.clone(), stats.clone()));
+    let opts = Arc::new(opts);
+    let accept = tokio::spawn(accept_loop(listener, opts, cancel.clone(), stats.clone()));
     Ok(ServerHandle {
         local_addr,
         stats,
@@ -99,9 +134,10 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 /// `barrage serve --workers N`.
 pub async fn start_workers(
     listen: SocketAddr,
-    mode: Mode,
+    opts: Options,
     workers: usize,
 ) -> std::io::Result<ServerHandle> {
+    let opts = Arc::new(opts);
     let first = reuseport_listener(listen)?;
     let local_addr = first.local_addr()?;
     let mut listeners = vec![first];
@@ -112,7 +148,7 @@ pub async fn start_workers(
     let stats = Arc::new(ServerStats::default());
     let mut threads = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        let (cancel, stats) = (cancel.clone(), stats.clone());
+        let (cancel, stats, opts) = (cancel.clone(), stats.clone(), opts.clone());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -122,7 +158,7 @@ pub async fn start_workers(
                 .spawn(move || {
                     rt.block_on(async move {
                         match TcpListener::from_std(l) {
-                            Ok(l) => accept_loop(l, mode, cancel, stats).await,
+                            Ok(l) => accept_loop(l, opts, cancel, stats).await,
                             Err(_) => cancel.cancel(),
                         }
                     });
@@ -146,7 +182,7 @@ pub async fn start_workers(
 
 async fn accept_loop(
     listener: TcpListener,
-    mode: Mode,
+    opts: Arc<Options>,
     cancel: CancellationToken,
     stats: Arc<ServerStats>,
 ) {
@@ -172,19 +208,60 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let cancel = cancel.clone();
         let stats = stats.clone();
+        let opts = opts.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, mode, cancel.clone(), stats.clone()));
-            let conn = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let _ = conn.await;
+            match opts.tls.clone() {
+                None => serve_http(stream, opts, cancel, stats).await,
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let tls = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        t = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)) => t,
+                    };
+                    if let Ok(Ok(tls)) = tls {
+                        serve_http(tls, opts, cancel, stats).await;
+                    }
+                }
+            }
         });
     }
 }
 
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves HTTP/1.1 on one connection until it upgrades or ends.
+async fn serve_http<S>(
+    io: S,
+    opts: Arc<Options>,
+    cancel: CancellationToken,
+    stats: Arc<ServerStats>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(req, opts.clone(), cancel.clone(), stats.clone()));
+    let conn = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let _ = conn.await;
+}
+
+/// The first subprotocol in the client's `Sec-WebSocket-Protocol` that
+/// the server supports.
+fn choose_subprotocol(req: &Request<Incoming>, supported: &[String]) -> Option<String> {
+    req.headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| supported.iter().any(|s| s == p))
+        .map(str::to_string)
+}
+
 async fn handle(
     mut req: Request<Incoming>,
-    mode: Mode,
+    opts: Arc<Options>,
     cancel: CancellationToken,
     stats: Arc<ServerStats>,
 ) -> Result<Response<Empty<Bytes>>, WebSocketError> {
@@ -193,7 +270,37 @@ async fn handle(
         *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
         return Ok(resp);
     }
-    let (response, fut) = upgrade::upgrade(&mut req)?;
+    let subprotocol = choose_subprotocol(&req, &opts.subprotocols);
+    let deflate = if opts.compression {
+        let offers: Vec<&str> = req
+            .headers()
+            .get_all("sec-websocket-extensions")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        DeflateParams::negotiate_server(&offers.join(", "), opts.no_context_takeover)
+    } else {
+        None
+    };
+    let (mut response, fut) = upgrade::upgrade(&mut req)?;
+    if let Some(p) = subprotocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
+        response.headers_mut().insert("sec-websocket-protocol", p);
+    }
+    if let Some((agreed, header)) = deflate
+        && let Ok(v) = HeaderValue::from_str(&header)
+    {
+        {
+            response.headers_mut().insert("sec-websocket-extensions", v);
+            tokio::spawn(async move {
+                let Ok(ws) = fut.await else { return };
+                stats.connections.fetch_add(1, Relaxed);
+                let io = ws.into_inner();
+                deflate_echo::serve(io, &agreed, &cancel, &stats).await;
+            });
+            return Ok(response);
+        }
+    }
+    let mode = opts.mode;
     tokio::spawn(async move {
         let Ok(ws) = fut.await else { return };
         stats.connections.fetch_add(1, Relaxed);
