@@ -372,6 +372,11 @@ async fn run(a: RunArgs) -> u8 {
         ui::error(&e);
         return exit::BAD_INPUT;
     }
+    if scenario.tls.insecure && matches!(&scenario.target, Target::Url(u) if u.tls) {
+        ui::warn(
+            &"tls.insecure: the server's certificate is not checked; use this only for testing",
+        );
+    }
     let cancel = CancellationToken::new();
     spawn_interrupt_handler(cancel.clone());
     let control = Arc::new(Control::default());

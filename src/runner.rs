@@ -183,7 +183,9 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
             .file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
-            .map(|mut text| {
+            .map(|text| {
+                // Secrets written into the file itself stay out of reports.
+                let mut text = crate::scenario::redact_secrets(&text);
                 text.truncate(text.floor_char_boundary(64 * 1024));
                 text
             }),

@@ -231,6 +231,29 @@ async fn refused_upgrades_are_counted_by_status_and_secrets_stay_out_of_reports(
     }
     assert!(!String::from_utf8_lossy(&status.stdout).contains("let-me-in"));
 
+    // The token written into the file itself: redacted in report.json's
+    // copy of the scenario.
+    let literal = write_scenario(
+        dir.path(),
+        "literal.yaml",
+        &format!("{base}headers: {{ Authorization: \"Bearer let-me-in\" }}\n"),
+    );
+    let out = dir.path().join("literal");
+    let o = run_bin(&[
+        "run",
+        literal.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = std::fs::read_to_string(out.join("report.json")).unwrap();
+    assert!(report.contains("<redacted>") && !report.contains("let-me-in"));
+
     // A missing variable: exit 2 naming it, nothing run.
     let o = run_bin(&[
         "run",
@@ -245,6 +268,27 @@ async fn refused_upgrades_are_counted_by_status_and_secrets_stay_out_of_reports(
         "{err}"
     );
     assert!(!dir.path().join("none").exists());
+
+    // A CA file that does not exist: exit 2 naming the field, nothing run.
+    let bad_ca = write_scenario(
+        dir.path(),
+        "bad-ca.yaml",
+        &base
+            .replace("ws://", "wss://")
+            .replace("connections:", "tls:\n  ca: missing/ca.pem\nconnections:"),
+    );
+    let o = run_bin(&[
+        "run",
+        bad_ca.to_str().unwrap(),
+        "--out",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad-ca.yaml:4:") && err.contains("tls.ca") && err.contains("missing/ca.pem"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

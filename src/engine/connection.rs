@@ -160,7 +160,10 @@ impl Conn<'_> {
         let mut pacer = Pacer::for_phase(&phases[0], start.at, index, start.open, control.factor());
         let mut phase_end = start.at + shared.phase_offsets[1];
         let ping_every = shared.protocol.ping;
-        let mut next_ping = ping_every.map(|every| start.at + every);
+        // Spread over the interval, so pings of many connections do not all
+        // go out in the same millisecond.
+        let mut next_ping = ping_every
+            .map(|every| start.at + every + every.mul_f64((index % 1000) as f64 / 1000.0));
         // Frames that came with the handshake response (a greeting, a close).
         if let Err(kind) = self.handle_events(1) {
             return self.lost(1, kind);

@@ -22,7 +22,7 @@ pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
 pub use protocol::{
     CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions, Headers, PingSettings,
-    TlsSettings, is_secret_header, substitute_env,
+    TlsSettings, is_secret_header, redact_secrets, substitute_env,
 };
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
@@ -41,7 +41,54 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         field: None,
         message: format!("cannot read scenario file: {e}"),
     })?;
-    parse(&label, &text)
+    let mut scenario = parse(&label, &text)?;
+    resolve_tls_files(&label, &text, path, &mut scenario)?;
+    Ok(scenario)
+}
+
+/// Makes the `tls:` file paths relative to the scenario file's folder and,
+/// for a `wss://` target, checks that they exist, so a typo stops the run
+/// with its line before any socket opens. (A target changed to wss:// on the
+/// command line gets the same check, by path, when the TLS config is built.)
+fn resolve_tls_files(
+    label: &str,
+    text: &str,
+    path: &Path,
+    s: &mut Scenario,
+) -> Result<(), ScenarioError> {
+    let base = path.parent().unwrap_or(Path::new(""));
+    let wss = matches!(&s.target, Target::Url(u) if u.tls);
+    let tls = &mut s.tls;
+    for (key, slot) in [
+        ("ca", &mut tls.ca),
+        ("cert", &mut tls.cert),
+        ("key", &mut tls.key),
+    ] {
+        let Some(file) = slot.as_mut() else { continue };
+        if file.is_relative() {
+            *file = base.join(&*file);
+        }
+        if wss && !file.is_file() {
+            let needle = format!("{key}:");
+            let (line, column) = text
+                .lines()
+                .enumerate()
+                .find_map(|(n, l)| {
+                    l.find(&needle)
+                        .filter(|_| l.contains("tls") || l.starts_with(' '))
+                        .map(|c| (n + 1, c + 1))
+                })
+                .unwrap_or((0, 0));
+            return Err(ScenarioError {
+                file: label.to_string(),
+                line,
+                column,
+                field: Some(format!("tls.{key}")),
+                message: format!("no such file: {}", file.display()),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Parses scenario YAML. `file_label` is used only in error messages.

@@ -19,6 +19,52 @@ pub fn is_secret_header(name: &str) -> bool {
     SECRET_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
+/// `text` (a scenario file) with the values of secret headers replaced by
+/// `<redacted>`, for reports that carry the file: `Authorization: Bearer x`
+/// and `{ Cookie: "a=b", ... }` alike.
+pub fn redact_secrets(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some((at, name)) = ["authorization", "cookie"]
+        .iter()
+        .filter_map(|n| lower[from..].find(n).map(|i| (from + i, *n)))
+        .min()
+    {
+        let mut i = at + name.len();
+        let b = text.as_bytes();
+        if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+            i += 1;
+        }
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        if i >= b.len() || b[i] != b':' {
+            from = at + name.len();
+            continue;
+        }
+        i += 1;
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let end = match b.get(i) {
+            Some(&q) if q == b'"' || q == b'\'' => text[i + 1..]
+                .find(q as char)
+                .map_or(text.len(), |e| i + 1 + e + 1),
+            _ => text[i..]
+                .find([',', '}', '\n'])
+                .map_or(text.len(), |e| i + e),
+        };
+        out.push_str(&text[copied..i]);
+        out.push_str("\"<redacted>\"");
+        copied = end;
+        from = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// Extra request headers of the upgrade, in file order. YAML: a mapping of
 /// name to value; `${env:NAME}` in a value is replaced by that environment
 /// variable when the scenario is read (a missing variable is an error).
@@ -340,6 +386,17 @@ mod tests {
                 .unwrap_err()
                 .contains("env:NAME")
         );
+    }
+
+    #[test]
+    fn secret_values_are_redacted_in_scenario_text() {
+        let text = "headers: { Authorization: \"Bearer abc\", X-Id: 7 }\nheaders:\n  cookie: sid=xyz\n  'Proxy-Authorization': 'Basic q'\nname: cookies\n";
+        let r = redact_secrets(text);
+        for secret in ["abc", "xyz", "Basic q"] {
+            assert!(!r.contains(secret), "{secret} in {r}");
+        }
+        assert!(r.contains("X-Id: 7") && r.contains("name: cookies"), "{r}");
+        assert_eq!(r.matches("<redacted>").count(), 3, "{r}");
     }
 
     #[test]

@@ -6,6 +6,11 @@ pub mod plan;
 pub mod progress;
 pub mod summary;
 
+/// Prints a warning for the user to stderr.
+pub fn warn(msg: &dyn std::fmt::Display) {
+    eprintln!("warning: {msg}");
+}
+
 /// Prints an error for the user to stderr.
 pub fn error(msg: &dyn std::fmt::Display) {
     eprintln!("error: {msg}");
