@@ -6,7 +6,7 @@
 # bytes, wire bytes and rtt per run; medians of RUNS runs. Last results:
 # bench/COMPRESSION.md.
 #
-#   bench/compression.sh        # RUNS=3; paste the table into bench/RESULTS.md
+#   bench/compression.sh        # RUNS=3; the table goes into bench/COMPRESSION.md
 #
 # The peer is pinned to CPU 0 and barrage to CPU 1; all traffic is loopback.
 set -euo pipefail
