@@ -7,8 +7,12 @@
 
 mod connection;
 pub mod control;
+mod correlate;
+mod flow;
+mod interpret;
 pub mod pacing;
 pub mod preflight;
+mod roles;
 mod setup;
 
 use std::net::SocketAddr;
@@ -23,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::evaluate::{EvalContext, evaluate};
 use crate::metrics::{Collector, Recorder, Shard, Snapshot, TickInfo};
-use crate::scenario::{Message, Phase, Scenario, Template, Threshold, WsUrl};
+use crate::scenario::{Phase, Scenario, Threshold, WsUrl};
 pub use control::Control;
 
 pub use connection::DRAIN;
@@ -89,6 +93,9 @@ pub struct RunResult {
     pub epoch: Instant,
     /// Live pause and rate changes made during the run.
     pub rate_changes: Vec<control::RateChange>,
+    /// Each role's name and connection count, in the order of
+    /// `totals.roles` (one `default` role without `roles:`).
+    pub roles: Vec<(String, u64)>,
 }
 
 impl RunResult {
@@ -108,13 +115,6 @@ impl RunResult {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LoadStart {
     at: Instant,
-    open: u64,
-}
-
-/// What a connection sends.
-pub(crate) enum Payload {
-    Text(Template),
-    Binary(Vec<u8>),
 }
 
 /// State shared by every connection task of a run.
@@ -129,11 +129,17 @@ pub(crate) struct Shared {
     /// What every connection offers in its upgrade, TLS settings, pings.
     protocol: setup::Protocol,
     connect_timeout: Duration,
-    payload: Payload,
+    /// Each connection's role and each role's flow.
+    roles: roles::Roles,
+    /// Feeder rows bound to connections.
+    feeder: Option<Arc<crate::scenario::Feeder>>,
+    /// `delivery:`: the timestamp's JSON path and nanoseconds per unit.
+    delivery: Option<(Vec<String>, u64)>,
+    /// Shard index (`{{shard}}`).
+    shard: u64,
     cancel: CancellationToken,
     control: Arc<Control>,
     start: watch::Receiver<Option<LoadStart>>,
-    open_index: AtomicU64,
     resolved: AtomicU64,
     resolved_notify: Notify,
     epoch: Instant,
@@ -181,13 +187,21 @@ pub async fn run(
     for p in &phases {
         phase_offsets.push(*phase_offsets.last().expect("non-empty") + p.duration);
     }
-    let recorder = Recorder::new(phases.len());
     let (start_tx, start_rx) = watch::channel(None);
     let mut rng = fastrand::Rng::with_seed(opts.seed);
-    let payload = match &scenario.message {
-        Message::Text(t) => Payload::Text(t.clone()),
-        Message::Binary { size } => Payload::Binary((0..*size).map(|_| rng.u8(..)).collect()),
+    let roles = roles::Roles::new(scenario, &mut rng);
+    let role_list: Vec<(String, u64)> = roles
+        .roles
+        .iter()
+        .map(|r| r.name.clone())
+        .zip(roles.counts())
+        .collect();
+    let kept_apart = if roles.roles.len() > 1 {
+        roles.roles.len()
+    } else {
+        0
     };
+    let recorder = Recorder::with_roles(phases.len(), kept_apart);
     let host_header = if url.host.contains(':') {
         format!("[{}]:{}", url.host, url.port)
     } else {
@@ -205,11 +219,16 @@ pub async fn run(
         source_ips: scenario.source_ips.clone(),
         protocol,
         connect_timeout: scenario.connections.timeout,
-        payload,
+        roles,
+        feeder: scenario.feeder.clone(),
+        delivery: scenario
+            .delivery
+            .as_ref()
+            .map(|d| (d.field.split('.').map(String::from).collect(), d.unit.ns())),
+        shard: 0,
         cancel: run_cancel.clone(),
         control: opts.control.clone(),
         start: start_rx.clone(),
-        open_index: AtomicU64::new(0),
         resolved: AtomicU64::new(0),
         resolved_notify: Notify::new(),
         epoch,
@@ -252,7 +271,7 @@ pub async fn run(
     if opened > 0 && !run_cancel.is_cancelled() {
         let at = Instant::now();
         load_started = Some(at - epoch);
-        let _ = start_tx.send(Some(LoadStart { at, open: opened }));
+        let _ = start_tx.send(Some(LoadStart { at }));
     }
     // Every task ends by itself (phases, drain and close are all bounded);
     // the deadline only guards against a bug leaving one behind.
@@ -286,6 +305,7 @@ pub async fn run(
         last,
         epoch,
         rate_changes: opts.control.changes(),
+        roles: role_list,
     })
 }
 

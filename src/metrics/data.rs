@@ -198,31 +198,45 @@ impl StageData {
     }
 }
 
-/// Stage 0 (connection setup) and one stage per phase.
+/// Stage 0 (connection setup) and one stage per phase, and the recorded
+/// phases of each role when a scenario has several.
 #[derive(Debug, Clone)]
 pub struct Shard {
     /// `stages[0]` is setup, `stages[i + 1]` is phase `i`.
     pub stages: Vec<StageData>,
+    /// `roles[r]`: what role `r`'s connections recorded in the phases marked
+    /// `record` (empty for a scenario with one role).
+    pub roles: Vec<StageData>,
 }
 
 impl Shard {
     /// A shard for a scenario with `phases` phases.
     pub fn new(phases: usize) -> Self {
+        Shard::with_roles(phases, 0)
+    }
+
+    /// A shard for `phases` phases that also keeps `roles` roles apart.
+    pub fn with_roles(phases: usize, roles: usize) -> Self {
         Shard {
             stages: (0..=phases).map(|_| StageData::default()).collect(),
+            roles: (0..roles).map(|_| StageData::default()).collect(),
         }
     }
 
-    /// Adds `other` stage by stage.
+    /// Adds `other` stage by stage and role by role.
     pub fn add(&mut self, other: &Shard) {
         for (a, b) in self.stages.iter_mut().zip(&other.stages) {
             a.add(b);
         }
+        for (a, b) in self.roles.iter_mut().zip(&other.roles) {
+            a.add(b);
+        }
     }
 
-    /// Clears all stages.
+    /// Clears all stages and roles.
     pub fn reset(&mut self) {
         self.stages.iter_mut().for_each(StageData::reset);
+        self.roles.iter_mut().for_each(StageData::reset);
     }
 
     /// All stages added together.

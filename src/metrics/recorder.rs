@@ -33,11 +33,11 @@ unsafe impl Sync for Slot {}
 unsafe impl Send for Slot {}
 
 impl Slot {
-    fn new(phases: usize) -> Self {
+    fn new(phases: usize, roles: usize) -> Self {
         Slot {
             sides: [
-                UnsafeCell::new(Shard::new(phases)),
-                UnsafeCell::new(Shard::new(phases)),
+                UnsafeCell::new(Shard::with_roles(phases, roles)),
+                UnsafeCell::new(Shard::with_roles(phases, roles)),
             ],
             active: AtomicUsize::new(0),
             busy: [AtomicBool::new(false), AtomicBool::new(false)],
@@ -170,6 +170,7 @@ impl ConnectionGauges {
 struct Inner {
     id: u64,
     phases: usize,
+    roles: usize,
     slots: Mutex<Vec<Arc<Slot>>>,
     gauges: ConnectionGauges,
 }
@@ -190,14 +191,26 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder for a run with `phases` phases.
     pub fn new(phases: usize) -> Self {
+        Recorder::with_roles(phases, 0)
+    }
+
+    /// A recorder for a run with `phases` phases that also keeps the
+    /// recorded phases of each of `roles` roles apart.
+    pub fn with_roles(phases: usize, roles: usize) -> Self {
         Recorder {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, SeqCst),
                 phases,
+                roles,
                 slots: Mutex::new(Vec::new()),
                 gauges: ConnectionGauges::default(),
             }),
         }
+    }
+
+    /// Roles kept apart (0 when only totals are kept).
+    pub fn roles(&self) -> usize {
+        self.inner.roles
     }
 
     /// Connection counters of this run.
@@ -217,7 +230,7 @@ impl Recorder {
             // First record of this run on this thread: register a slot, and
             // drop slots of runs that have ended (only we hold them now).
             local.retain(|(_, s)| Arc::strong_count(s) > 1);
-            let slot = Arc::new(Slot::new(self.inner.phases));
+            let slot = Arc::new(Slot::new(self.inner.phases, self.inner.roles));
             self.inner
                 .slots
                 .lock()

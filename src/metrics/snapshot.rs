@@ -121,12 +121,13 @@ impl Collector {
     /// A collector for `recorder`'s run, which started at `started`;
     /// `record[i]` says whether phase `i` counts in the recorded totals.
     pub fn new(recorder: Recorder, record: Vec<bool>, started: Instant) -> Self {
+        let roles = recorder.roles();
         Collector {
             recorder,
             started,
             last: started,
-            interval: Shard::new(record.len()),
-            totals: Shard::new(record.len()),
+            interval: Shard::with_roles(record.len(), roles),
+            totals: Shard::with_roles(record.len(), roles),
             record,
             timeline: Vec::new(),
             empty: Arc::new(StageData::default()),

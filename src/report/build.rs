@@ -282,6 +282,43 @@ pub fn build(input: &BuildInput<'_>) -> Report {
         phases,
         timeline,
         rate_changes,
+        roles: role_reports(r),
         thresholds,
     }
+}
+
+/// The per-role sections (none for a scenario with one role).
+fn role_reports(r: &RunResult) -> BTreeMap<String, RoleReport> {
+    if r.totals.roles.is_empty() {
+        return BTreeMap::new();
+    }
+    r.roles
+        .iter()
+        .zip(&r.totals.roles)
+        .map(|((name, connections), d)| {
+            let metrics = [
+                LatencyMetric::Rtt,
+                LatencyMetric::Service,
+                LatencyMetric::SendLag,
+                LatencyMetric::Delivery,
+                LatencyMetric::Ping,
+            ]
+            .iter()
+            .filter(|m| !d.histogram(**m).is_empty())
+            .map(|m| (m.name().to_string(), summarize(d.histogram(*m))))
+            .collect();
+            let report = RoleReport {
+                connections: *connections,
+                messages: MessageTotals {
+                    sent: d.sent,
+                    received: d.received,
+                    unmatched: d.unmatched,
+                    not_sent: d.not_sent,
+                },
+                errors: d.error_total(),
+                metrics,
+            };
+            (name.clone(), report)
+        })
+        .collect()
 }

@@ -253,6 +253,32 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         phases,
         timeline,
         rate_changes: Vec::new(),
+        roles: merge_roles(reports)?,
         thresholds,
     })
+}
+
+/// Roles added by name: counts summed, histograms added.
+fn merge_roles(reports: &[Report]) -> Result<BTreeMap<String, RoleReport>, String> {
+    let mut names: Vec<&String> = reports.iter().flat_map(|r| r.roles.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut out = BTreeMap::new();
+    for name in names {
+        let parts: Vec<&RoleReport> = reports.iter().filter_map(|r| r.roles.get(name)).collect();
+        let mut role = RoleReport {
+            metrics: merge_metrics(parts.iter().map(|p| &p.metrics))?,
+            ..RoleReport::default()
+        };
+        for p in parts {
+            role.connections += p.connections;
+            role.messages.sent += p.messages.sent;
+            role.messages.received += p.messages.received;
+            role.messages.unmatched += p.messages.unmatched;
+            role.messages.not_sent += p.messages.not_sent;
+            role.errors += p.errors;
+        }
+        out.insert(name.clone(), role);
+    }
+    Ok(out)
 }

@@ -54,6 +54,9 @@ pub struct Report {
     /// Live changes made from the dashboard (`p`, `+`, `-`), in order.
     #[serde(default)]
     pub rate_changes: Vec<RateChangeReport>,
+    /// Each role of a scenario with several, over the recorded phases.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, RoleReport>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
 }
@@ -100,6 +103,20 @@ pub struct PhasePlan {
     pub inflight: u32,
     /// Whether the phase counts in totals and thresholds.
     pub record: bool,
+}
+
+/// One role of a scenario with `roles:`, over the recorded phases.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RoleReport {
+    /// Connections assigned to the role.
+    pub connections: u64,
+    /// Its messages.
+    pub messages: MessageTotals,
+    /// Its errors, all kinds.
+    pub errors: u64,
+    /// Its latency summaries with samples (`rtt`, `service`, `send_lag`,
+    /// `delivery`, `ping`).
+    pub metrics: BTreeMap<String, MetricSummary>,
 }
 
 /// Counters of the whole run.

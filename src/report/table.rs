@@ -215,13 +215,57 @@ pub fn tables(r: &Report) -> Vec<Table> {
         "tls",
         "handshake",
         "ping",
+        "delivery",
     ] {
-        let optional = matches!(name, "tls" | "ping");
+        let optional = matches!(name, "tls" | "ping" | "delivery");
         if let Some(m) = r.metrics.get(name).filter(|m| m.count > 0 || !optional) {
             lat.row(latency_row(name, m));
         }
     }
     out.push(lat);
+
+    if !r.roles.is_empty() {
+        let mut roles = Table::new(
+            "Roles (recorded phases)",
+            &[
+                "role",
+                "connections",
+                "sent",
+                "received",
+                "unmatched",
+                "errors",
+                "rtt p50",
+                "rtt p99",
+                "delivery p50",
+                "delivery p99",
+                "delivered",
+            ],
+        );
+        for (name, role) in &r.roles {
+            let stat = |metric: &str, f: fn(&MetricSummary) -> f64| {
+                role.metrics
+                    .get(metric)
+                    .map_or("-".to_string(), |m| us(f(m)))
+            };
+            roles.row(vec![
+                name.clone(),
+                role.connections.to_string(),
+                role.messages.sent.to_string(),
+                role.messages.received.to_string(),
+                role.messages.unmatched.to_string(),
+                role.errors.to_string(),
+                stat("rtt", |m| m.p50_us),
+                stat("rtt", |m| m.p99_us),
+                stat("delivery", |m| m.p50_us),
+                stat("delivery", |m| m.p99_us),
+                role.metrics
+                    .get("delivery")
+                    .map_or(0, |m| m.count)
+                    .to_string(),
+            ]);
+        }
+        out.push(roles);
+    }
 
     let mut phases = Table::new(
         "Phases",

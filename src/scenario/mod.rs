@@ -2,7 +2,9 @@
 //! types. Every problem is reported as a [`ScenarioError`] that points at the
 //! file, line, column and field.
 
+mod data;
 mod error;
+mod flow;
 mod message;
 mod model;
 mod protocol;
@@ -17,7 +19,12 @@ mod tests;
 
 use std::path::Path;
 
+pub use data::{DataError, DataMode, DataSpec, Feeder};
 pub use error::ScenarioError;
+pub use flow::{
+    Capture, Correlate, Delivery, ExpectStep, LoopStep, Matcher, OnTimeout, Role, SendStep, Step,
+    TimeUnit, capture_names, is_paced,
+};
 pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
 pub use protocol::{
@@ -41,7 +48,8 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         field: None,
         message: format!("cannot read scenario file: {e}"),
     })?;
-    let mut scenario = parse(&label, &text)?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut scenario = parse_at(&label, &text, base)?;
     resolve_tls_files(&label, &text, path, &mut scenario)?;
     Ok(scenario)
 }
@@ -91,8 +99,14 @@ fn resolve_tls_files(
     Ok(())
 }
 
-/// Parses scenario YAML. `file_label` is used only in error messages.
+/// Parses scenario YAML. `file_label` is used only in error messages; a
+/// `data:` file is read relative to the current directory.
 pub fn parse(file_label: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    parse_at(file_label, text, Path::new(""))
+}
+
+/// Parses scenario YAML whose relative paths (`data.file`) start at `base`.
+pub fn parse_at(file_label: &str, text: &str, base: &Path) -> Result<Scenario, ScenarioError> {
     let has_content = text.lines().any(|l| {
         let l = l.trim();
         !(l.is_empty() || l.starts_with('#') || l == "---" || l == "...")
@@ -117,7 +131,100 @@ pub fn parse(file_label: &str, text: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = serde_path_to_error::deserialize(de)
         .map_err(|e| ScenarioError::from_yaml(file_label, e))?;
     check_threshold_phases(file_label, text, &scenario)?;
+    let mut scenario = scenario;
+    finish_flows(file_label, text, base, &mut scenario)?;
     Ok(scenario)
+}
+
+/// The line and column of the first line containing `needle`, (0, 0) when none.
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    text.lines()
+        .enumerate()
+        .find_map(|(n, l)| l.find(needle).map(|c| (n + 1, c + 1)))
+        .unwrap_or((0, 0))
+}
+
+/// Checks what can only be checked once the whole file is read: `flow` and
+/// `roles` not both, flow shapes, the feeder (loaded, enough rows for
+/// `unique`), and every template name bound to a feeder column or a capture
+/// of its flow (then resolved to the per-connection slots
+/// `[data columns…, captures…]`).
+fn finish_flows(
+    file: &str,
+    text: &str,
+    base: &Path,
+    s: &mut Scenario,
+) -> Result<(), ScenarioError> {
+    let error = |needle: &str, field: &str, message: String| {
+        let (line, column) = locate(text, needle);
+        ScenarioError {
+            file: file.to_string(),
+            line,
+            column,
+            field: Some(field.to_string()),
+            message,
+        }
+    };
+    if s.flow.is_some() && !s.roles.is_empty() {
+        return Err(error(
+            "roles:",
+            "roles",
+            "give either flow: or roles: (each role has its own flow), not both".into(),
+        ));
+    }
+    if let Some(spec) = &s.data {
+        let path = if spec.file.is_relative() {
+            base.join(&spec.file)
+        } else {
+            spec.file.clone()
+        };
+        let label = spec.file.display().to_string();
+        let feeder = Feeder::load(&path, &label, spec.mode)
+            .and_then(|f| f.check_capacity(u64::from(s.connections.count)).map(|()| f))
+            .map_err(|e| error("data:", "data", e.to_string()))?;
+        s.feeder = Some(std::sync::Arc::new(feeder));
+    }
+    let columns: Vec<String> = s
+        .feeder
+        .as_ref()
+        .map(|f| f.columns.iter().map(|c| format!("data.{c}")).collect())
+        .unwrap_or_default();
+    if let Message::Text(t) = &mut s.message {
+        t.bind(&columns)
+            .map_err(|e| error(t.names().next().unwrap_or(""), "message.text", e))?;
+        t.resolve(&columns);
+    }
+    let flows: Vec<(String, &mut Vec<Step>)> = match (&mut s.flow, s.roles.is_empty()) {
+        (Some(f), _) => vec![("flow".to_string(), f)],
+        (None, false) => s
+            .roles
+            .iter_mut()
+            .map(|r| (format!("roles.{}.flow", r.name), &mut r.flow))
+            .collect(),
+        (None, true) => Vec::new(),
+    };
+    for (field, steps) in flows {
+        flow::check_shape(steps).map_err(|e| error(&field.replace("roles.", ""), &field, e))?;
+        let mut slots = columns.clone();
+        slots.extend(capture_names(steps));
+        let mut bad = None;
+        flow::walk_mut(steps, &mut |step| {
+            if let Step::Send(SendStep {
+                message: Message::Text(t),
+                ..
+            }) = step
+            {
+                if let Err(e) = t.bind(&slots) {
+                    bad.get_or_insert((t.names().next().unwrap_or("").to_string(), e));
+                }
+                t.resolve(&slots);
+            }
+        });
+        if let Some((name, e)) = bad {
+            return Err(error(&name, &field, e));
+        }
+    }
+    Ok(())
 }
 
 /// A threshold scoped to a phase (`steady: rtt.p99 < 20ms`) must name one of

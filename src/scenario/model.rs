@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::data::{DataSpec, Feeder};
+use super::flow::{Delivery, Role, Step};
 use super::message::Message;
 use super::protocol::{CloseSettings, Compression, Headers, PingSettings, TlsSettings};
 use super::target::Target;
@@ -73,6 +75,48 @@ pub struct Scenario {
     /// The close frame sent when the run ends. Default: code 1000, no reason.
     #[serde(default)]
     pub close: CloseSettings,
+    /// What every connection does. Default: a loop paced by the phase rate
+    /// that sends `message` and awaits its echo. Not with `roles`.
+    #[serde(default, deserialize_with = "de_opt_flow")]
+    pub flow: Option<Vec<Step>>,
+    /// Weighted populations, each with its own flow. Default: one role
+    /// (`default`) running `flow`.
+    #[serde(default, deserialize_with = "super::flow::de_roles")]
+    pub roles: Vec<Role>,
+    /// A CSV feeder: one row per connection, columns as `{{data.NAME}}`.
+    /// Default none.
+    #[serde(default)]
+    pub data: Option<DataSpec>,
+    /// Push latency: the timestamp at this field of every received message
+    /// is timed as metric `delivery`. Default none.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+    /// The feeder's rows, loaded when the scenario is read.
+    #[serde(skip)]
+    pub feeder: Option<std::sync::Arc<Feeder>>,
+}
+
+fn de_opt_flow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Step>>, D::Error> {
+    super::flow::de_flow(d).map(Some)
+}
+
+impl Scenario {
+    /// The roles connections are assigned to: `roles:`, or one role named
+    /// `default` running `flow:` (or the default flow).
+    pub fn effective_roles(&self) -> Vec<Role> {
+        if !self.roles.is_empty() {
+            return self.roles.clone();
+        }
+        vec![Role {
+            name: "default".to_string(),
+            weight: 1.0,
+            rate: None,
+            flow: self
+                .flow
+                .clone()
+                .unwrap_or_else(|| Step::default_flow(&self.message)),
+        }]
+    }
 }
 
 /// Default of `max_message_size`.

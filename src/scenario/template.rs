@@ -9,7 +9,8 @@ use serde::de::{Deserialize, Deserializer};
 const MAX_RANDOM: usize = 1 << 20;
 
 /// Names accepted inside `{{ }}`, for error messages.
-const KNOWN_VARIABLES: &str = "conn, seq, now_us, now_ns, random N";
+const KNOWN_VARIABLES: &str =
+    "conn, seq, now_us, now_ns, random N, shard, role, data.COLUMN (with data:), captured names";
 
 /// One compiled piece of a template.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,14 @@ enum Segment {
     NowNs,
     /// `{{random N}}`: N random ASCII alphanumeric characters.
     Random(usize),
+    /// `{{shard}}`: the shard index (0 when not sharded).
+    Shard,
+    /// `{{role}}`: the connection's role name.
+    Role,
+    /// A per-connection value: a feeder column or a captured value, by slot.
+    Slot(usize),
+    /// A name not known when compiled; [`Template::bind`] resolves it.
+    Named(String),
 }
 
 /// A compiled message template.
@@ -47,7 +56,7 @@ pub struct Template {
 
 /// Per-message values substituted into a [`Template`].
 #[derive(Debug, Clone, Copy)]
-pub struct TemplateVars {
+pub struct TemplateVars<'a> {
     /// Connection index, substituted for `{{conn}}`.
     pub conn: u64,
     /// Per-connection message sequence number, substituted for `{{seq}}`.
@@ -55,6 +64,26 @@ pub struct TemplateVars {
     /// Current unix epoch time in nanoseconds; `{{now_ns}}` writes it as is,
     /// `{{now_us}}` writes it divided by 1000.
     pub now_ns: u64,
+    /// Shard index, substituted for `{{shard}}`.
+    pub shard: u64,
+    /// Role name, substituted for `{{role}}`.
+    pub role: &'a str,
+    /// Values of the bound names (feeder columns, captures), by slot.
+    pub slots: &'a [Vec<u8>],
+}
+
+impl TemplateVars<'_> {
+    /// Variables with only the connection, sequence and time set.
+    pub fn basic(conn: u64, seq: u64, now_ns: u64) -> TemplateVars<'static> {
+        TemplateVars {
+            conn,
+            seq,
+            now_ns,
+            shard: 0,
+            role: "",
+            slots: &[],
+        }
+    }
 }
 
 impl Template {
@@ -62,6 +91,50 @@ impl Template {
     /// byte offset, an unknown variable (listing the known ones), or a bad
     /// `random` argument.
     pub fn compile(src: &str) -> Result<Template, String> {
+        let t = Template::compile_open(src)?;
+        t.bind(&[]).map(|()| t.clone())?;
+        Ok(t)
+    }
+
+    /// Names in the template that are not built in (feeder columns,
+    /// captures), in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Named(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Checks that every name is one of `slots` and returns the resolved
+    /// template; an unknown name is an error listing what is known.
+    pub fn bind(&self, slots: &[String]) -> Result<(), String> {
+        for name in self.names() {
+            if !slots.iter().any(|s| s == name) {
+                let mut known = KNOWN_VARIABLES.to_string();
+                if !slots.is_empty() {
+                    known = format!("{known}; here: {}", slots.join(", "));
+                }
+                return Err(format!("unknown variable \"{name}\"; known: {known}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves names to the slots they are in (after [`Template::bind`]
+    /// accepted them).
+    pub fn resolve(&mut self, slots: &[String]) {
+        for seg in &mut self.segments {
+            if let Segment::Named(n) = seg
+                && let Some(i) = slots.iter().position(|s| s == n)
+            {
+                *seg = Segment::Slot(i);
+            }
+        }
+    }
+
+    /// Compiles template text, keeping names it does not know for
+    /// [`Template::bind`] to check once captures and feeder columns are known.
+    pub fn compile_open(src: &str) -> Result<Template, String> {
         let bytes = src.as_bytes();
         let mut segments = Vec::new();
         let mut lit_start = 0;
@@ -124,6 +197,14 @@ impl Template {
                 Segment::NowUs => write_u64(out, vars.now_ns / 1000),
                 Segment::NowNs => write_u64(out, vars.now_ns),
                 Segment::Random(n) => push_random_alnum(out, *n, rng),
+                Segment::Shard => write_u64(out, vars.shard),
+                Segment::Role => out.extend_from_slice(vars.role.as_bytes()),
+                Segment::Slot(i) => {
+                    if let Some(v) = vars.slots.get(*i) {
+                        out.extend_from_slice(v);
+                    }
+                }
+                Segment::Named(_) => {}
             }
         }
     }
@@ -154,6 +235,8 @@ fn parse_variable(inner: &str, offset: usize) -> Result<Segment, String> {
         "seq" => Segment::Seq,
         "now_us" => Segment::NowUs,
         "now_ns" => Segment::NowNs,
+        "shard" => Segment::Shard,
+        "role" => Segment::Role,
         "random" => {
             let Some(arg) = arg else {
                 return Err(format!(
@@ -176,9 +259,16 @@ fn parse_variable(inner: &str, offset: usize) -> Result<Segment, String> {
             return Ok(Segment::Random(n));
         }
         other => {
-            return Err(format!(
-                "unknown variable \"{other}\" at byte offset {offset}; known: {KNOWN_VARIABLES}"
-            ));
+            let is_name = other.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && other
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+            if !is_name {
+                return Err(format!(
+                    "unknown variable \"{other}\" at byte offset {offset}; known: {KNOWN_VARIABLES}"
+                ));
+            }
+            Segment::Named(other.to_string())
         }
     };
     if arg.is_some() {
@@ -225,7 +315,8 @@ fn push_random_alnum(out: &mut Vec<u8>, n: usize, rng: &mut fastrand::Rng) {
 
 impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Template, D::Error> {
-        super::units::deserialize_parsed(d, "a template string", Template::compile)
+        // Names are checked later, once captures and feeder columns are known.
+        super::units::deserialize_parsed(d, "a template string", Template::compile_open)
     }
 }
 
@@ -236,7 +327,7 @@ mod tests {
     fn render(t: &Template, conn: u64, seq: u64, now_ns: u64) -> String {
         let mut rng = fastrand::Rng::with_seed(7);
         let mut out = Vec::new();
-        t.render(&TemplateVars { conn, seq, now_ns }, &mut rng, &mut out);
+        t.render(&TemplateVars::basic(conn, seq, now_ns), &mut rng, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -252,15 +343,34 @@ mod tests {
     }
 
     #[test]
+    fn names_bind_to_slots_and_render_their_values() {
+        let mut t = Template::compile_open("{{role}}/{{shard}}: {{data.user}} {{token}}").unwrap();
+        let slots = ["data.user".to_string(), "token".to_string()];
+        assert!(
+            t.bind(&slots[..1])
+                .unwrap_err()
+                .contains("unknown variable \"token\"")
+        );
+        t.bind(&slots).unwrap();
+        t.resolve(&slots);
+        let values = [b"ann".to_vec(), b"t0k".to_vec()];
+        let vars = TemplateVars {
+            shard: 3,
+            role: "pub",
+            slots: &values,
+            ..TemplateVars::basic(0, 0, 0)
+        };
+        let mut out = Vec::new();
+        t.render(&vars, &mut fastrand::Rng::with_seed(1), &mut out);
+        assert_eq!(out, b"pub/3: ann t0k");
+    }
+
+    #[test]
     fn render_appends() {
         let t = Template::compile("x{{seq}}").unwrap();
         let mut rng = fastrand::Rng::with_seed(1);
         let mut out = b"pre-".to_vec();
-        let vars = TemplateVars {
-            conn: 0,
-            seq: 9,
-            now_ns: 0,
-        };
+        let vars = TemplateVars::basic(0, 9, 0);
         t.render(&vars, &mut rng, &mut out);
         assert_eq!(out, b"pre-x9");
     }
@@ -296,11 +406,7 @@ mod tests {
         assert!(s[1..65].bytes().all(|b| b.is_ascii_alphanumeric()), "{s}");
         let mut rng = fastrand::Rng::with_seed(99);
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        let vars = TemplateVars {
-            conn: 0,
-            seq: 0,
-            now_ns: 0,
-        };
+        let vars = TemplateVars::basic(0, 0, 0);
         t.render(&vars, &mut rng, &mut a);
         t.render(&vars, &mut rng, &mut b);
         assert_ne!(a, b, "random output should vary");
@@ -331,10 +437,7 @@ mod tests {
     #[test]
     fn unknown_variable_is_named() {
         let e = Template::compile("x {{ connn }}").unwrap_err();
-        assert!(
-            e.contains("unknown variable \"connn\" at byte offset 2"),
-            "{e}"
-        );
+        assert!(e.contains("unknown variable \"connn\""), "{e}");
         assert!(e.contains("conn, seq, now_us, now_ns, random N"), "{e}");
     }
 

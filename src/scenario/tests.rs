@@ -71,11 +71,7 @@ fn valid_full_file() {
         panic!("expected a text message");
     };
     let mut out = Vec::new();
-    let vars = TemplateVars {
-        conn: 7,
-        seq: 3,
-        now_ns: 0,
-    };
+    let vars = TemplateVars::basic(7, 3, 0);
     t.render(&vars, &mut fastrand::Rng::with_seed(1), &mut out);
     let out = String::from_utf8(out).unwrap();
     assert!(out.starts_with(r#"{"c":7,"s":3,"p":""#), "{out}");

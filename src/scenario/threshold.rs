@@ -101,11 +101,14 @@ pub enum LatencyMetric {
     SendLag,
     /// `ping`: ping sent to its pong (with `ping: {every}`).
     Ping,
+    /// `delivery`: a timestamp carried in a received message to its
+    /// arrival (with `delivery:`).
+    Delivery,
 }
 
 impl LatencyMetric {
     /// Every latency metric, in report order.
-    pub const ALL: [LatencyMetric; 7] = [
+    pub const ALL: [LatencyMetric; 8] = [
         LatencyMetric::Rtt,
         LatencyMetric::Service,
         LatencyMetric::Connect,
@@ -113,6 +116,7 @@ impl LatencyMetric {
         LatencyMetric::Handshake,
         LatencyMetric::SendLag,
         LatencyMetric::Ping,
+        LatencyMetric::Delivery,
     ];
 
     /// The name used in threshold expressions and reports.
@@ -125,6 +129,7 @@ impl LatencyMetric {
             LatencyMetric::Handshake => "handshake",
             LatencyMetric::SendLag => "send_lag",
             LatencyMetric::Ping => "ping",
+            LatencyMetric::Delivery => "delivery",
         }
     }
 }
@@ -542,7 +547,7 @@ mod tests {
         assert_eq!(Stat::Mean.label(), "mean");
         assert_eq!(
             LatencyMetric::ALL.map(|m| m.name()).join(","),
-            "rtt,service,connect,tls,handshake,send_lag,ping"
+            "rtt,service,connect,tls,handshake,send_lag,ping,delivery"
         );
     }
 }

@@ -1,0 +1,473 @@
+//! Stepping a connection through its flow, and what each received message
+//! does: satisfy an `expect` (and capture), answer a correlated send (timed
+//! as `rtt` and `service`), carry a timestamp (timed as `delivery`), or
+//! count as unmatched.
+
+use std::time::{Duration, Instant};
+
+use super::connection::{Conn, End, WRITE_QUEUE_LIMIT};
+use super::correlate::{InFlight, json_value};
+use super::flow::{Body, Corr, Op};
+use super::pacing::Pacer;
+use crate::metrics::{ErrorKind, Shard, StageData};
+use crate::scenario::{LatencyMetric, OnTimeout, TemplateVars};
+use crate::ws::codec::{Event, opcode};
+
+/// How early a message may go out: tokio's timers fire on whole
+/// milliseconds, rounded up (and the driver parks in whole milliseconds), so
+/// a connection asks to wake this much before a message is due and sends it
+/// then. A message sent early counts its latency from the actual send (it
+/// was not late); one sent late counts from its scheduled time.
+const SEND_EARLY: Duration = Duration::from_millis(2);
+/// How often a paused closed-model connection looks whether it may resume.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
+
+/// What the flow waits for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) enum Wait {
+    /// Nothing: the next op may run.
+    #[default]
+    Ready,
+    /// A pause until then.
+    Until(Instant),
+    /// `expects[idx]`: `left` more matches by `deadline`.
+    Expect {
+        idx: usize,
+        left: u32,
+        deadline: Instant,
+    },
+}
+
+/// Where a connection is in its flow.
+#[derive(Debug, Default)]
+pub(super) struct Cursor {
+    /// The next op.
+    pub pc: usize,
+    /// Iterations left of the counted loops we are in, innermost last.
+    pub loops: Vec<u64>,
+    pub wait: Wait,
+    /// The scheduled time of the paced iteration running now.
+    pub due: Option<Instant>,
+    /// The flow ran off its end.
+    pub finished: bool,
+}
+
+impl Cursor {
+    /// Whether the flow has nothing more to do.
+    pub fn done(&self) -> bool {
+        self.finished
+    }
+}
+
+/// What [`Conn::step_flow`] asks of the I/O loop.
+pub(super) enum Next {
+    /// Wake by then (or on a message / the phase end).
+    Wake(Option<Instant>),
+    /// The write queue is full: flush and step again.
+    Full,
+    /// The flow ended the connection.
+    End(End),
+    /// Close and open the connection, then step again.
+    Reconnect,
+}
+
+/// Applies `f` to `stage` and, when given, to the role's data.
+fn both(s: &mut Shard, stage: usize, role: Option<usize>, f: impl Fn(&mut StageData)) {
+    f(&mut s.stages[stage]);
+    if let Some(r) = role.and_then(|r| s.roles.get_mut(r)) {
+        f(r);
+    }
+}
+
+impl Conn<'_> {
+    /// Runs ops until one waits. `pacing` is the current phase's pacer and
+    /// end while the phases run (`None` after: paced loops then exit).
+    /// Everything sent is recorded in one go.
+    pub(super) fn step_flow(
+        &mut self,
+        now: Instant,
+        mut pacing: Option<(&mut Pacer, Instant)>,
+        stage: usize,
+        paused: bool,
+    ) -> Next {
+        let shared = self.shared;
+        let program = self.program;
+        let role = self.role_index(stage);
+        shared.recorder.with(|shard| {
+            loop {
+                match self.cursor.wait {
+                    Wait::Ready => {}
+                    Wait::Until(t) if now < t => return Next::Wake(Some(t)),
+                    Wait::Until(_) => self.cursor.wait = Wait::Ready,
+                    Wait::Expect { deadline, .. } if now < deadline => {
+                        return Next::Wake(Some(deadline));
+                    }
+                    Wait::Expect { idx, .. } => {
+                        both(shard, stage, role, |d| d.error(ErrorKind::Timeout));
+                        shared.recorder.gauges().note_error(|| {
+                            "timeout: an expect step got no matching message in time".to_string()
+                        });
+                        self.cursor.wait = Wait::Ready;
+                        if program.expects[idx].on_timeout == OnTimeout::Close {
+                            self.cursor.finished = true;
+                            return Next::End(End::Done);
+                        }
+                    }
+                }
+                let Some(op) = program.ops.get(self.cursor.pc) else {
+                    self.cursor.finished = true;
+                    return Next::Wake(None);
+                };
+                match *op {
+                    Op::Paced { end } => {
+                        let Some((pacer, phase_end)) = pacing.as_mut() else {
+                            // The phases are over: leave the loop.
+                            self.cursor.pc = end;
+                            self.cursor.due = None;
+                            continue;
+                        };
+                        let open = pacer.is_open();
+                        match pacer.next_due(self.pending.len(), now) {
+                            Some(due) if due <= now + SEND_EARLY && due < *phase_end => {
+                                pacer.advance();
+                                if paused {
+                                    if !open {
+                                        return Next::Wake(Some(now + PAUSE_POLL));
+                                    }
+                                    // Paused open model: the schedule runs on
+                                    // without sending, so resuming does not burst.
+                                    continue;
+                                }
+                                // The closed model has no schedule: latency
+                                // counts from the actual send, no send lag.
+                                self.cursor.due = open.then_some(due);
+                                self.cursor.pc += 1;
+                            }
+                            Some(due) if due < *phase_end => {
+                                return Next::Wake(Some(due - SEND_EARLY));
+                            }
+                            _ => return Next::Wake(None),
+                        }
+                    }
+                    Op::EndLoop { start } => match program.ops[start] {
+                        Op::Paced { .. } => {
+                            self.cursor.pc = start;
+                            self.cursor.due = None;
+                        }
+                        _ => {
+                            let left = self.cursor.loops.last_mut().expect("inside a loop");
+                            *left -= 1;
+                            if *left > 0 {
+                                self.cursor.pc = start + 1;
+                            } else {
+                                self.cursor.loops.pop();
+                                self.cursor.pc += 1;
+                            }
+                        }
+                    },
+                    Op::Repeat { count, .. } => {
+                        self.cursor.loops.push(count);
+                        self.cursor.pc += 1;
+                    }
+                    Op::Send(i) => {
+                        if self.wbuf.len() >= WRITE_QUEUE_LIMIT {
+                            return Next::Full;
+                        }
+                        self.send(i, now, stage, role, shard);
+                        self.cursor.pc += 1;
+                    }
+                    Op::Expect(idx) => {
+                        let e = &program.expects[idx];
+                        self.cursor.wait = Wait::Expect {
+                            idx,
+                            left: e.count,
+                            deadline: now + e.timeout,
+                        };
+                        self.cursor.pc += 1;
+                    }
+                    Op::Sleep(d) => {
+                        self.cursor.wait = Wait::Until(now + d);
+                        self.cursor.pc += 1;
+                    }
+                    Op::Think(a, b) => {
+                        let span = (b - a).as_nanos() as u64;
+                        let extra = if span == 0 { 0 } else { self.rng.u64(0..=span) };
+                        self.cursor.wait = Wait::Until(now + a + Duration::from_nanos(extra));
+                        self.cursor.pc += 1;
+                    }
+                    Op::Ping => {
+                        self.send_ping(now);
+                        self.cursor.pc += 1;
+                    }
+                    Op::Close(i) => {
+                        self.cursor.finished = true;
+                        return Next::End(End::Close(i));
+                    }
+                    Op::Reconnect => {
+                        self.cursor.pc += 1;
+                        return Next::Reconnect;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Renders and queues `sends[i]`, registers it for its replies and
+    /// counts it.
+    fn send(
+        &mut self,
+        i: usize,
+        now: Instant,
+        stage: usize,
+        role: Option<usize>,
+        shard: &mut Shard,
+    ) {
+        let shared = self.shared;
+        let s = &self.program.sends[i];
+        let (op, payload): (u8, &[u8]) = match &s.body {
+            Body::Text(t) => {
+                self.scratch.clear();
+                let vars = TemplateVars {
+                    conn: self.id,
+                    seq: self.seq,
+                    now_ns: shared.unix_ns(now),
+                    shard: shared.shard,
+                    role: &shared.roles.roles[self.role].name,
+                    slots: &self.slots,
+                };
+                t.render(&vars, &mut self.rng, &mut self.scratch);
+                (opcode::TEXT, &self.scratch)
+            }
+            Body::Binary(b) => (opcode::BINARY, b),
+        };
+        let len = payload.len() as u64;
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        let wire = match self
+            .encoder
+            .message(&mut self.wbuf, op, payload, &mut self.rng)
+        {
+            Ok(n) => n as u64,
+            Err(e) => {
+                // Not expected from zlib; counted rather than hidden.
+                shared
+                    .recorder
+                    .gauges()
+                    .note_error(|| format!("protocol: cannot compress a message: {e}"));
+                both(shard, stage, role, |d| d.error(ErrorKind::Protocol));
+                return;
+            }
+        };
+        self.seq += 1;
+        let due = self.cursor.due;
+        let scheduled = due.map_or(now, |d| d.min(now));
+        let flight = InFlight {
+            scheduled,
+            sent: now,
+            stage,
+            replies: s.replies,
+            deadline: s.timeout.map(|t| now + t),
+        };
+        match s.corr {
+            Corr::None => {}
+            Corr::Echo => self.pending.fifo.push_back(flight),
+            Corr::Keyed(rule) => {
+                let key = self.pending.rules[rule].key(payload);
+                match key {
+                    Some(k) => {
+                        if self.pending.insert_keyed(k, flight).is_some() {
+                            // An id still waiting was reused: the older one
+                            // can no longer be told apart.
+                            both(shard, stage, role, |d| d.error(ErrorKind::Timeout));
+                        }
+                    }
+                    None => shared.recorder.gauges().note_error(|| {
+                        "timeout: a correlated message had no id to match replies by".into()
+                    }),
+                }
+            }
+        }
+        let lag = due.map(|d| now.saturating_duration_since(d).as_nanos() as u64);
+        both(shard, stage, role, |d| {
+            d.sent += 1;
+            d.bytes_sent += len;
+            d.wire_sent += wire;
+            if let Some(lag) = lag {
+                d.record(LatencyMetric::SendLag, lag);
+            }
+        });
+    }
+
+    /// Handles every complete frame in the decoder: messages matched and
+    /// timed, pings answered, a close or a violation ends the connection.
+    pub(super) fn handle_events(&mut self, stage: usize) -> Result<(), ErrorKind> {
+        let shared = self.shared;
+        let program = self.program;
+        let gauges = shared.recorder.gauges();
+        let now = Instant::now();
+        let role = self.role_index(stage);
+        let roles = self.shared.roles.roles.len() > 1;
+        let phases = &shared.phases;
+        let my_role = self.role;
+        let role_of = |st: usize| {
+            (roles && st > 0 && phases.get(st - 1).is_some_and(|p| p.record)).then_some(my_role)
+        };
+        let role_of_match = |m: &InFlight| role_of(m.stage);
+        shared.recorder.with(|s| {
+            loop {
+                match self.decoder.next_event() {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(Event::Message { payload, wire, .. })) => {
+                        let (len, wire) = (payload.len() as u64, wire as u64);
+                        let mut matched = false;
+                        if let Wait::Expect {
+                            idx,
+                            left,
+                            deadline,
+                        } = self.cursor.wait
+                            && program.expects[idx].matches(payload)
+                        {
+                            program.expects[idx].capture(payload, &mut self.slots);
+                            self.cursor.wait = if left > 1 {
+                                Wait::Expect {
+                                    idx,
+                                    left: left - 1,
+                                    deadline,
+                                }
+                            } else {
+                                Wait::Ready
+                            };
+                            both(s, stage, role, |d| {
+                                d.received += 1;
+                                d.bytes_received += len;
+                                d.wire_received += wire;
+                            });
+                            matched = true;
+                        }
+                        let reply = if matched {
+                            None
+                        } else {
+                            self.pending
+                                .match_keyed(payload)
+                                .or_else(|| self.pending.fifo.pop_front())
+                        };
+                        if let Some(m) = reply {
+                            let (rtt, service) = (
+                                (now - m.scheduled).as_nanos() as u64,
+                                (now - m.sent).as_nanos() as u64,
+                            );
+                            both(s, m.stage, role_of_match(&m), |d| {
+                                d.received += 1;
+                                d.bytes_received += len;
+                                d.wire_received += wire;
+                                d.record(LatencyMetric::Rtt, rtt);
+                                d.record(LatencyMetric::Service, service);
+                            });
+                            matched = true;
+                        }
+                        let mut delivered = false;
+                        if let Some((path, unit)) = &shared.delivery
+                            && let Some(ts) = json_value(payload, path)
+                                .and_then(|v| std::str::from_utf8(v).ok())
+                                .and_then(|v| v.parse::<u64>().ok())
+                        {
+                            let sent_ns = ts.saturating_mul(*unit);
+                            let lat = shared.unix_ns(now).saturating_sub(sent_ns);
+                            both(s, stage, role, |d| {
+                                d.record(LatencyMetric::Delivery, lat);
+                                if !matched {
+                                    d.bytes_received += len;
+                                    d.wire_received += wire;
+                                }
+                            });
+                            delivered = true;
+                        }
+                        if !matched && !delivered {
+                            both(s, stage, role, |d| {
+                                d.unmatched += 1;
+                                d.bytes_received += len;
+                                d.wire_received += wire;
+                            });
+                        }
+                    }
+                    Ok(Some(Event::Ping(p))) => {
+                        self.encoder
+                            .control(&mut self.wbuf, opcode::PONG, p, &mut self.rng);
+                    }
+                    Ok(Some(Event::Pong(p))) => {
+                        // Only the pong of the ping in flight is timed;
+                        // unsolicited pongs are allowed and ignored (§5.5.3).
+                        if let Some((n, at)) = self.ping_sent
+                            && p == n.to_be_bytes()
+                        {
+                            let rtt = now.saturating_duration_since(at).as_nanos() as u64;
+                            both(s, stage, role, |d| d.record(LatencyMetric::Ping, rtt));
+                            self.ping_sent = None;
+                        }
+                    }
+                    Ok(Some(Event::Close { code })) => {
+                        gauges.close_code(code);
+                        gauges.note_error(|| format!("closed: the server sent close code {code}"));
+                        // Answer the server's close before dropping the socket.
+                        self.close_received = true;
+                        self.encoder.control(
+                            &mut self.wbuf,
+                            opcode::CLOSE,
+                            &1000u16.to_be_bytes(),
+                            &mut self.rng,
+                        );
+                        return Err(ErrorKind::Closed);
+                    }
+                    Err(e) => {
+                        gauges.note_error(|| format!("protocol: {e}"));
+                        let code = e.close_code().to_be_bytes();
+                        self.encoder
+                            .control(&mut self.wbuf, opcode::CLOSE, &code, &mut self.rng);
+                        both(s, stage, role, |d| d.error(ErrorKind::Protocol));
+                        return Err(ErrorKind::Protocol);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Messages whose own timeout passed count as `timeout` errors; returns
+    /// when the next one is due.
+    pub(super) fn expire(&mut self, now: Instant) -> Option<Instant> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let mut lost = Vec::new();
+        let next = self.pending.expire(now, &mut |m| lost.push(m.stage));
+        if !lost.is_empty() {
+            self.count_lost(&lost);
+        }
+        next
+    }
+
+    /// Every message still unanswered (at the drain deadline, or when the
+    /// connection is lost) counts as a `timeout` error.
+    pub(super) fn expire_all(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut lost = Vec::new();
+        self.pending.drain(&mut |m| lost.push(m.stage));
+        self.count_lost(&lost);
+    }
+
+    fn count_lost(&self, stages: &[usize]) {
+        self.shared.recorder.gauges().note_error(|| {
+            "timeout: messages without a reply by their timeout, the end of the run or of their connection"
+                .to_string()
+        });
+        let roles: Vec<Option<usize>> = stages.iter().map(|st| self.role_index(*st)).collect();
+        self.shared.recorder.with(|s| {
+            for (st, role) in stages.iter().zip(roles) {
+                both(s, *st, role, |d| d.error(ErrorKind::Timeout));
+            }
+        });
+    }
+}

@@ -1,0 +1,138 @@
+//! Roles at run time: each connection's role (weights spread evenly over
+//! the connection ids, so early and late connections mix roles), each
+//! role's compiled flow, and how its paced loop shares a rate: roles with
+//! their own `rate` pace over their own connections, the others share the
+//! phase rate over all their connections.
+
+use std::sync::atomic::AtomicU64;
+
+use super::flow::Program;
+use crate::scenario::{Phase, PhaseRate, Role, Scenario};
+
+/// One role as the connections run it.
+pub(crate) struct RoleRun {
+    /// The role's name (`{{role}}`, report keys).
+    pub name: String,
+    /// Its compiled flow.
+    pub program: Program,
+    /// The phases as this role paces them (its own rate when it has one).
+    pub phases: Vec<Phase>,
+    /// Which pacing pool its connections count in; `None` without a paced loop.
+    pub pool: Option<usize>,
+}
+
+/// Roles of a run and who plays which.
+pub(crate) struct Roles {
+    /// The roles, in scenario order.
+    pub roles: Vec<RoleRun>,
+    /// Role index of each connection id.
+    of: Vec<u8>,
+    /// Connections opened per pool (pool 0: the shared phase rate; pool
+    /// r + 1: role r's own rate).
+    pub pools: Vec<AtomicU64>,
+}
+
+impl Roles {
+    /// Compiles every role of `scenario` and assigns its connections.
+    pub fn new(scenario: &Scenario, rng: &mut fastrand::Rng) -> Roles {
+        let defs = scenario.effective_roles();
+        let data_columns = scenario.feeder.as_ref().map_or(0, |f| f.columns.len());
+        let roles = defs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let program = Program::compile(r, data_columns, rng);
+                let pool = program
+                    .paced
+                    .then(|| if r.rate.is_some() { i + 1 } else { 0 });
+                RoleRun {
+                    name: r.name.clone(),
+                    phases: phases_for(&scenario.phases, r),
+                    program,
+                    pool,
+                }
+            })
+            .collect();
+        Roles {
+            roles,
+            of: assign(&defs, u64::from(scenario.connections.count)),
+            pools: (0..=defs.len()).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The role of connection `id`.
+    pub fn of(&self, id: u64) -> usize {
+        self.of.get(id as usize).map_or(0, |r| usize::from(*r))
+    }
+
+    /// How many connections each role has.
+    pub fn counts(&self) -> Vec<u64> {
+        let mut c = vec![0u64; self.roles.len()];
+        for r in &self.of {
+            c[usize::from(*r)] += 1;
+        }
+        c
+    }
+}
+
+/// A role's phases: with its own `rate`, every numeric phase rate is
+/// replaced by it (a `max` phase stays closed-model).
+fn phases_for(phases: &[Phase], role: &Role) -> Vec<Phase> {
+    phases
+        .iter()
+        .map(|p| match (role.rate, p.rate) {
+            (Some(rate), PhaseRate::PerSecond(_)) => Phase {
+                rate: PhaseRate::PerSecond(rate),
+                ..p.clone()
+            },
+            _ => p.clone(),
+        })
+        .collect()
+}
+
+/// Spreads `count` connections over the roles by weight, interleaved: each
+/// connection goes to the role furthest below its share so far.
+fn assign(roles: &[Role], count: u64) -> Vec<u8> {
+    let mut given = vec![0u64; roles.len()];
+    (0..count)
+        .map(|i| {
+            let target = |r: usize| roles[r].weight * (i + 1) as f64 - given[r] as f64;
+            // The first role furthest below its share (ties go to the first).
+            let mut r = 0;
+            for c in 1..roles.len() {
+                if target(c) > target(r) {
+                    r = c;
+                }
+            }
+            given[r] += 1;
+            r as u8
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(name: &str, weight: f64) -> Role {
+        Role {
+            name: name.into(),
+            weight,
+            rate: None,
+            flow: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn weights_spread_evenly() {
+        let roles = [role("pub", 0.01), role("sub", 0.99)];
+        let of = assign(&roles, 1000);
+        assert_eq!(of.iter().filter(|r| **r == 0).count(), 10);
+        // Interleaved: the publishers are not all at one end.
+        let first = of.iter().position(|r| *r == 0).unwrap();
+        let last = of.iter().rposition(|r| *r == 0).unwrap();
+        assert!(first < 150 && last > 850, "{first}..{last}");
+        let of = assign(&[role("a", 0.5), role("b", 0.5)], 5);
+        assert_eq!(of.iter().filter(|r| **r == 0).count(), 3);
+    }
+}
