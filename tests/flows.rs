@@ -146,7 +146,7 @@ async fn replies_out_of_order_are_matched_by_field_and_fifo_gets_them_wrong() {
     // every 100 ms.
     let answer: Answer = Arc::new(|text| {
         let id = id_of(text);
-        let delay = if id % 2 == 0 { 60 } else { 0 };
+        let delay = if id.is_multiple_of(2) { 60 } else { 0 };
         vec![(
             Duration::from_millis(delay),
             format!(r#"{{"id":{id},"ok":true}}"#),
