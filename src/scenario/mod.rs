@@ -28,8 +28,8 @@ pub use flow::{
 pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
 pub use protocol::{
-    CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions, Headers, PingSettings,
-    TlsSettings, is_secret_header, redact_secrets, substitute_env,
+    BuiltinMode, BuiltinSettings, CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions,
+    Headers, PingSettings, TlsSettings, is_secret_header, redact_secrets, substitute_env,
 };
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};

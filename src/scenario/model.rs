@@ -9,7 +9,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use super::data::{DataSpec, Feeder};
 use super::flow::{Delivery, Role, Step};
 use super::message::Message;
-use super::protocol::{CloseSettings, Compression, Headers, PingSettings, TlsSettings};
+use super::protocol::{
+    BuiltinSettings, CloseSettings, Compression, Headers, PingSettings, TlsSettings,
+};
 use super::target::Target;
 use super::threshold::Threshold;
 use super::units::{MinU32Visitor, Rate, RateVisitor, de_positive_duration, parse_rate};
@@ -91,6 +93,9 @@ pub struct Scenario {
     /// is timed as metric `delivery`. Default none.
     #[serde(default)]
     pub delivery: Option<Delivery>,
+    /// How the built-in server behaves (`target: builtin` only). Default echo.
+    #[serde(default)]
+    pub builtin: BuiltinSettings,
     /// The feeder's rows, loaded when the scenario is read.
     #[serde(skip)]
     pub feeder: Option<std::sync::Arc<Feeder>>,

@@ -346,6 +346,63 @@ fn de_close_reason<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     Ok(s)
 }
 
+/// `builtin:` how the built-in server behaves when `target: builtin`.
+/// Default: echo.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinSettings {
+    /// `echo` (default), `broadcast` (rooms: `/room/NAME` or a
+    /// `{"op":"join","room":NAME}` message; every message goes to the other
+    /// members) or `push` (a timestamped message to every connection at
+    /// `push_rate`).
+    #[serde(default)]
+    pub mode: BuiltinMode,
+    /// Push mode: messages per second to each connection. Default 10/s.
+    #[serde(default = "default_push_rate")]
+    pub push_rate: super::units::Rate,
+    /// Push mode: size of each pushed message. Default 128 bytes.
+    #[serde(default = "default_push_size", deserialize_with = "de_push_size")]
+    pub push_size: usize,
+}
+
+impl Default for BuiltinSettings {
+    fn default() -> Self {
+        BuiltinSettings {
+            mode: BuiltinMode::Echo,
+            push_rate: default_push_rate(),
+            push_size: default_push_size(),
+        }
+    }
+}
+
+/// What the built-in server does with a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinMode {
+    /// Sends every message back. The default.
+    #[default]
+    Echo,
+    /// Fans every message out to the other members of its room.
+    Broadcast,
+    /// Pushes timestamped messages; echoes what clients send.
+    Push,
+}
+
+fn default_push_rate() -> super::units::Rate {
+    super::units::Rate { per_second: 10.0 }
+}
+
+fn default_push_size() -> usize {
+    128
+}
+
+fn de_push_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    d.deserialize_any(SizeVisitor {
+        min: 1,
+        max: 16 << 20,
+    })
+}
+
 /// Default of `max_message_size`: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 
