@@ -378,7 +378,7 @@ async fn run(a: RunArgs) -> u8 {
         );
     }
     let cancel = CancellationToken::new();
-    spawn_interrupt_handler(cancel.clone());
+    let signal_exit = spawn_interrupt_handler(cancel.clone());
     let control = Arc::new(Control::default());
     let (tx, rx) = mpsc::unbounded_channel();
     // The dashboard when stdout is a terminal; progress lines otherwise.
@@ -432,7 +432,11 @@ async fn run(a: RunArgs) -> u8 {
             if o.status == runner::RunStatus::NoConnection {
                 ui::error(&"no connection opened: is the target up and reachable?");
             }
-            o.exit_code()
+            match o.exit_code() {
+                // Stopped by SIGTERM rather than Ctrl-C or `q`: 128 + 15.
+                exit::INTERRUPTED => signal_exit.load(std::sync::atomic::Ordering::SeqCst),
+                code => code,
+            }
         }
         Err(e) => {
             ui::error(&e);
@@ -442,8 +446,12 @@ async fn run(a: RunArgs) -> u8 {
 }
 
 /// The first Ctrl-C or SIGTERM cancels the run gracefully (report written,
-/// exit 130); a second one exits at once.
-fn spawn_interrupt_handler(cancel: CancellationToken) {
+/// exit 130 for Ctrl-C, 143 for SIGTERM); a second one exits at once.
+/// Returns the exit code of an interruption, set when a signal comes (130
+/// until then, which is what `q` in the dashboard means).
+fn spawn_interrupt_handler(cancel: CancellationToken) -> Arc<std::sync::atomic::AtomicU8> {
+    let code = Arc::new(std::sync::atomic::AtomicU8::new(exit::INTERRUPTED));
+    let set = code.clone();
     tokio::spawn(async move {
         let Ok(mut term) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -452,21 +460,23 @@ fn spawn_interrupt_handler(cancel: CancellationToken) {
         };
         let mut signal = async || {
             tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
-                r = term.recv() => r.is_some(),
+                r = tokio::signal::ctrl_c() => r.is_ok().then_some(exit::INTERRUPTED),
+                r = term.recv() => r.map(|()| exit::TERMINATED),
             }
         };
-        if !signal().await {
+        let Some(first) = signal().await else {
             return;
-        }
+        };
+        set.store(first, std::sync::atomic::Ordering::SeqCst);
         eprintln!(
             "interrupted: closing connections and writing the report (Ctrl-C again to quit now)"
         );
         cancel.cancel();
-        if signal().await {
-            std::process::exit(i32::from(exit::INTERRUPTED));
+        if signal().await.is_some() {
+            std::process::exit(i32::from(first));
         }
     });
+    code
 }
 
 fn check(a: &CheckArgs) -> u8 {

@@ -28,6 +28,8 @@ pub mod exit {
     pub const RUN_FAILED: u8 = 3;
     /// Stopped by Ctrl-C (the report is still written).
     pub const INTERRUPTED: u8 = 130;
+    /// Stopped by SIGTERM (128 + 15); the report is still written.
+    pub const TERMINATED: u8 = 143;
 }
 
 /// What to run and where results go.

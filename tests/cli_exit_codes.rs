@@ -175,9 +175,14 @@ fn spawn_quiet(args: &[&str]) -> std::process::Child {
 
 /// Sends SIGINT (Ctrl-C) to `child` and checks it exits 130 within 3 s.
 fn interrupt_and_expect_130_within_3s(child: &mut std::process::Child) {
+    signal_and_expect_within_3s(child, "INT", 130);
+}
+
+/// Sends `signal` to `child` and checks it exits with `code` within 3 s.
+fn signal_and_expect_within_3s(child: &mut std::process::Child, signal: &str, code: i32) {
     let t0 = Instant::now();
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -187,11 +192,11 @@ fn interrupt_and_expect_130_within_3s(child: &mut std::process::Child) {
         }
         assert!(
             t0.elapsed() < Duration::from_secs(10),
-            "did not stop after SIGINT"
+            "did not stop after SIG{signal}"
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(code));
     assert!(
         t0.elapsed() < Duration::from_secs(3),
         "stopping took {:?}",
@@ -226,6 +231,41 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
         "achieved {achieved}/s of 200/s"
     );
     assert_eq!(phase["saturated"], false);
+}
+
+#[test]
+fn sigterm_stops_gracefully_writes_a_complete_report_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = PASSING.replace("duration: 1s", "duration: 60s");
+    let f = write_scenario(dir.path(), "s.yaml", &yaml);
+    let out = dir.path().join("out");
+    let mut child = spawn_quiet(&[
+        "run",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal_and_expect_within_3s(&mut child, "TERM", 143);
+    let r = read_report(&out);
+    assert_eq!(r["interrupted"], true);
+    let t = &r["totals"];
+    let sent = t["messages"]["sent"].as_u64().unwrap();
+    assert!(
+        sent > 0 && t["messages"]["received"].as_u64().unwrap() == sent,
+        "{t}"
+    );
+    // Every file of the set is there and complete (written by rename).
+    for f in ["report.json", "summary.md", "junit.xml", "report.html"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(std::fs::read_dir(&out).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".partial")
+    }));
 }
 
 #[test]
