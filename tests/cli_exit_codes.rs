@@ -264,7 +264,7 @@ fn sigterm_stops_gracefully_writes_a_complete_report_and_exits_143() {
         !e.unwrap()
             .file_name()
             .to_string_lossy()
-            .contains(".partial")
+            .contains(".tmp")
     }));
 }
 
