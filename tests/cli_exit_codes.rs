@@ -260,12 +260,11 @@ fn sigterm_stops_gracefully_writes_a_complete_report_and_exits_143() {
     for f in ["report.json", "summary.md", "junit.xml", "report.html"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    assert!(std::fs::read_dir(&out).unwrap().all(|e| {
-        !e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .contains(".tmp")
-    }));
+    assert!(
+        std::fs::read_dir(&out)
+            .unwrap()
+            .all(|e| { !e.unwrap().file_name().to_string_lossy().contains(".tmp") })
+    );
 }
 
 #[test]

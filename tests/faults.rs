@@ -1,0 +1,262 @@
+//! Misbehaving servers on loopback, one per fault: each breaks the protocol
+//! (or HTTP) its own way right after the upgrade, and barrage must count it
+//! by kind with its reason, answer with the right close code, never hang and
+//! still write the report.
+
+mod common;
+
+use common::{read_report, run_yaml};
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use barrage::ws::Decoder;
+use barrage::ws::codec::Event;
+use barrage::ws::deflate::Role;
+use barrage::ws::handshake::accept_key;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A server that upgrades every connection by hand (or answers `status`
+/// instead when given), then writes `bytes` and records the close code the
+/// client answers with; `Some(hold)` instead stops reading after the upgrade
+/// and holds the socket that long.
+async fn bad_server(
+    bytes: Vec<u8>,
+    status: Option<&'static str>,
+    hold: Option<Duration>,
+) -> (SocketAddr, Arc<Mutex<Vec<u16>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let codes: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let seen = codes.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let bytes = bytes.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 2048];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                if let Some(status) = status {
+                    let resp = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                    let _ = s.write_all(resp.as_bytes()).await;
+                    return;
+                }
+                let text = String::from_utf8_lossy(&head);
+                let key = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let resp = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                    accept_key(&key)
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = s.write_all(&bytes).await;
+                if let Some(hold) = hold {
+                    tokio::time::sleep(hold).await;
+                    return;
+                }
+                // The client's answer: a masked close frame with its code.
+                let mut dec = Decoder::with_role(Role::Server, 1 << 20, None, Vec::new());
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                loop {
+                    let read =
+                        tokio::time::timeout_at(deadline, s.read_buf(dec.buffer_mut())).await;
+                    if !matches!(read, Ok(Ok(n)) if n > 0) {
+                        return;
+                    }
+                    while let Ok(Some(ev)) = dec.next_event() {
+                        if let Event::Close { code } = ev {
+                            seen.lock().unwrap().push(code);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, codes)
+}
+
+/// An unmasked server frame header for `len` payload bytes.
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![first];
+    if payload.len() < 126 {
+        v.push(payload.len() as u8);
+    } else {
+        v.push(126);
+        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    v.extend_from_slice(payload);
+    v
+}
+
+async fn run_against(addr: SocketAddr) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: faults\ntarget: ws://{addr}/\nconnections: {{ count: 2, timeout: 2s }}\n\
+         phases:\n  - {{ name: p, duration: 500ms, rate: 20/s }}\n"
+    );
+    let out = dir.path().join("out");
+    let t0 = std::time::Instant::now();
+    run_yaml(&yaml, &out).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t0.elapsed()
+    );
+    read_report(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_violations_are_counted_with_their_reason_and_close_code() {
+    let mut huge = vec![0x82, 127];
+    huge.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    let cases: Vec<(&str, Vec<u8>, &str, u16)> = vec![
+        ("reserved bits", frame(0xC1, b"x"), "reserved bits", 1002),
+        (
+            "reserved opcode",
+            frame(0x83, b"x"),
+            "reserved opcode 0x3",
+            1002,
+        ),
+        (
+            "invalid UTF-8",
+            frame(0x81, &[0xC3, 0x28]),
+            "invalid UTF-8",
+            1007,
+        ),
+        (
+            "masked server frame",
+            vec![0x81, 0x81, 1, 2, 3, 4, b'x' ^ 1],
+            "masked frame",
+            1002,
+        ),
+        ("2^62-byte frame", huge, "exceeds the limit", 1009),
+        (
+            "invalid close code",
+            frame(0x88, &999u16.to_be_bytes()),
+            "invalid close frame",
+            1002,
+        ),
+        (
+            "control frame over 125 bytes",
+            frame(0x89, &[0u8; 126]),
+            "control frame of 126 bytes",
+            1002,
+        ),
+        (
+            "fragmented control frame",
+            frame(0x09, b"p"),
+            "fragmented control frame",
+            1002,
+        ),
+        (
+            "continuation without a start",
+            frame(0x80, b"x"),
+            "unexpected continuation",
+            1002,
+        ),
+    ];
+    for (name, bytes, reason, code) in cases {
+        let (addr, codes) = bad_server(bytes, None, None).await;
+        let r = run_against(addr).await;
+        let t = &r["totals"];
+        assert_eq!(t["errors"]["protocol"], 2, "{name}: {t}");
+        assert_eq!(t["connections"]["closed_by_server"], 2, "{name}: {t}");
+        let why = t["recent_errors"].to_string();
+        assert!(why.contains(reason), "{name}: {why}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            *codes.lock().unwrap(),
+            vec![code, code],
+            "{name}: close codes sent"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_answers_instead_of_101_are_counted_by_status() {
+    for (status, key) in [
+        ("200 OK", "200"),
+        ("404 Not Found", "404"),
+        ("503 Service Unavailable", "503"),
+    ] {
+        let (addr, _) = bad_server(Vec::new(), Some(status), None).await;
+        let r = run_against(addr).await;
+        let t = &r["totals"];
+        assert_eq!(t["errors"]["handshake"], 2, "{status}: {t}");
+        assert_eq!(t["http_statuses"][key], 2, "{status}: {t}");
+        assert_eq!(t["connections"]["opened"], 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_the_upgrade_is_a_handshake_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: mute\ntarget: ws://{addr}/\nconnections: {{ count: 3, timeout: 300ms }}\n\
+         phases:\n  - {{ name: p, duration: 500ms, rate: 20/s }}\n"
+    );
+    let out = dir.path().join("out");
+    let o = run_yaml(&yaml, &out).await;
+    assert_eq!(o.exit_code(), 3);
+    let t = read_report(&out)["totals"].clone();
+    assert_eq!(t["errors"]["handshake"], 3, "{t}");
+    assert!(
+        t["recent_errors"]
+            .to_string()
+            .contains("no answer within 300ms"),
+        "{t}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_shows_as_send_lag_and_unsent_messages() {
+    // Upgrades, then never reads again: the socket buffers fill up.
+    let (addr, _) = bad_server(Vec::new(), None, Some(Duration::from_secs(6))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: stalled\ntarget: ws://{addr}/\nconnections: {{ count: 2 }}\n\
+         message: {{ binary: {{ size: 16KiB }} }}\n\
+         phases:\n  - {{ name: p, duration: 2s, rate: 2000/s }}\n"
+    );
+    let out = dir.path().join("out");
+    run_yaml(&yaml, &out).await;
+    let r = read_report(&out);
+    let t = &r["totals"];
+    // 4,000 messages of 16 KiB were due; the kernel buffers take a few MiB
+    // and the write queue 256 KiB per connection; the rest was never sent
+    // and is counted, and what was sent late shows its lag.
+    let (sent, not_sent) = (
+        t["messages"]["sent"].as_u64().unwrap(),
+        t["messages"]["not_sent"].as_u64().unwrap(),
+    );
+    assert!(not_sent > 1000 && sent + not_sent >= 3900, "{t}");
+    assert!(r["phases"][0]["saturated"] == true, "{}", r["phases"][0]);
+    assert_eq!(
+        t["errors"]["timeout"].as_u64().unwrap(),
+        sent,
+        "every sent message timed out: {t}"
+    );
+}
