@@ -260,3 +260,121 @@ async fn a_server_that_stops_reading_shows_as_send_lag_and_unsent_messages() {
         "every sent message timed out: {t}"
     );
 }
+
+/// `barrage serve` as its own process on `port`.
+fn serve_process(port: u16) -> std::process::Child {
+    let child = common::barrage()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("barrage serve did not listen on {port}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_that_comes_back_gets_its_connections_back() {
+    let port = free_port();
+    let mut server = serve_process(port);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: comeback\ntarget: ws://127.0.0.1:{port}/\nconnections: {{ count: 20 }}\n\
+         reconnect: {{ max: 20, backoff: 50ms..400ms }}\n\
+         phases:\n  - {{ name: p, duration: 5s, rate: 400/s }}\n\
+         thresholds:\n  - errors.closed < 1\n"
+    );
+    let out = dir.path().join("out");
+    let run = tokio::spawn({
+        let out = out.clone();
+        async move { run_yaml(&yaml, &out).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // kill -9: no close frames, no FIN handshake of its own making.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut server = serve_process(port);
+    let outcome = run.await.unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    let r = read_report(&out);
+    let t = &r["totals"];
+    let c = &t["connections"];
+    // Every connection was dropped once and came back.
+    assert_eq!(t["errors"]["closed"], 20, "{t}");
+    assert_eq!(c["closed_by_server"], 20, "{t}");
+    assert!(c["attempted"].as_u64().unwrap() >= 40, "{t}");
+    assert!(c["opened"].as_u64().unwrap() >= 40, "{t}");
+    // Messages flowed after the restart: the last timeline seconds have replies.
+    let tl = r["timeline"].as_array().unwrap();
+    let late: u64 = tl
+        .iter()
+        .rev()
+        .skip(2)
+        .take(2)
+        .map(|p| p["received"].as_u64().unwrap())
+        .sum();
+    assert!(late > 300, "replies after the restart: {late}");
+    // The reconnect storm shows in the timeline: attempts rise after the kill.
+    let attempts: Vec<u64> = tl.iter().map(|p| p["attempts"].as_u64().unwrap()).collect();
+    let first = attempts.iter().position(|a| *a > 0).unwrap();
+    assert!(
+        attempts[first + 1..].iter().sum::<u64>() >= 20,
+        "{attempts:?}"
+    );
+    // The threshold on dropped connections decides the verdict.
+    assert_eq!(outcome.exit_code(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_that_never_returns_ends_the_run_on_time_and_thresholds_decide() {
+    let port = free_port();
+    let mut server = serve_process(port);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: gone\ntarget: ws://127.0.0.1:{port}/\nconnections: {{ count: 10 }}\n\
+         reconnect: {{ max: 100, backoff: 50ms..200ms }}\n\
+         phases:\n  - {{ name: p, duration: 3s, rate: 200/s }}\n\
+         thresholds:\n  - errors.rate < 1%\n"
+    );
+    let out = dir.path().join("out");
+    let t0 = std::time::Instant::now();
+    let run = tokio::spawn({
+        let out = out.clone();
+        async move { run_yaml(&yaml, &out).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let outcome = run.await.unwrap();
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let t = read_report(&out)["totals"].clone();
+    assert!(
+        t["errors"]["connect"].as_u64().unwrap() > 10,
+        "reopen attempts counted: {t}"
+    );
+    assert_eq!(t["connections"]["closed_by_server"], 10, "{t}");
+    // Connections did open, so this is not exit 3: the threshold fails.
+    assert_eq!(outcome.exit_code(), 1, "{t}");
+}

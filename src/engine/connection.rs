@@ -13,7 +13,7 @@ use super::correlate::Pending;
 use super::flow::Program;
 use super::interpret::{Cursor, Next};
 use super::pacing::Pacer;
-use super::setup::{Opened, open};
+use super::setup::{Opened, open as open_conn};
 use super::{LoadStart, Shared};
 use crate::metrics::ErrorKind;
 use crate::scenario::CloseSettings;
@@ -54,7 +54,7 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
             shared.setup_resolved();
             return;
         }
-        o = open(&shared, id) => o,
+        o = open_conn(&shared, id) => o,
     };
     // Count the outcome before reporting it resolved: the engine reads the
     // opened count as soon as every attempt has resolved.
@@ -79,7 +79,11 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
             let pace = run
                 .pool
                 .map(|p| (pool_index.unwrap_or(0), shared.roles.pools[p].load(SeqCst)));
-            (conn.load(start, pace).await, shared.phases.len())
+            let end = conn.load(start, pace, None).await;
+            (
+                conn.reconnect_dropped(end, start, pace).await,
+                shared.phases.len(),
+            )
         }
         None => (End::Cancelled, 0),
     };
@@ -192,10 +196,79 @@ impl<'a> Conn<'a> {
         (recorded && self.shared.roles.roles.len() > 1).then_some(self.role)
     }
 
+    /// After the server dropped the connection (`end` is `Lost`), opens it
+    /// again as the scenario's `reconnect:` policy says, as long as the
+    /// phases run, and runs the flow again from its start; returns how the
+    /// last connection ended.
+    async fn reconnect_dropped(
+        &mut self,
+        mut end: End,
+        start: LoadStart,
+        pace: Option<(u64, u64)>,
+    ) -> End {
+        let shared = self.shared;
+        let Some(policy) = &shared.reconnect else {
+            return end;
+        };
+        let load_end = start.at + shared.phase_offsets[shared.phases.len()];
+        let gauges = shared.recorder.gauges();
+        let mut open = true;
+        let mut tries = 0;
+        while matches!(end, End::Lost) || (!open && matches!(end, End::Gone)) {
+            if tries >= policy.max || shared.cancel.is_cancelled() {
+                break;
+            }
+            if open {
+                gauges.closed_by_server.fetch_add(1, SeqCst);
+                gauges.closed();
+                open = false;
+            }
+            tries += 1;
+            let wake = Instant::now() + policy.backoff(tries, &mut self.rng);
+            if wake >= load_end {
+                break;
+            }
+            tokio::select! {
+                _ = shared.cancel.cancelled() => break,
+                _ = sleep_until(wake.into()) => {}
+            }
+            gauges.attempted.fetch_add(1, SeqCst);
+            let Some(opened) = open_conn(shared, self.id).await else {
+                gauges.failed.fetch_add(1, SeqCst);
+                end = End::Gone;
+                continue;
+            };
+            gauges.opened();
+            open = true;
+            self.replace(opened);
+            self.cursor = Cursor::default();
+            end = self.load(start, pace, Some(Instant::now())).await;
+        }
+        if open { end } else { End::Gone }
+    }
+
+    /// Swaps in a newly opened connection.
+    fn replace(&mut self, opened: Opened) {
+        self.stream = opened.stream;
+        self.decoder = opened.decoder;
+        self.encoder = opened.encoder;
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.close_sent = false;
+        self.close_received = false;
+        self.ping_sent = None;
+    }
+
     /// Runs the phases (and the flow) to their end and drains replies.
     /// `pace` is this connection's index in its pacing pool and the pool's
-    /// size, when its flow has a paced loop.
-    async fn load(&mut self, start: LoadStart, pace: Option<(u64, u64)>) -> End {
+    /// size, when its flow has a paced loop; `resume` is when a reopened
+    /// connection picks up the schedule (nothing due before it is sent).
+    async fn load(
+        &mut self,
+        start: LoadStart,
+        pace: Option<(u64, u64)>,
+        resume: Option<Instant>,
+    ) -> End {
         let shared = self.shared;
         let phases = &shared.roles.roles[self.role].phases;
         let n = phases.len();
@@ -214,16 +287,23 @@ impl<'a> Conn<'a> {
         };
         let mut seen_epoch = control.epoch();
         let mut phase = 0usize;
-        let mut pacer = pacer_for(0, start.at);
-        let mut phase_end = start.at + shared.phase_offsets[1];
+        let from = resume.unwrap_or(start.at);
+        while phase < n && from >= start.at + shared.phase_offsets[phase + 1] {
+            phase += 1;
+        }
+        if phase == n {
+            return End::Done;
+        }
+        let mut pacer = pacer_for(phase, from.max(start.at + shared.phase_offsets[phase]));
+        let mut phase_end = start.at + shared.phase_offsets[phase + 1];
         let ping_every = shared.protocol.ping;
         // Spread over the interval, so pings of many connections do not all
         // go out in the same millisecond.
         let mut next_ping = ping_every
             .map(|every| start.at + every + every.mul_f64((self.id % 1000) as f64 / 1000.0));
         // Frames that came with the handshake response (a greeting, a close).
-        if let Err(kind) = self.handle_events(1) {
-            return self.lost(1, kind);
+        if let Err(kind) = self.handle_events(phase + 1) {
+            return self.lost(phase + 1, kind);
         }
         loop {
             let now = Instant::now();
@@ -350,19 +430,12 @@ impl<'a> Conn<'a> {
         let gauges = self.shared.recorder.gauges();
         gauges.closed();
         gauges.attempted.fetch_add(1, SeqCst);
-        let Some(opened) = open(self.shared, self.id).await else {
+        let Some(opened) = open_conn(self.shared, self.id).await else {
             gauges.failed.fetch_add(1, SeqCst);
             return false;
         };
         gauges.opened();
-        self.stream = opened.stream;
-        self.decoder = opened.decoder;
-        self.encoder = opened.encoder;
-        self.wbuf.clear();
-        self.wpos = 0;
-        self.close_sent = false;
-        self.close_received = false;
-        self.ping_sent = None;
+        self.replace(opened);
         true
     }
 

@@ -137,6 +137,8 @@ pub(crate) struct Shared {
     delivery: Option<(Vec<String>, u64)>,
     /// Shard index (`{{shard}}`).
     shard: u64,
+    /// Reopening dropped connections.
+    reconnect: Option<crate::scenario::ReconnectPolicy>,
     cancel: CancellationToken,
     control: Arc<Control>,
     start: watch::Receiver<Option<LoadStart>>,
@@ -226,6 +228,7 @@ pub async fn run(
             .as_ref()
             .map(|d| (d.field.split('.').map(String::from).collect(), d.unit.ns())),
         shard: 0,
+        reconnect: scenario.reconnect.clone(),
         cancel: run_cancel.clone(),
         control: opts.control.clone(),
         start: start_rx.clone(),

@@ -173,10 +173,16 @@ pub fn build(input: &BuildInput<'_>) -> Report {
     let timeline = r
         .timeline
         .iter()
-        .map(|p| TimelinePoint {
+        .scan(0u64, |before, p| {
+            let attempts = p.attempted.saturating_sub(*before);
+            *before = p.attempted;
+            Some((p, attempts))
+        })
+        .map(|(p, attempts)| TimelinePoint {
             t_s: (p.t_s * 1000.0).round() / 1000.0,
             phase: p.phase.map(|i| s.phases[i].name.clone()),
             open: p.open,
+            attempts,
             sent: p.sent,
             received: p.received,
             errors: p.errors,

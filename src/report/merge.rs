@@ -143,6 +143,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
                         t_s: t.ceil(),
                         phase: p.phase.clone(),
                         open: 0,
+                        attempts: 0,
                         sent: 0,
                         received: 0,
                         errors: 0,
@@ -155,6 +156,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
                 )
             });
             b.open += p.open;
+            b.attempts += p.attempts;
             b.sent += p.sent;
             b.received += p.received;
             b.errors += p.errors;

@@ -256,6 +256,10 @@ pub struct TimelinePoint {
     pub phase: Option<String>,
     /// Connections open.
     pub open: u64,
+    /// Connection attempts started in the second (openings and reopenings:
+    /// a reconnect storm shows here).
+    #[serde(default)]
+    pub attempts: u64,
     /// Messages sent in the second.
     pub sent: u64,
     /// Replies received in the second.

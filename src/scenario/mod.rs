@@ -29,7 +29,8 @@ pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
 pub use protocol::{
     BuiltinMode, BuiltinSettings, CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions,
-    Headers, PingSettings, TlsSettings, is_secret_header, redact_secrets, substitute_env,
+    Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, redact_secrets,
+    substitute_env,
 };
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};

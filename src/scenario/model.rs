@@ -10,7 +10,8 @@ use super::data::{DataSpec, Feeder};
 use super::flow::{Delivery, Role, Step};
 use super::message::Message;
 use super::protocol::{
-    BuiltinSettings, CloseSettings, Compression, Headers, PingSettings, TlsSettings,
+    BuiltinSettings, CloseSettings, Compression, Headers, PingSettings, ReconnectPolicy,
+    TlsSettings,
 };
 use super::target::Target;
 use super::threshold::Threshold;
@@ -93,6 +94,9 @@ pub struct Scenario {
     /// is timed as metric `delivery`. Default none.
     #[serde(default)]
     pub delivery: Option<Delivery>,
+    /// Reopening connections the server drops. Default: none.
+    #[serde(default)]
+    pub reconnect: Option<ReconnectPolicy>,
     /// How the built-in server behaves (`target: builtin` only). Default echo.
     #[serde(default)]
     pub builtin: BuiltinSettings,

@@ -403,6 +403,67 @@ fn de_push_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     })
 }
 
+/// `reconnect:` what a connection does when the server drops it during the
+/// phases: open again after a backoff that doubles from the low end of
+/// `backoff` to its high end, up to `max` times per connection. Default: a
+/// dropped connection stays closed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectPolicy {
+    /// Reopen attempts per connection over the run. Default 10.
+    #[serde(default = "default_reconnect_max")]
+    pub max: u32,
+    /// First and longest wait before reopening, e.g. `100ms..5s` (the default).
+    #[serde(default = "default_backoff", deserialize_with = "de_backoff")]
+    pub backoff: (Duration, Duration),
+    /// Wait a random time between half the backoff and all of it, so
+    /// connections dropped together do not come back together. Default true.
+    #[serde(default = "default_true")]
+    pub jitter: bool,
+}
+
+fn default_reconnect_max() -> u32 {
+    10
+}
+
+fn default_backoff() -> (Duration, Duration) {
+    (Duration::from_millis(100), Duration::from_secs(5))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn de_backoff<'de, D: Deserializer<'de>>(d: D) -> Result<(Duration, Duration), D::Error> {
+    let s = String::deserialize(d)?;
+    let (a, b) = s.split_once("..").ok_or_else(|| {
+        de::Error::custom(format!("\"{s}\" is not a range; write e.g. 100ms..5s"))
+    })?;
+    let a = super::units::parse_duration(a.trim()).map_err(de::Error::custom)?;
+    let b = super::units::parse_duration(b.trim()).map_err(de::Error::custom)?;
+    if a.is_zero() || b < a {
+        return Err(de::Error::custom(format!(
+            "\"{s}\": the first wait must be > 0 and not above the longest"
+        )));
+    }
+    Ok((a, b))
+}
+
+impl ReconnectPolicy {
+    /// The wait before reopen attempt `n` (1-based).
+    pub fn backoff(&self, n: u32, rng: &mut fastrand::Rng) -> Duration {
+        let (low, high) = self.backoff;
+        let base = low
+            .saturating_mul(1u32 << n.saturating_sub(1).min(20))
+            .min(high);
+        if self.jitter {
+            base / 2 + base.mul_f64(rng.f64() / 2.0)
+        } else {
+            base
+        }
+    }
+}
+
 /// Default of `max_message_size`: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 
@@ -426,6 +487,28 @@ pub(crate) fn de_fragment<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let p = ReconnectPolicy {
+            max: 10,
+            backoff: (Duration::from_millis(100), Duration::from_secs(1)),
+            jitter: false,
+        };
+        let mut rng = fastrand::Rng::with_seed(1);
+        let waits: Vec<u128> = (1..=6)
+            .map(|n| p.backoff(n, &mut rng).as_millis())
+            .collect();
+        assert_eq!(waits, vec![100, 200, 400, 800, 1000, 1000]);
+        let j = ReconnectPolicy { jitter: true, ..p };
+        for n in 1..=6 {
+            let w = j.backoff(n, &mut rng).as_millis();
+            assert!(
+                w >= waits[n as usize - 1] / 2 && w <= waits[n as usize - 1],
+                "{n}: {w}"
+            );
+        }
+    }
 
     #[test]
     fn env_substitution() {
