@@ -66,6 +66,10 @@ async fn bad_server(
                 let _ = s.write_all(&bytes).await;
                 if let Some(hold) = hold {
                     tokio::time::sleep(hold).await;
+                    if hold < Duration::from_secs(1) {
+                        // A short hold ends in a reset: linger 0 sends RST.
+                        let _ = s.set_linger(Some(Duration::ZERO));
+                    }
                     return;
                 }
                 // The client's answer: a masked close frame with its code.
@@ -380,4 +384,16 @@ async fn a_killed_server_that_never_returns_ends_the_run_on_time_and_thresholds_
     assert_eq!(t["connections"]["closed_by_server"], 10, "{t}");
     // Connections did open, so this is not exit 3: the threshold fails.
     assert_eq!(outcome.exit_code(), 1, "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_connection_is_counted_as_closed_with_its_reason() {
+    // Upgrades, then resets the connection after 300 ms.
+    let (addr, _) = bad_server(Vec::new(), None, Some(Duration::from_millis(300))).await;
+    let r = run_against(addr).await;
+    let t = &r["totals"];
+    assert_eq!(t["errors"]["closed"], 2, "{t}");
+    assert_eq!(t["connections"]["closed_by_server"], 2, "{t}");
+    let why = t["recent_errors"].to_string().to_lowercase();
+    assert!(why.contains("reset"), "{why}");
 }

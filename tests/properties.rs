@@ -128,6 +128,11 @@ fn render(t: &Template, conn: u64, seq: u64, now_ns: u64) -> Vec<u8> {
     out
 }
 
+/// The words of `s`, as choices for a strategy.
+fn words(s: &'static str) -> Vec<&'static str> {
+    s.split_whitespace().collect()
+}
+
 /// Text with no `{{` in it: arbitrary Unicode, or text dense in braces and
 /// JSON punctuation (single `{`, `}` and `}}` are all literal).
 fn literal_text() -> impl Strategy<Value = String> {
@@ -143,25 +148,10 @@ fn template_like() -> impl Strategy<Value = String> {
         Just("{".to_string()),
         Just("}".to_string()),
         Just(" ".to_string()),
-        prop::sample::select(vec![
-            "conn",
-            "seq",
-            "now_us",
-            "now_ns",
-            "shard",
-            "role",
-            "random",
-            "data.user",
-            "x-y",
-            "1",
-            "0",
-            "4096",
-            "1048576",
-            "1048577",
-            "99999999999999999999",
-            "-1",
-            "é",
-        ])
+        prop::sample::select(words(
+            "conn seq now_us now_ns shard role random data.user x-y \
+             1 0 4096 1048576 1048577 99999999999999999999 -1 é",
+        ))
         .prop_map(str::to_string),
         "[a-z0-9]{1,4}",
     ];
@@ -260,45 +250,14 @@ const OPS: [(&str, CmpOp); 4] = [
 /// Threshold-ish strings: mostly well-formed pieces in random order and
 /// combination, sometimes arbitrary text.
 fn threshold_like() -> impl Strategy<Value = String> {
-    let piece = prop::sample::select(vec![
-        "rtt",
-        "service",
-        "tls",
-        "send_lag",
-        "errors",
-        "messages",
-        "throughput",
-        ".",
-        "p99",
-        "p0",
-        "p100.1",
-        "p99.9.9",
-        "rate",
-        "count",
-        "max",
-        "received",
-        "ratio",
-        "timeout",
-        "<",
-        "<=",
-        ">",
-        ">=",
-        "=",
-        " ",
-        ":",
-        "steady",
-        "50",
-        "1.5",
-        "ms",
-        "µs",
-        "s",
-        "h",
-        "%",
-        "-",
-        "1e400",
-        "\u{0}",
-        "é",
-    ]);
+    let piece = prop_oneof![
+        prop::sample::select(words(
+            "rtt service tls send_lag errors messages throughput . p99 p0 p100.1 p99.9.9 \
+             rate count max received ratio timeout < <= > >= = : steady 50 1.5 ms µs s h % - \
+             1e400 \u{0} é",
+        )),
+        Just(" "),
+    ];
     prop_oneof![
         prop::collection::vec(piece, 0..10).prop_map(|v| v.concat()),
         any::<String>(),
