@@ -68,7 +68,7 @@ async fn bad_server(
                     tokio::time::sleep(hold).await;
                     if hold < Duration::from_secs(1) {
                         // A short hold ends in a reset: linger 0 sends RST.
-                        let _ = s.set_linger(Some(Duration::ZERO));
+                        let _ = s.set_zero_linger();
                     }
                     return;
                 }
