@@ -199,6 +199,7 @@ fn serve_options(a: &ServeArgs) -> anyhow::Result<server::Options> {
         compression: a.compression,
         no_context_takeover: a.no_context_takeover,
         subprotocols: a.subprotocols.clone(),
+        ..server::Options::default()
     })
 }
 
