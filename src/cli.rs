@@ -134,7 +134,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9001")]
     pub listen: SocketAddr,
-    /// What the server does with messages.
+    /// What the server does: echo messages back, relay them between the
+    /// members of chat rooms (broadcast), or push messages on a timer (push).
     #[arg(long, value_enum, default_value_t = Mode::Echo)]
     pub mode: Mode,
     /// Accept loops, each on its own thread with its own SO_REUSEPORT
@@ -170,11 +171,35 @@ pub struct ServeArgs {
     /// client offers is chosen.
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
+    /// With --mode push: messages each connection is sent per second
+    /// (`10/s`, `600/m`, or a bare number per second). Default 10/s.
+    #[arg(long, value_name = "RATE", value_parser = scenario::parse_rate)]
+    pub push_rate: Option<scenario::Rate>,
+    /// With --mode push: the size of each pushed message (`256`, `1KiB`).
+    /// Default 128 bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_push_size)]
+    pub push_size: Option<usize>,
+}
+
+/// Largest --push-size: what barrage's own client accepts by default.
+const MAX_PUSH_SIZE: usize = 64 << 20;
+
+fn parse_push_size(s: &str) -> Result<usize, String> {
+    let n = scenario::parse_size(s)?;
+    if n > MAX_PUSH_SIZE {
+        return Err(format!("{s} is over the limit of 64 MiB"));
+    }
+    Ok(n)
 }
 
 /// The server options `barrage serve` was given; writes the self-signed
 /// certificate when one is made.
 fn serve_options(a: &ServeArgs) -> anyhow::Result<server::Options> {
+    // Silently ignoring them would leave a user wondering where the pushes are.
+    if a.mode != Mode::Push && (a.push_rate.is_some() || a.push_size.is_some()) {
+        anyhow::bail!("--push-rate and --push-size need --mode push");
+    }
+    let defaults = server::Options::default();
     let tls = if !a.tls {
         None
     } else if let (Some(cert), Some(key)) = (&a.cert, &a.key) {
@@ -199,7 +224,18 @@ fn serve_options(a: &ServeArgs) -> anyhow::Result<server::Options> {
         compression: a.compression,
         no_context_takeover: a.no_context_takeover,
         subprotocols: a.subprotocols.clone(),
+        push_rate: a.push_rate.map_or(defaults.push_rate, |r| r.per_second),
+        push_size: a.push_size.unwrap_or(defaults.push_size),
     })
+}
+
+/// The mode as the startup line tells it.
+fn describe_mode(o: &server::Options) -> String {
+    match o.mode {
+        Mode::Push => format!("push ({}/s, {} B per message)", o.push_rate, o.push_size),
+        Mode::Broadcast => "broadcast (rooms: /room/NAME, else lobby)".to_string(),
+        Mode::Echo => o.mode.name().to_string(),
+    }
 }
 
 fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
@@ -507,6 +543,7 @@ async fn serve(a: ServeArgs) -> u8 {
         }
     };
     let scheme = if opts.tls.is_some() { "wss" } else { "ws" };
+    let mode = describe_mode(&opts);
     let handle = match server::start_workers(a.listen, opts, workers).await {
         Ok(h) => h,
         Err(e) => {
@@ -515,10 +552,17 @@ async fn serve(a: ServeArgs) -> u8 {
         }
     };
     eprintln!(
-        "barrage serve: {:?} on {scheme}://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
-        a.mode, handle.local_addr
+        "barrage serve: {mode} on {scheme}://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
+        handle.local_addr
     );
     let _ = tokio::signal::ctrl_c().await;
+    let stats = handle.stats.clone();
     handle.shutdown().await;
+    eprintln!(
+        "barrage serve: stopped after {} connection(s), {} message(s) sent, {} dropped",
+        stats.connections.load(std::sync::atomic::Ordering::Relaxed),
+        stats.messages.load(std::sync::atomic::Ordering::Relaxed),
+        stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+    );
     exit::PASSED
 }

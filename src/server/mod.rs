@@ -1,19 +1,27 @@
 //! The built-in target server (`barrage serve`, and `target: builtin`): an
 //! HTTP/1.1 listener (hyper), optionally behind TLS, that upgrades to
-//! WebSocket and echoes every text and binary message back. Uncompressed
-//! connections run on fastwebsockets; permessage-deflate connections on
-//! barrage's own codec ([`deflate_echo`]), since fastwebsockets cannot
-//! carry RSV1.
+//! WebSocket and then echoes, relays messages between the members of chat
+//! rooms, or pushes messages on a timer (see [`Mode`]).
+//!
+//! Plain echo runs on fastwebsockets, the fast path the benchmarks measure.
+//! Echo over permessage-deflate (fastwebsockets cannot carry RSV1),
+//! broadcast and push run on barrage's own codec in server role
+//! ([`codec_conn`]), compressed when the client offered it and the server
+//! accepts it.
 
 mod coalesce;
-mod deflate_echo;
+mod codec_conn;
+mod echo;
+mod push;
+mod rooms;
+mod shared;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket, WebSocketError, upgrade};
+use fastwebsockets::{WebSocketError, upgrade};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::HeaderValue;
@@ -21,12 +29,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::ws::deflate::DeflateParams;
+use shared::{OpenConn, Shared};
 
 /// What the server does with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -34,11 +42,45 @@ pub enum Mode {
     /// Sends every text and binary message back unchanged (default).
     #[default]
     Echo,
+    /// Chat rooms. A connection joins the room its path names
+    /// (`/room/NAME`; any other path joins `lobby`), and a text message
+    /// `{"op":"join","room":"NAME"}` moves it, answered to it alone with
+    /// `{"op":"joined","room":"NAME","members":N}`. Every other text or
+    /// binary message goes unchanged to every other member of the sender's
+    /// room, not back to the sender; a member with 1024 messages already
+    /// queued misses it ([`ServerStats::dropped`]). Rooms are shared by all connections,
+    /// whatever worker thread serves them.
+    #[value(
+        help = "Chat rooms: /room/NAME (else lobby), {\"op\":\"join\",\"room\":NAME} moves; messages go to the rest of the room"
+    )]
+    Broadcast,
+    /// Ticker. From the upgrade on, each connection is sent a text message
+    /// every 1/[`Options::push_rate`] seconds:
+    /// `{"seq":N,"ts":T,"pad":"xxx…"}`, with `seq` counting from 0 per
+    /// connection, `ts` the Unix time of sending in microseconds and `pad`
+    /// sized so the message is exactly [`Options::push_size`] bytes (when the
+    /// message with an empty pad is already longer, it goes without the
+    /// `pad` field). Messages from the client are echoed.
+    #[value(
+        help = "Ticker: {\"seq\":N,\"ts\":µs,\"pad\":\"x…\"} of --push-size bytes at --push-rate; client messages echoed"
+    )]
+    Push,
+}
+
+impl Mode {
+    /// The name on the command line (`echo`, `broadcast`, `push`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::Broadcast => "broadcast",
+            Mode::Push => "push",
+        }
+    }
 }
 
 /// How the server is set up. `Options::from(Mode::Echo)` is a plain echo
 /// server: no TLS, no compression, no subprotocols.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Options {
     /// What the server does with messages. Default echo.
     pub mode: Mode,
@@ -52,6 +94,26 @@ pub struct Options {
     /// Subprotocols supported; the first the client offers is chosen.
     /// Default none.
     pub subprotocols: Vec<String>,
+    /// Push mode: messages per second sent to each connection. Default 10.
+    /// A rate that is not a positive finite number sends none; rates above
+    /// about 1000/s are held back by the timer's millisecond resolution.
+    pub push_rate: f64,
+    /// Push mode: the size of each pushed message in bytes. Default 128.
+    pub push_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::default(),
+            tls: None,
+            compression: false,
+            no_context_takeover: false,
+            subprotocols: Vec::new(),
+            push_rate: 10.0,
+            push_size: 128,
+        }
+    }
 }
 
 impl From<Mode> for Options {
@@ -68,8 +130,11 @@ impl From<Mode> for Options {
 pub struct ServerStats {
     /// WebSocket connections upgraded.
     pub connections: AtomicU64,
-    /// Data messages echoed.
+    /// Data messages sent: echoed, delivered to room members, pushed, and
+    /// join answers.
     pub messages: AtomicU64,
+    /// Broadcast messages not delivered because the member's queue was full.
+    pub dropped: AtomicU64,
     /// Distinct client addresses seen (updated once per accepted connection).
     pub peers: Mutex<HashSet<IpAddr>>,
 }
@@ -85,7 +150,9 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// Stops accepting, closes every connection and waits for the accept loop.
+    /// Stops accepting, closes every connection and waits for the accept loop
+    /// (and, up to a second, for broadcast, push and compressed connections
+    /// to send their close frames).
     pub async fn shutdown(self) {
         self.cancel.cancel();
         let _ = self.accept.await;
@@ -102,10 +169,12 @@ impl ServerHandle {
 pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(listen).await?;
     let local_addr = listener.local_addr()?;
-    let cancel = CancellationToken::new();
-    let stats = Arc::new(ServerStats::default());
-    let opts = Arc::new(opts);
-    let accept = tokio::spawn(accept_loop(listener, opts, cancel.clone(), stats.clone()));
+    let shared = Shared::new(opts);
+    let (stats, cancel) = (shared.stats.clone(), shared.cancel.clone());
+    let accept = tokio::spawn(async move {
+        accept_loop(listener, shared.clone()).await;
+        shared.drain().await;
+    });
     Ok(ServerHandle {
         local_addr,
         stats,
@@ -137,18 +206,18 @@ pub async fn start_workers(
     opts: Options,
     workers: usize,
 ) -> std::io::Result<ServerHandle> {
-    let opts = Arc::new(opts);
     let first = reuseport_listener(listen)?;
     let local_addr = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..workers.max(1) {
         listeners.push(reuseport_listener(local_addr)?);
     }
-    let cancel = CancellationToken::new();
-    let stats = Arc::new(ServerStats::default());
+    // One set of rooms and counters for all workers.
+    let shared = Shared::new(opts);
+    let (stats, cancel) = (shared.stats.clone(), shared.cancel.clone());
     let mut threads = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        let (cancel, stats, opts) = (cancel.clone(), stats.clone(), opts.clone());
+        let shared = shared.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -158,9 +227,11 @@ pub async fn start_workers(
                 .spawn(move || {
                     rt.block_on(async move {
                         match TcpListener::from_std(l) {
-                            Ok(l) => accept_loop(l, opts, cancel, stats).await,
-                            Err(_) => cancel.cancel(),
+                            Ok(l) => accept_loop(l, shared.clone()).await,
+                            Err(_) => shared.cancel.cancel(),
                         }
+                        // This runtime runs its connections' last writes.
+                        shared.drain().await;
                     });
                     // Connection tasks end with the runtime.
                     rt.shutdown_background();
@@ -180,20 +251,15 @@ pub async fn start_workers(
     })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    opts: Arc<Options>,
-    cancel: CancellationToken,
-    stats: Arc<ServerStats>,
-) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = shared.cancel.cancelled() => return,
             a = listener.accept() => a,
         };
         let stream = match accepted {
             Ok((s, peer)) => {
-                if let Ok(mut peers) = stats.peers.lock() {
+                if let Ok(mut peers) = shared.stats.peers.lock() {
                     peers.insert(peer.ip());
                 }
                 s
@@ -206,20 +272,18 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let cancel = cancel.clone();
-        let stats = stats.clone();
-        let opts = opts.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
-            match opts.tls.clone() {
-                None => serve_http(stream, opts, cancel, stats).await,
+            match shared.opts.tls.clone() {
+                None => serve_http(stream, shared).await,
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
                     let tls = tokio::select! {
-                        _ = cancel.cancelled() => return,
+                        _ = shared.cancel.cancelled() => return,
                         t = tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)) => t,
                     };
                     if let Ok(Ok(tls)) = tls {
-                        serve_http(tls, opts, cancel, stats).await;
+                        serve_http(tls, shared).await;
                     }
                 }
             }
@@ -231,15 +295,11 @@ async fn accept_loop(
 const HANDSHAKE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves HTTP/1.1 on one connection until it upgrades or ends.
-async fn serve_http<S>(
-    io: S,
-    opts: Arc<Options>,
-    cancel: CancellationToken,
-    stats: Arc<ServerStats>,
-) where
+async fn serve_http<S>(io: S, shared: Arc<Shared>)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| handle(req, opts.clone(), cancel.clone(), stats.clone()));
+    let service = service_fn(move |req| handle(req, shared.clone()));
     let conn = http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
@@ -261,10 +321,9 @@ fn choose_subprotocol(req: &Request<Incoming>, supported: &[String]) -> Option<S
 
 async fn handle(
     mut req: Request<Incoming>,
-    opts: Arc<Options>,
-    cancel: CancellationToken,
-    stats: Arc<ServerStats>,
+    shared: Arc<Shared>,
 ) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+    let opts = &shared.opts;
     if !upgrade::is_upgrade_request(&req) {
         let mut resp = Response::new(Empty::new());
         *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
@@ -282,62 +341,47 @@ async fn handle(
     } else {
         None
     };
+    let room = rooms::room_from_path(req.uri().path());
     let (mut response, fut) = upgrade::upgrade(&mut req)?;
     if let Some(p) = subprotocol.and_then(|p| HeaderValue::from_str(&p).ok()) {
         response.headers_mut().insert("sec-websocket-protocol", p);
     }
-    if let Some((agreed, header)) = deflate
-        && let Ok(v) = HeaderValue::from_str(&header)
-    {
-        {
-            response.headers_mut().insert("sec-websocket-extensions", v);
-            tokio::spawn(async move {
-                let Ok(ws) = fut.await else { return };
-                stats.connections.fetch_add(1, Relaxed);
-                let io = ws.into_inner();
-                deflate_echo::serve(io, &agreed, &cancel, &stats).await;
-            });
+    // Compression only when its answer fits in a header.
+    let agreed = deflate.and_then(|(agreed, header)| {
+        let v = HeaderValue::from_str(&header).ok()?;
+        response.headers_mut().insert("sec-websocket-extensions", v);
+        Some(agreed)
+    });
+    let behaviour = match opts.mode {
+        Mode::Echo if agreed.is_none() => {
+            tokio::spawn(echo::serve(fut, shared.clone()));
             return Ok(response);
         }
-    }
-    let mode = opts.mode;
+        Mode::Echo => codec_conn::Behaviour::Echo,
+        // A member before the client sees the 101, so a message sent right
+        // after the handshake reaches every member whose handshake is done.
+        Mode::Broadcast => {
+            let (membership, inbox) = shared.rooms.enter(room);
+            codec_conn::Behaviour::Broadcast(membership, inbox)
+        }
+        Mode::Push => {
+            let period = push::period(opts.push_rate);
+            codec_conn::Behaviour::Push(push::Ticker::new(period, opts.push_size))
+        }
+    };
     tokio::spawn(async move {
         let Ok(ws) = fut.await else { return };
-        stats.connections.fetch_add(1, Relaxed);
-        // Echoes of pipelined messages go out together (see `coalesce`).
-        let io = coalesce::Coalescing::new(ws.into_inner());
-        let mut ws = FragmentCollector::new(WebSocket::after_handshake(io, Role::Server));
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = serve_ws(&mut ws, mode, &stats) => {}
-        }
-        // Send what is still buffered (the close reply) before closing.
-        let mut io = ws.into_inner();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), io.shutdown()).await;
+        let _open = OpenConn::new(shared.clone());
+        shared.stats.connections.fetch_add(1, Relaxed);
+        let io = ws.into_inner();
+        codec_conn::serve(
+            io,
+            agreed.as_ref(),
+            behaviour,
+            &shared.cancel,
+            &shared.stats,
+        )
+        .await;
     });
     Ok(response)
-}
-
-async fn serve_ws<S>(ws: &mut FragmentCollector<S>, mode: Mode, stats: &ServerStats)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    match mode {
-        Mode::Echo => loop {
-            let frame = match ws.read_frame().await {
-                Ok(f) => f,
-                Err(_) => return,
-            };
-            match frame.opcode {
-                OpCode::Text | OpCode::Binary => {
-                    stats.messages.fetch_add(1, Relaxed);
-                    if ws.write_frame(frame).await.is_err() {
-                        return;
-                    }
-                }
-                OpCode::Close => return,
-                _ => {}
-            }
-        },
-    }
 }
