@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{self, Control, EngineError, EngineOptions, preflight};
 use crate::metrics::Snapshot;
 use crate::report::{self, BuildInput, Report, ReportError, Verdict};
-use crate::scenario::{Scenario, Target, WsUrl};
+use crate::scenario::{BuiltinMode, Scenario, Target, WsUrl};
 use crate::server;
 
 /// Process exit codes.
@@ -147,10 +147,18 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
             let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
             // The built-in server speaks what the scenario offers, so a
             // compressed or subprotocol scenario can be tried on it as is.
+            let b = &scenario.builtin;
+            let mode = match b.mode {
+                BuiltinMode::Echo => server::Mode::Echo,
+                BuiltinMode::Broadcast => server::Mode::Broadcast,
+                BuiltinMode::Push => server::Mode::Push,
+            };
             let server_opts = server::Options {
                 compression: scenario.compression != crate::scenario::Compression::None,
                 subprotocols: scenario.subprotocols.clone(),
-                ..server::Mode::Echo.into()
+                push_rate: b.push_rate.per_second,
+                push_size: b.push_size,
+                ..mode.into()
             };
             let handle = server::start(listen, server_opts)
                 .await

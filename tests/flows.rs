@@ -320,3 +320,57 @@ fn a_unique_feeder_that_runs_out_is_refused_before_anything_runs() {
     );
     assert!(!out.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_fan_out_delivers_n_minus_1_copies_each_timed_as_delivery() {
+    // 8 connections in one room; 2 publishers send 25 messages each with
+    // their send time; every message reaches the 7 other members.
+    let yaml = r#"
+name: fan-out
+target: builtin
+builtin: { mode: broadcast }
+connections: { count: 8 }
+delivery: { field: ts, unit: us }
+roles:
+  publisher:
+    weight: 2
+    rate: 50/s
+    flow:
+      - send: { json: { op: join, room: one } }
+      - expect: { json: { op: joined }, timeout: 2s }
+      - sleep: 300ms       # every subscriber has joined by then
+      - loop: { count: 25, steps: [ { send: { text: '{"ts":{{now_us}},"seq":{{seq}}}' } }, { sleep: 20ms } ] }
+  subscriber:
+    weight: 6
+    flow:
+      - send: { json: { op: join, room: one } }
+      - expect: { json: { op: joined }, timeout: 2s }
+phases:
+  - { name: p, duration: 2s, rate: 1/s }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run_yaml(yaml, &out).await;
+    let r = read_report(&out);
+    let roles = &r["roles"];
+    assert_eq!(roles["publisher"]["connections"], 2, "{roles}");
+    // 2 joins + 50 messages sent by the publishers.
+    assert_eq!(roles["publisher"]["messages"]["sent"], 52, "{roles}");
+    // Each of the 50 reaches the 6 subscribers and the other publisher.
+    let delivered = |role: &str| {
+        roles[role]["metrics"]["delivery"]["count"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(delivered("subscriber"), 50 * 6, "{roles}");
+    // each publisher gets the other one's 25.
+    assert_eq!(delivered("publisher"), 2 * 25, "{roles}");
+    assert_eq!(
+        r["metrics"]["delivery"]["count"],
+        50 * 7,
+        "{}",
+        r["metrics"]["delivery"]
+    );
+    assert_eq!(r["totals"]["messages"]["unmatched"], 0, "{}", r["totals"]);
+    assert!(r["metrics"]["delivery"]["p99_us"].as_f64().unwrap() < 50_000.0);
+}

@@ -69,10 +69,13 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     let pool_index = run.pool.map(|p| shared.roles.pools[p].fetch_add(1, SeqCst));
     shared.setup_resolved();
     let mut conn = Conn::new(&shared, id, role, opened);
-    let mut start_rx = shared.start.clone();
-    let start = tokio::select! {
-        _ = shared.cancel.cancelled() => None,
-        s = start_rx.wait_for(|s| s.is_some()) => s.ok().and_then(|s| *s),
+    let start = match conn.wait_for_start().await {
+        Ok(start) => start,
+        Err(()) => {
+            gauges.closed_by_server.fetch_add(1, SeqCst);
+            gauges.closed();
+            return;
+        }
     };
     let (end, stage) = match start {
         Some(start) => {
@@ -194,6 +197,38 @@ impl<'a> Conn<'a> {
     pub fn role_index(&self, stage: usize) -> Option<usize> {
         let recorded = stage > 0 && self.shared.phases.get(stage - 1).is_some_and(|p| p.record);
         (recorded && self.shared.roles.roles.len() > 1).then_some(self.role)
+    }
+
+    /// Waits for the phases to start (`None` when cancelled first), reading
+    /// what the server sends meanwhile (a greeting, pushes), so it neither
+    /// piles up unread nor counts later with a stale timestamp; pings are
+    /// answered. `Err` when the server closed the connection meanwhile.
+    async fn wait_for_start(&mut self) -> Result<Option<LoadStart>, ()> {
+        let shared = self.shared;
+        let mut start_rx = shared.start.clone();
+        loop {
+            if self.flush().is_err() {
+                self.lost(0, ErrorKind::Closed);
+                return Err(());
+            }
+            let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
+            tokio::select! {
+                _ = shared.cancel.cancelled() => return Ok(None),
+                s = start_rx.wait_for(|s| s.is_some()) => return Ok(s.ok().and_then(|s| *s)),
+                r = self.stream.readable() => {
+                    if r.is_err() || self.read_ready(0).is_err() {
+                        self.lost(0, ErrorKind::Closed);
+                        return Err(());
+                    }
+                }
+                r = self.stream.writable(), if want_write => {
+                    if r.is_err() {
+                        self.lost(0, ErrorKind::Closed);
+                        return Err(());
+                    }
+                }
+            }
+        }
     }
 
     /// After the server dropped the connection (`end` is `Lost`), opens it

@@ -368,6 +368,11 @@ impl Conn<'_> {
                             matched = true;
                         }
                         let mut delivered = false;
+                        if stage == 0 {
+                            // Before the phases: read so nothing piles up,
+                            // but neither timed nor counted as unmatched.
+                            continue;
+                        }
                         if let Some((path, unit)) = &shared.delivery
                             && let Some(ts) = json_value(payload, path)
                                 .and_then(|v| std::str::from_utf8(v).ok())
