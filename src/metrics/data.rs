@@ -71,11 +71,22 @@ pub fn new_histogram() -> Histogram<u64> {
 /// A histogram as base64 of its V2 + DEFLATE serialization (the compressed
 /// form the HdrHistogram tools read; it starts with `HISTF`).
 pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    STANDARD.encode(serialize_histogram(h))
+}
+
+/// A histogram's V2 + DEFLATE serialization (what [`encode_histogram`]
+/// writes in base64).
+pub fn serialize_histogram(h: &Histogram<u64>) -> Vec<u8> {
     let mut bytes = Vec::new();
     V2DeflateSerializer::new()
         .serialize(h, &mut bytes)
         .expect("serializing into memory does not fail");
-    STANDARD.encode(&bytes)
+    bytes
+}
+
+/// Base64 of serialized histogram bytes (see [`serialize_histogram`]).
+pub fn histogram_base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
 }
 
 /// The histogram in `b64` (see [`encode_histogram`]), growing as needed.

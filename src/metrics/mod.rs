@@ -11,6 +11,9 @@ pub mod evaluate;
 pub mod recorder;
 pub mod snapshot;
 
-pub use data::{ErrorKind, Shard, StageData, decode_histogram, encode_histogram, new_histogram};
+pub use data::{
+    ErrorKind, Shard, StageData, decode_histogram, encode_histogram, histogram_base64,
+    new_histogram, serialize_histogram,
+};
 pub use recorder::{ConnectionGauges, EventLog, Recorder};
 pub use snapshot::{Collector, Snapshot, TickInfo};

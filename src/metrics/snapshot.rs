@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
-use super::data::{ErrorKind, Shard, StageData, encode_histogram};
+use super::data::{ErrorKind, Shard, StageData, serialize_histogram};
 use super::recorder::{EventLog, Recorder};
 use crate::scenario::LatencyMetric;
 
@@ -68,8 +68,10 @@ pub struct Snapshot {
     /// Close codes received so far and the latest distinct error messages.
     pub events: EventLog,
     /// The interval's latency histograms that have samples, by metric name,
-    /// encoded (see `encode_histogram`): what the hlog files are made of.
-    pub encoded: Vec<(String, String)>,
+    /// as V2 + DEFLATE bytes (see `serialize_histogram`; base64 only when a
+    /// report is written, so a long run's timeline stays small): what the
+    /// hlog files are made of.
+    pub encoded: Vec<(&'static str, Box<[u8]>)>,
     /// Everything recorded in the interval, all stages added.
     pub interval: Arc<StageData>,
     /// Everything recorded so far in the setup stage and the phases marked
@@ -188,7 +190,12 @@ impl Collector {
             encoded: LatencyMetric::ALL
                 .iter()
                 .filter(|m| !iv.histogram(**m).is_empty())
-                .map(|m| (m.name().to_string(), encode_histogram(iv.histogram(*m))))
+                .map(|m| {
+                    (
+                        m.name(),
+                        serialize_histogram(iv.histogram(*m)).into_boxed_slice(),
+                    )
+                })
                 .collect(),
             interval: Arc::new(iv.clone()),
             recorded: Arc::new(recorded),

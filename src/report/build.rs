@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use super::model::*;
 use crate::engine::RunResult;
 use crate::metrics::evaluate::{EvalContext, PhaseData, evaluate};
-use crate::metrics::{ErrorKind, StageData, encode_histogram};
+use crate::metrics::{ErrorKind, StageData, encode_histogram, histogram_base64};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Threshold};
 
 /// What a report is built from.
@@ -188,7 +188,11 @@ pub fn build(input: &BuildInput<'_>) -> Report {
             errors: p.errors,
             rtt_p50_us: p.rtt_p50_ns as f64 / 1000.0,
             rtt_p99_us: p.rtt_p99_ns as f64 / 1000.0,
-            histograms: p.encoded.iter().cloned().collect(),
+            histograms: p
+                .encoded
+                .iter()
+                .map(|(name, bytes)| (name.to_string(), histogram_base64(bytes)))
+                .collect(),
             target_rate: p.phase.and_then(|i| match s.phases[i].rate {
                 PhaseRate::PerSecond(_) if p.paused => Some(0.0),
                 PhaseRate::PerSecond(rate) => Some(rate.per_second * p.rate_factor),
