@@ -15,11 +15,16 @@ use barrage::ws::{Decoder, Encoder, Event, encode_raw};
 use proptest::prelude::*;
 
 /// Cases per property: enough to find edge cases, small enough that the
-/// whole file runs in a few seconds in a debug build.
+/// whole file runs in a few seconds in a debug build. `PROPTEST_CASES=N`
+/// runs more for a deeper search.
 const CASES: u32 = 256;
 
 fn config() -> ProptestConfig {
-    ProptestConfig::with_cases(CASES)
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CASES);
+    ProptestConfig::with_cases(cases)
 }
 
 /// Strings that look like what a user types: digits, dots, unit letters,
