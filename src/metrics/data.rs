@@ -75,18 +75,15 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
 }
 
 /// A histogram's V2 + DEFLATE serialization (what [`encode_histogram`]
-/// writes in base64).
+/// writes in base64). The buffer is sized for the worst case: keep a copy,
+/// not the buffer (shrinking it in place left fragments behind in a long
+/// run: bench/SOAK.md).
 pub fn serialize_histogram(h: &Histogram<u64>) -> Vec<u8> {
     let mut bytes = Vec::new();
     V2DeflateSerializer::new()
         .serialize(h, &mut bytes)
         .expect("serializing into memory does not fail");
     bytes
-}
-
-/// Base64 of serialized histogram bytes (see [`serialize_histogram`]).
-pub fn histogram_base64(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
 }
 
 /// The histogram in `b64` (see [`encode_histogram`]), growing as needed.

@@ -12,8 +12,8 @@ pub mod recorder;
 pub mod snapshot;
 
 pub use data::{
-    ErrorKind, Shard, StageData, decode_histogram, encode_histogram, histogram_base64,
-    new_histogram, serialize_histogram,
+    ErrorKind, Shard, StageData, decode_histogram, encode_histogram, new_histogram,
+    serialize_histogram,
 };
 pub use recorder::{ConnectionGauges, EventLog, Recorder};
 pub use snapshot::{Collector, Snapshot, TickInfo};

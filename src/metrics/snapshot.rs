@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
-use super::data::{ErrorKind, Shard, StageData, serialize_histogram};
+use super::data::{ErrorKind, Shard, StageData, encode_histogram};
 use super::recorder::{EventLog, Recorder};
 use crate::scenario::LatencyMetric;
 
@@ -68,10 +68,8 @@ pub struct Snapshot {
     /// Close codes received so far and the latest distinct error messages.
     pub events: EventLog,
     /// The interval's latency histograms that have samples, by metric name,
-    /// as V2 + DEFLATE bytes (see `serialize_histogram`; base64 only when a
-    /// report is written, so a long run's timeline stays small): what the
-    /// hlog files are made of.
-    pub encoded: Vec<(&'static str, Box<[u8]>)>,
+    /// encoded (see `encode_histogram`): what the hlog files are made of.
+    pub encoded: Vec<(&'static str, String)>,
     /// Everything recorded in the interval, all stages added.
     pub interval: Arc<StageData>,
     /// Everything recorded so far in the setup stage and the phases marked
@@ -190,12 +188,7 @@ impl Collector {
             encoded: LatencyMetric::ALL
                 .iter()
                 .filter(|m| !iv.histogram(**m).is_empty())
-                .map(|m| {
-                    (
-                        m.name(),
-                        serialize_histogram(iv.histogram(*m)).into_boxed_slice(),
-                    )
-                })
+                .map(|m| (m.name(), encode_histogram(iv.histogram(*m))))
                 .collect(),
             interval: Arc::new(iv.clone()),
             recorded: Arc::new(recorded),

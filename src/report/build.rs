@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use super::model::*;
 use crate::engine::RunResult;
 use crate::metrics::evaluate::{EvalContext, PhaseData, evaluate};
-use crate::metrics::{ErrorKind, StageData, encode_histogram, histogram_base64};
+use crate::metrics::{ErrorKind, StageData, encode_histogram};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Threshold};
 
 /// What a report is built from.
@@ -191,7 +191,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
             histograms: p
                 .encoded
                 .iter()
-                .map(|(name, bytes)| (name.to_string(), histogram_base64(bytes)))
+                .map(|(name, enc)| (name.to_string(), enc.clone()))
                 .collect(),
             target_rate: p.phase.and_then(|i| match s.phases[i].rate {
                 PhaseRate::PerSecond(_) if p.paused => Some(0.0),
