@@ -340,7 +340,7 @@ impl<'a> Conn<'a> {
         if let Err(kind) = self.handle_events(phase + 1) {
             return self.lost(phase + 1, kind);
         }
-        loop {
+        'turns: loop {
             let now = Instant::now();
             let mut next_wake = drain_until;
             let mut full = false;
@@ -375,7 +375,9 @@ impl<'a> Conn<'a> {
                             if !self.reconnect(stage).await {
                                 return End::Gone;
                             }
-                            continue;
+                            // Time has passed: read the clock, the phase
+                            // and the cancellation again.
+                            continue 'turns;
                         }
                     }
                     if phase < n && now >= phase_end {
@@ -407,7 +409,10 @@ impl<'a> Conn<'a> {
             {
                 if now >= at {
                     self.send_ping(now);
-                    next_ping = Some(at + every);
+                    // After a stall (a reconnect), go on from now rather
+                    // than sending the missed pings back to back.
+                    let next = at + every;
+                    next_ping = Some(if next <= now { now + every } else { next });
                 }
                 next_wake = next_wake.min(next_ping.unwrap_or(next_wake));
             }
@@ -424,7 +429,9 @@ impl<'a> Conn<'a> {
                 return self.lost(stage, ErrorKind::Closed);
             }
             if full && self.wpos == self.wbuf.len() {
-                // The socket took the whole queue: queue the rest now.
+                // The socket took the whole queue: queue the rest now, after
+                // letting the other tasks of this worker run.
+                tokio::task::yield_now().await;
                 continue;
             }
             self.shrink_if_idle(now, next_wake);
@@ -459,13 +466,25 @@ impl<'a> Conn<'a> {
         let _ = self.flush();
         self.expire_all();
         let settings = self.shared.protocol.close.clone();
-        if !self.close(&settings).await {
+        let shared = self.shared;
+        let closed = tokio::select! {
+            _ = shared.cancel.cancelled() => true,
+            c = self.close(&settings) => c,
+        };
+        if !closed {
             self.count_error(stage, ErrorKind::CloseTimeout);
         }
-        let gauges = self.shared.recorder.gauges();
+        let gauges = shared.recorder.gauges();
         gauges.closed();
+        if shared.cancel.is_cancelled() {
+            return false;
+        }
         gauges.attempted.fetch_add(1, SeqCst);
-        let Some(opened) = open_conn(self.shared, self.id).await else {
+        let opened = tokio::select! {
+            _ = shared.cancel.cancelled() => None,
+            o = open_conn(shared, self.id) => o,
+        };
+        let Some(opened) = opened else {
             gauges.failed.fetch_add(1, SeqCst);
             return false;
         };

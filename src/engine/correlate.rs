@@ -279,7 +279,7 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
                     }
                     c if c == open => depth += 1,
                     c if c == close => {
-                        depth -= 1;
+                        depth = depth.checked_sub(1)?;
                         if depth == 0 {
                             return Some(j + 1);
                         }
@@ -324,6 +324,8 @@ mod tests {
         assert_eq!(get(m, "a.b"), None);
         assert_eq!(get("not json", "a"), None);
         assert_eq!(get(r#"{"a": "#, "a"), None);
+        // Mismatched brackets end the value instead of underflowing.
+        assert_eq!(get(r#"{"a":[}]}"#, "a"), None);
     }
 
     #[test]

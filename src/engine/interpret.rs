@@ -196,6 +196,9 @@ impl Conn<'_> {
                         self.cursor.pc += 1;
                     }
                     Op::Ping => {
+                        if self.wbuf.len() >= WRITE_QUEUE_LIMIT {
+                            return Next::Full;
+                        }
                         self.send_ping(now);
                         self.cursor.pc += 1;
                     }
@@ -321,7 +324,10 @@ impl Conn<'_> {
                     Ok(None) => return Ok(()),
                     Ok(Some(Event::Message { payload, wire, .. })) => {
                         let (len, wire) = (payload.len() as u64, wire as u64);
-                        let mut matched = false;
+                        // A reply to a message sent by id is timed even when
+                        // it also satisfies a waiting expect.
+                        let keyed = self.pending.match_keyed(payload);
+                        let mut expected = false;
                         if let Wait::Expect {
                             idx,
                             left,
@@ -339,20 +345,14 @@ impl Conn<'_> {
                             } else {
                                 Wait::Ready
                             };
-                            both(s, stage, role, |d| {
-                                d.received += 1;
-                                d.bytes_received += len;
-                                d.wire_received += wire;
-                            });
-                            matched = true;
+                            expected = true;
                         }
-                        let reply = if matched {
-                            None
+                        let reply = if keyed.is_some() || expected {
+                            keyed
                         } else {
-                            self.pending
-                                .match_keyed(payload)
-                                .or_else(|| self.pending.fifo.pop_front())
+                            self.pending.fifo.pop_front()
                         };
+                        let mut matched = expected;
                         if let Some(m) = reply {
                             let (rtt, service) = (
                                 (now - m.scheduled).as_nanos() as u64,
@@ -366,6 +366,12 @@ impl Conn<'_> {
                                 d.record(LatencyMetric::Service, service);
                             });
                             matched = true;
+                        } else if expected {
+                            both(s, stage, role, |d| {
+                                d.received += 1;
+                                d.bytes_received += len;
+                                d.wire_received += wire;
+                            });
                         }
                         let mut delivered = false;
                         if stage == 0 {

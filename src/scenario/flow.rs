@@ -363,8 +363,12 @@ impl<'de> Deserialize<'de> for SendStep {
                 let message =
                     message.ok_or_else(|| de::Error::custom("set one of text, binary or json"))?;
                 let correlate = correlate.unwrap_or(Correlate::None);
-                if replies.is_some_and(|n| n > 1) && matches!(correlate, Correlate::None) {
-                    return Err(de::Error::custom("replies needs a correlate"));
+                if replies.is_some_and(|n| n > 1)
+                    && matches!(correlate, Correlate::None | Correlate::Echo)
+                {
+                    return Err(de::Error::custom(
+                        "replies: N needs correlate: { field } or { regex } (echo takes one reply per message)",
+                    ));
                 }
                 Ok(SendStep {
                     message,
