@@ -204,13 +204,14 @@ fn signal_and_expect_within_3s(child: &mut std::process::Child, signal: &str, co
     );
 }
 
-#[test]
-fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
+/// Starts a 60 s run of the passing scenario in the real binary and lets it
+/// run 1.5 s; returns it, its temp dir and its out folder.
+fn long_run() -> (std::process::Child, tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let yaml = PASSING.replace("duration: 1s", "duration: 60s");
     let f = write_scenario(dir.path(), "s.yaml", &yaml);
     let out = dir.path().join("out");
-    let mut child = spawn_quiet(&[
+    let child = spawn_quiet(&[
         "run",
         f.to_str().unwrap(),
         "--out",
@@ -218,6 +219,12 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
         "--quiet",
     ]);
     std::thread::sleep(Duration::from_millis(1500));
+    (child, dir, out)
+}
+
+#[test]
+fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
+    let (mut child, _dir, out) = long_run();
     interrupt_and_expect_130_within_3s(&mut child);
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
@@ -230,24 +237,12 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
         (achieved - 200.0).abs() < 200.0 * 0.05,
         "achieved {achieved}/s of 200/s"
     );
-    // (Whether it is `saturated` also depends on send_lag, which a busy
-    // machine can push over 10 ms; the rate above is what this checks.)
+    assert_eq!(phase["saturated"], false);
 }
 
 #[test]
 fn sigterm_stops_gracefully_writes_a_complete_report_and_exits_143() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = PASSING.replace("duration: 1s", "duration: 60s");
-    let f = write_scenario(dir.path(), "s.yaml", &yaml);
-    let out = dir.path().join("out");
-    let mut child = spawn_quiet(&[
-        "run",
-        f.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    std::thread::sleep(Duration::from_millis(1500));
+    let (mut child, _dir, out) = long_run();
     signal_and_expect_within_3s(&mut child, "TERM", 143);
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
