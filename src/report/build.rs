@@ -120,12 +120,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                     0.0
                 },
                 record: p.record,
-                messages: MessageTotals {
-                    sent: d.sent,
-                    received: d.received,
-                    unmatched: d.unmatched,
-                    not_sent: d.not_sent,
-                },
+                messages: message_totals(d),
                 errors: d.error_total(),
                 errors_by_kind: ErrorKind::ALL
                     .iter()
@@ -258,12 +253,7 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                     0.0
                 },
             },
-            messages: MessageTotals {
-                sent: recorded.sent,
-                received: recorded.received,
-                unmatched: recorded.unmatched,
-                not_sent: recorded.not_sent,
-            },
+            messages: message_totals(&recorded),
             bytes: ByteTotals {
                 sent: recorded.bytes_sent,
                 received: recorded.bytes_received,
@@ -319,16 +309,21 @@ fn role_reports(r: &RunResult) -> BTreeMap<String, RoleReport> {
             .collect();
             let report = RoleReport {
                 connections: *connections,
-                messages: MessageTotals {
-                    sent: d.sent,
-                    received: d.received,
-                    unmatched: d.unmatched,
-                    not_sent: d.not_sent,
-                },
+                messages: message_totals(d),
                 errors: d.error_total(),
                 metrics,
             };
             (name.clone(), report)
         })
         .collect()
+}
+
+/// The message counters of `d`.
+fn message_totals(d: &StageData) -> MessageTotals {
+    MessageTotals {
+        sent: d.sent,
+        received: d.received,
+        unmatched: d.unmatched,
+        not_sent: d.not_sent,
+    }
 }
