@@ -234,7 +234,7 @@ impl Conn<'_> {
                     conn: self.id,
                     seq: self.seq,
                     now_ns: shared.unix_ns(now),
-                    shard: shared.shard,
+                    shard: u64::from(shared.shard.index),
                     role: &shared.roles.roles[self.role].name,
                     slots: &self.slots,
                 };

@@ -135,8 +135,9 @@ pub(crate) struct Shared {
     feeder: Option<Arc<crate::scenario::Feeder>>,
     /// `delivery:`: the timestamp's JSON path and nanoseconds per unit.
     delivery: Option<(Vec<String>, u64)>,
-    /// Shard index (`{{shard}}`).
-    shard: u64,
+    /// The slice of the run's connection ids this process runs;
+    /// `{{shard}}` is its index.
+    shard: crate::scenario::ShardSpec,
     /// Reopening dropped connections.
     reconnect: Option<crate::scenario::ReconnectPolicy>,
     cancel: CancellationToken,
@@ -227,7 +228,7 @@ pub async fn run(
             .delivery
             .as_ref()
             .map(|d| (d.field.split('.').map(String::from).collect(), d.unit.ns())),
-        shard: 0,
+        shard: scenario.shard_spec(),
         reconnect: scenario.reconnect.clone(),
         cancel: run_cancel.clone(),
         control: opts.control.clone(),
@@ -329,7 +330,8 @@ async fn ramp(
         // lower the opening rate.
         let due = ((now - begin).as_secs_f64() * per_second).floor() as u64 + 1;
         while spawned < count.min(due) {
-            tasks.spawn(connection::run(shared.clone(), spawned));
+            let id = shared.shard.global_id(spawned);
+            tasks.spawn(connection::run(shared.clone(), id));
             spawned += 1;
         }
         if spawned == count {

@@ -7,7 +7,7 @@
 use std::sync::atomic::AtomicU64;
 
 use super::flow::Program;
-use crate::scenario::{Phase, PhaseRate, Role, Scenario};
+use crate::scenario::{Phase, PhaseRate, Role, Scenario, ShardSpec, assign_roles};
 
 /// One role as the connections run it.
 pub(crate) struct RoleRun {
@@ -30,6 +30,8 @@ pub(crate) struct Roles {
     /// Connections opened per pool (pool 0: the shared phase rate; pool
     /// r + 1: role r's own rate).
     pub pools: Vec<AtomicU64>,
+    /// The slice of the ids this process runs.
+    shard: ShardSpec,
 }
 
 impl Roles {
@@ -55,8 +57,11 @@ impl Roles {
             .collect();
         Roles {
             roles,
-            of: assign(&defs, u64::from(scenario.connections.count)),
+            // Over the whole run's ids, so a shard's connections play the
+            // roles they would play unsharded.
+            of: assign_roles(&defs, u64::from(scenario.total_connections())),
             pools: (0..=defs.len()).map(|_| AtomicU64::new(0)).collect(),
+            shard: scenario.shard_spec(),
         }
     }
 
@@ -65,10 +70,11 @@ impl Roles {
         self.of.get(id as usize).map_or(0, |r| usize::from(*r))
     }
 
-    /// How many connections each role has.
+    /// How many of this shard's connections each role has.
     pub fn counts(&self) -> Vec<u64> {
         let mut c = vec![0u64; self.roles.len()];
-        for r in &self.of {
+        let (i, n) = (self.shard.index as usize, self.shard.count as usize);
+        for r in self.of.iter().skip(i).step_by(n) {
             c[usize::from(*r)] += 1;
         }
         c
@@ -90,26 +96,6 @@ fn phases_for(phases: &[Phase], role: &Role) -> Vec<Phase> {
         .collect()
 }
 
-/// Spreads `count` connections over the roles by weight, interleaved: each
-/// connection goes to the role furthest below its share so far.
-fn assign(roles: &[Role], count: u64) -> Vec<u8> {
-    let mut given = vec![0u64; roles.len()];
-    (0..count)
-        .map(|i| {
-            let target = |r: usize| roles[r].weight * (i + 1) as f64 - given[r] as f64;
-            // The first role furthest below its share (ties go to the first).
-            let mut r = 0;
-            for c in 1..roles.len() {
-                if target(c) > target(r) {
-                    r = c;
-                }
-            }
-            given[r] += 1;
-            r as u8
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,13 +112,13 @@ mod tests {
     #[test]
     fn weights_spread_evenly() {
         let roles = [role("pub", 0.01), role("sub", 0.99)];
-        let of = assign(&roles, 1000);
+        let of = assign_roles(&roles, 1000);
         assert_eq!(of.iter().filter(|r| **r == 0).count(), 10);
         // Interleaved: the publishers are not all at one end.
         let first = of.iter().position(|r| *r == 0).unwrap();
         let last = of.iter().rposition(|r| *r == 0).unwrap();
         assert!(first < 150 && last > 850, "{first}..{last}");
-        let of = assign(&[role("a", 0.5), role("b", 0.5)], 5);
+        let of = assign_roles(&[role("a", 0.5), role("b", 0.5)], 5);
         assert_eq!(of.iter().filter(|r| **r == 0).count(), 3);
     }
 }

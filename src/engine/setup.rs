@@ -225,7 +225,9 @@ async fn connect(shared: &Shared, id: u64) -> io::Result<TcpStream> {
     if shared.source_ips.is_empty() {
         return TcpStream::connect(shared.addr).await;
     }
-    let ip = shared.source_ips[(id % shared.source_ips.len() as u64) as usize];
+    // By the shard's own index, so every shard spreads over all addresses.
+    let local = shared.shard.local_index(id);
+    let ip = shared.source_ips[(local % shared.source_ips.len() as u64) as usize];
     let socket = if shared.addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

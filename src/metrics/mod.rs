@@ -10,6 +10,7 @@ pub mod data;
 pub mod evaluate;
 pub mod recorder;
 pub mod snapshot;
+pub mod wire;
 
 pub use data::{
     ErrorKind, Shard, StageData, decode_histogram, encode_histogram, new_histogram,

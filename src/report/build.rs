@@ -229,7 +229,8 @@ pub fn build(input: &BuildInput<'_>) -> Report {
                 .collect(),
             source: input.source.clone(),
         },
-        started_at: humantime::format_rfc3339_seconds(r.started_at).to_string(),
+        // Milliseconds: shards started together are aligned by it when merged.
+        started_at: humantime::format_rfc3339_millis(r.started_at).to_string(),
         duration_s: r.elapsed.as_secs_f64(),
         verdict,
         interrupted: r.interrupted,
@@ -284,6 +285,8 @@ pub fn build(input: &BuildInput<'_>) -> Report {
         rate_changes,
         roles: role_reports(r),
         thresholds,
+        shard: s.sharding.map(|sh| sh.spec),
+        merged: None,
     }
 }
 

@@ -42,9 +42,49 @@ fn wall(r: &Report) -> Duration {
         .unwrap_or_default()
 }
 
-/// Merges `reports` (at least one) into one report.
+/// Checks that sharded inputs belong together and none is added twice;
+/// returns what the merge is made of.
+fn merge_info(reports: &[Report]) -> Result<MergeInfo, String> {
+    let mut info = MergeInfo {
+        reports: reports.len() as u32,
+        ..MergeInfo::default()
+    };
+    let sharded: Vec<_> = reports.iter().filter_map(|r| r.shard).collect();
+    if sharded.is_empty() {
+        return Ok(info);
+    }
+    if sharded.len() != reports.len() {
+        return Err("some reports are shards (--shard) and some are whole runs; \
+                    merge the shards of one run together"
+            .into());
+    }
+    let n = sharded[0].count;
+    if let Some(other) = sharded.iter().find(|s| s.count != n) {
+        return Err(format!(
+            "shards of different splits: {}/{n} and {other}; merge the shards of one run",
+            sharded[0].index
+        ));
+    }
+    let mut seen = vec![false; n as usize];
+    for s in &sharded {
+        if std::mem::replace(&mut seen[s.index as usize], true) {
+            return Err(format!(
+                "shard {s} is given twice: its counts would be added twice"
+            ));
+        }
+        info.shards.push(s.index);
+    }
+    info.shard_count = Some(n);
+    info.missing = (0..n).filter(|i| !seen[*i as usize]).collect();
+    Ok(info)
+}
+
+/// Merges `reports` (at least one) into one report. Shards of one run are
+/// checked to be distinct and of the same split; missing shards are
+/// listed in `merged.missing`.
 pub fn merge(reports: &[Report]) -> Result<Report, String> {
     let first = reports.first().ok_or("nothing to merge")?;
+    let info = merge_info(reports)?;
     let start = reports.iter().map(wall).min().unwrap_or_default();
     let end = reports
         .iter()
@@ -239,6 +279,15 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
 
     let mut scenario = first.scenario.clone();
     scenario.connections = reports.iter().map(|r| r.scenario.connections).sum();
+    scenario.connection_rate = reports.iter().map(|r| r.scenario.connection_rate).sum();
+    for (i, p) in scenario.phases.iter_mut().enumerate() {
+        p.rate = p.rate.map(|_| {
+            reports
+                .iter()
+                .filter_map(|r| r.scenario.phases.get(i).and_then(|q| q.rate))
+                .sum()
+        });
+    }
     scenario.file = None;
     Ok(Report {
         schema: SCHEMA.to_string(),
@@ -257,6 +306,8 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         rate_changes: Vec::new(),
         roles: merge_roles(reports)?,
         thresholds,
+        shard: None,
+        merged: Some(info),
     })
 }
 

@@ -59,6 +59,30 @@ pub struct Report {
     pub roles: BTreeMap<String, RoleReport>,
     /// Each threshold with its observed value.
     pub thresholds: Vec<ThresholdResult>,
+    /// The slice of the run this report covers (`--shard I/N`); absent for
+    /// a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::scenario::ShardSpec>,
+    /// Set on a report made by `barrage merge`: what it was made of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeInfo>,
+}
+
+/// What a merged report was made of.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MergeInfo {
+    /// How many reports were added.
+    pub reports: u32,
+    /// The shard count N of sharded inputs (absent when none was sharded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_count: Option<u32>,
+    /// Shard indexes that were added, in order.
+    #[serde(default)]
+    pub shards: Vec<u32>,
+    /// Shard indexes of 0..N that were not among the inputs: the merged
+    /// numbers then cover only part of the run.
+    #[serde(default)]
+    pub missing: Vec<u32>,
 }
 
 /// The threshold that stopped a run early.

@@ -8,6 +8,7 @@ mod flow;
 mod message;
 mod model;
 mod protocol;
+mod shard;
 mod source_ips;
 mod target;
 mod template;
@@ -32,6 +33,7 @@ pub use protocol::{
     Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, redact_secrets,
     substitute_env,
 };
+pub use shard::{ShardSpec, Sharding, assign_roles};
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
 pub use template::{Template, TemplateVars};

@@ -103,6 +103,9 @@ pub struct Scenario {
     /// The feeder's rows, loaded when the scenario is read.
     #[serde(skip)]
     pub feeder: Option<std::sync::Arc<Feeder>>,
+    /// Set by `--shard I/N` ([`Scenario::apply_shard`]); default: the whole run.
+    #[serde(skip)]
+    pub sharding: Option<super::shard::Sharding>,
 }
 
 fn de_opt_flow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Step>>, D::Error> {

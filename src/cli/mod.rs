@@ -2,12 +2,10 @@
 //! turns errors into messages and exit codes.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,8 +14,10 @@ use crate::engine::Control;
 use crate::report::{self, Format, Report, SCHEMA};
 use crate::runner::{self, RunOptions, exit};
 use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
-use crate::server::{self, Mode};
 use crate::ui;
+
+mod serve;
+pub use serve::ServeArgs;
 
 /// High-throughput WebSocket load tester with honest latency.
 #[derive(Debug, Parser)]
@@ -128,115 +128,6 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// `barrage serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9001")]
-    pub listen: SocketAddr,
-    /// What the server does: echo messages back, relay them between the
-    /// members of chat rooms (broadcast), or push messages on a timer (push).
-    #[arg(long, value_enum, default_value_t = Mode::Echo)]
-    pub mode: Mode,
-    /// Accept loops, each on its own thread with its own SO_REUSEPORT
-    /// listener on the same port (default: one per CPU).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub workers: Option<u16>,
-    /// Serve wss:// (TLS). Without --cert/--key a self-signed certificate
-    /// for localhost, 127.0.0.1 and ::1 is made and written to --cert-out.
-    #[arg(long)]
-    pub tls: bool,
-    /// Certificate chain (PEM) to serve with --tls.
-    #[arg(long, requires = "key", requires = "tls")]
-    pub cert: Option<PathBuf>,
-    /// Private key (PEM) of --cert.
-    #[arg(long, requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// Where the self-signed certificate is written, for clients to trust
-    /// (scenario `tls: { ca: PATH }`).
-    #[arg(
-        long,
-        default_value = "reports/serve-cert.pem",
-        conflicts_with = "cert"
-    )]
-    pub cert_out: PathBuf,
-    /// Accept permessage-deflate when a client offers it.
-    #[arg(long)]
-    pub compression: bool,
-    /// With --compression, reset the server's compression context after
-    /// every message (server_no_context_takeover).
-    #[arg(long, requires = "compression")]
-    pub no_context_takeover: bool,
-    /// A subprotocol the server supports (repeatable); the first one the
-    /// client offers is chosen.
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
-    /// With --mode push: messages each connection is sent per second
-    /// (`10/s`, `600/m`, or a bare number per second). Default 10/s.
-    #[arg(long, value_name = "RATE", value_parser = scenario::parse_rate)]
-    pub push_rate: Option<scenario::Rate>,
-    /// With --mode push: the size of each pushed message (`256`, `1KiB`).
-    /// Default 128 bytes.
-    #[arg(long, value_name = "SIZE", value_parser = parse_push_size)]
-    pub push_size: Option<usize>,
-}
-
-/// Largest --push-size: what barrage's own client accepts by default.
-const MAX_PUSH_SIZE: usize = 64 << 20;
-
-fn parse_push_size(s: &str) -> Result<usize, String> {
-    let n = scenario::parse_size(s)?;
-    if n > MAX_PUSH_SIZE {
-        return Err(format!("{s} is over the limit of 64 MiB"));
-    }
-    Ok(n)
-}
-
-/// The server options `barrage serve` was given; writes the self-signed
-/// certificate when one is made.
-fn serve_options(a: &ServeArgs) -> anyhow::Result<server::Options> {
-    // Silently ignoring them would leave a user wondering where the pushes are.
-    if a.mode != Mode::Push && (a.push_rate.is_some() || a.push_size.is_some()) {
-        anyhow::bail!("--push-rate and --push-size need --mode push");
-    }
-    let defaults = server::Options::default();
-    let tls = if !a.tls {
-        None
-    } else if let (Some(cert), Some(key)) = (&a.cert, &a.key) {
-        Some(crate::tls::server_config_from_files(cert, key)?)
-    } else {
-        let (cert, key) = crate::tls::self_signed()?;
-        if let Some(dir) = a.cert_out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        crate::report::write::write_atomic(&a.cert_out, cert.as_bytes())?;
-        eprintln!(
-            "barrage serve: self-signed certificate written to {} (trust it with tls: {{ ca: {} }})",
-            a.cert_out.display(),
-            a.cert_out.display()
-        );
-        Some(crate::tls::server_config(&cert, &key)?)
-    };
-    Ok(server::Options {
-        mode: a.mode,
-        tls,
-        compression: a.compression,
-        no_context_takeover: a.no_context_takeover,
-        subprotocols: a.subprotocols.clone(),
-        push_rate: a.push_rate.map_or(defaults.push_rate, |r| r.per_second),
-        push_size: a.push_size.unwrap_or(defaults.push_size),
-    })
-}
-
-/// The mode as the startup line tells it.
-fn describe_mode(o: &server::Options) -> String {
-    match o.mode {
-        Mode::Push => format!("push ({}/s, {} B per message)", o.push_rate, o.push_size),
-        Mode::Broadcast => "broadcast (rooms: /room/NAME, else lobby)".to_string(),
-        Mode::Echo => o.mode.name().to_string(),
-    }
-}
 
 fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
     if s.trim() == "max" {
@@ -287,7 +178,7 @@ pub async fn execute(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(a) => run(a).await,
         Command::Check(a) => check(&a),
-        Command::Serve(a) => serve(a).await,
+        Command::Serve(a) => serve::serve(a).await,
         Command::Report(a) => rerender(&a),
         Command::Compare(a) => compare(&a),
         Command::Merge(a) => merge(&a),
@@ -529,40 +420,3 @@ fn check(a: &CheckArgs) -> u8 {
     code
 }
 
-async fn serve(a: ServeArgs) -> u8 {
-    let workers = a
-        .workers
-        .map(usize::from)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let fd_limit = crate::engine::preflight::raise_fd_limit();
-    let opts = match serve_options(&a) {
-        Ok(o) => o,
-        Err(e) => {
-            ui::error(&format!("{e:#}"));
-            return exit::BAD_INPUT;
-        }
-    };
-    let scheme = if opts.tls.is_some() { "wss" } else { "ws" };
-    let mode = describe_mode(&opts);
-    let handle = match server::start_workers(a.listen, opts, workers).await {
-        Ok(h) => h,
-        Err(e) => {
-            ui::error(&format!("cannot listen on {}: {e}", a.listen));
-            return exit::RUN_FAILED;
-        }
-    };
-    eprintln!(
-        "barrage serve: {mode} on {scheme}://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
-        handle.local_addr
-    );
-    let _ = tokio::signal::ctrl_c().await;
-    let stats = handle.stats.clone();
-    handle.shutdown().await;
-    eprintln!(
-        "barrage serve: stopped after {} connection(s), {} message(s) sent, {} dropped",
-        stats.connections.load(std::sync::atomic::Ordering::Relaxed),
-        stats.messages.load(std::sync::atomic::Ordering::Relaxed),
-        stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
-    );
-    exit::PASSED
-}
