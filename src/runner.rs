@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub formats: Vec<report::Format>,
     /// Live pause and rate changes (the dashboard's keys act on it).
     pub control: Arc<Control>,
+    /// Wall-clock instant at which the connection ramp starts (`--start-at`),
+    /// so shards in many processes start together; default: at once.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl RunOptions {
@@ -67,6 +70,7 @@ impl RunOptions {
             seed: None,
             formats: report::Format::ALL.to_vec(),
             control: Arc::default(),
+            start_at: None,
         }
     }
 }
@@ -131,6 +135,42 @@ impl RunError {
     }
 }
 
+/// Starts the built-in server the way `scenario` asks (its mode, and the
+/// compression and subprotocols it offers) on a free loopback port.
+pub async fn start_builtin(scenario: &Scenario) -> Result<(WsUrl, server::ServerHandle), RunError> {
+    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let b = &scenario.builtin;
+    let mode = match b.mode {
+        BuiltinMode::Echo => server::Mode::Echo,
+        BuiltinMode::Broadcast => server::Mode::Broadcast,
+        BuiltinMode::Push => server::Mode::Push,
+    };
+    let server_opts = server::Options {
+        compression: scenario.compression != crate::scenario::Compression::None,
+        subprotocols: scenario.subprotocols.clone(),
+        push_rate: b.push_rate.per_second,
+        push_size: b.push_size,
+        ..mode.into()
+    };
+    let handle = server::start(listen, server_opts)
+        .await
+        .map_err(RunError::Server)?;
+    let url = WsUrl::parse(&format!("ws://{}/", handle.local_addr))
+        .expect("a socket address makes a valid URL");
+    Ok((url, handle))
+}
+
+/// Sleeps until wall-clock instant `at` (at once when it has passed), or
+/// until `cancel`.
+pub async fn wait_until(at: std::time::SystemTime, cancel: &CancellationToken) {
+    if let Ok(left) = at.duration_since(std::time::SystemTime::now()) {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(left) => {}
+        }
+    }
+}
+
 /// Runs a scenario to its end (or cancellation) and writes its reports.
 ///
 /// Raises the file-descriptor limit to the hard limit and refuses (exit 2,
@@ -144,30 +184,13 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     let (url, builtin) = match &scenario.target {
         Target::Url(u) => (u.clone(), None),
         Target::Builtin => {
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            // The built-in server speaks what the scenario offers, so a
-            // compressed or subprotocol scenario can be tried on it as is.
-            let b = &scenario.builtin;
-            let mode = match b.mode {
-                BuiltinMode::Echo => server::Mode::Echo,
-                BuiltinMode::Broadcast => server::Mode::Broadcast,
-                BuiltinMode::Push => server::Mode::Push,
-            };
-            let server_opts = server::Options {
-                compression: scenario.compression != crate::scenario::Compression::None,
-                subprotocols: scenario.subprotocols.clone(),
-                push_rate: b.push_rate.per_second,
-                push_size: b.push_size,
-                ..mode.into()
-            };
-            let handle = server::start(listen, server_opts)
-                .await
-                .map_err(RunError::Server)?;
-            let url = WsUrl::parse(&format!("ws://{}/", handle.local_addr))
-                .expect("a socket address makes a valid URL");
+            let (url, handle) = start_builtin(scenario).await?;
             (url, Some(handle))
         }
     };
+    if let Some(at) = opts.start_at {
+        wait_until(at, &opts.cancel).await;
+    }
     let seed = opts.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -16,6 +16,7 @@ use crate::runner::{self, RunOptions, exit};
 use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
 use crate::ui;
 
+mod fleet;
 mod serve;
 pub use serve::ServeArgs;
 
@@ -105,6 +106,38 @@ pub struct RunArgs {
     /// Files of the report set to write, comma-separated (default: all).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Format::ALL)]
     pub format: Vec<Format>,
+    /// Run only slice I of N: connections I, I+N, I+2N, … and their share
+    /// of every rate, for a run split over processes or machines (add the
+    /// reports with `barrage merge`). Default: the whole run.
+    #[arg(long, value_name = "I/N", conflicts_with = "processes")]
+    pub shard: Option<scenario::ShardSpec>,
+    /// Start the connection ramp at this instant, so shards in many
+    /// processes start together: RFC 3339 UTC (`2026-11-30T18:00:00Z`) or
+    /// `+10s` from now. Default: at once.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Write JSON lines to stdout instead of a dashboard and summary: a
+    /// snapshot every second and the report as the last line (`barrage
+    /// merge` reads this output as it reads report.json). Lines read from
+    /// stdin (`{"paused":false,"factor":1.0}`) pause or scale the rates.
+    #[arg(long, conflicts_with = "processes")]
+    pub json_lines: bool,
+    /// Run as N child processes of barrage, each a shard with its own
+    /// file-descriptor budget, shown as one dashboard and merged into one
+    /// report set (shard reports under `shards/`). Default: one process.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processes: Option<u32>,
+}
+
+/// `--start-at`: RFC 3339 UTC or `+DURATION` from now.
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    let s = s.trim();
+    if let Some(rel) = s.strip_prefix('+') {
+        return Ok(std::time::SystemTime::now() + scenario::parse_duration(rel)?);
+    }
+    humantime::parse_rfc3339(s).map_err(|e| {
+        format!("{s:?}: {e}; use RFC 3339 UTC (2026-11-30T18:00:00Z) or +10s")
+    })
 }
 
 /// `barrage report`.
@@ -226,6 +259,13 @@ fn merge(a: &MergeArgs) -> u8 {
             return exit::BAD_INPUT;
         }
     };
+    if let Some(m) = merged.merged.as_ref().filter(|m| !m.missing.is_empty()) {
+        ui::warn(&format!(
+            "shards {:?} of {} are missing: the merged numbers cover part of the run",
+            m.missing,
+            m.shard_count.unwrap_or(0)
+        ));
+    }
     let json = serde_json::to_vec_pretty(&merged).expect("the report model serializes");
     if let Err(e) = report::write::write_atomic(&a.out, &json) {
         ui::error(&e);
@@ -266,17 +306,25 @@ fn rerender(a: &ReportArgs) -> u8 {
     }
 }
 
-/// Reads a report.json, with the file, line and column of any problem.
+/// Reads a report.json, or the JSON lines of `run --json-lines` (a shard
+/// process's or a Kubernetes pod's log: its last `report` line), with the
+/// file, line and column of any problem.
 pub fn load_report(path: &Path) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let report: Report = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}:{}:{}: not a barrage report: {e}",
-            path.display(),
-            e.line(),
-            e.column()
-        )
-    })?;
+    let report: Report = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => match report_line(&text) {
+            Some(r) => r,
+            None => {
+                return Err(format!(
+                    "{}:{}:{}: not a barrage report (nor JSON lines with a report line): {e}",
+                    path.display(),
+                    e.line(),
+                    e.column()
+                ));
+            }
+        },
+    };
     if report.schema != SCHEMA {
         return Err(format!(
             "{}: schema {:?}, this barrage reads {SCHEMA:?}",
@@ -285,6 +333,20 @@ pub fn load_report(path: &Path) -> Result<Report, String> {
         ));
     }
     Ok(report)
+}
+
+/// The report of the last `{"report": …}` line of a JSON-lines log.
+fn report_line(text: &str) -> Option<Report> {
+    text.lines().rev().find_map(|l| {
+        let l = l.trim();
+        if !l.starts_with("{\"report\"") {
+            return None;
+        }
+        match serde_json::from_str::<crate::metrics::wire::Line>(l) {
+            Ok(crate::metrics::wire::Line::Report(r)) => Some(*r),
+            _ => None,
+        }
+    })
 }
 
 async fn run(a: RunArgs) -> u8 {
@@ -304,34 +366,33 @@ async fn run(a: RunArgs) -> u8 {
             &"tls.insecure: the server's certificate is not checked; use this only for testing",
         );
     }
+    if let Some(n) = a.processes {
+        return fleet::run(&a, scenario, n).await;
+    }
+    if let Some(spec) = a.shard
+        && let Err(e) = scenario.apply_shard(spec)
+    {
+        ui::error(&e);
+        return exit::BAD_INPUT;
+    }
     let cancel = CancellationToken::new();
     let signal_exit = spawn_interrupt_handler(cancel.clone());
     let control = Arc::new(Control::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    // The dashboard when stdout is a terminal; progress lines otherwise.
-    let tui = !a.no_tui && !a.quiet && std::io::stdout().is_terminal();
-    let mut dashboard = None;
-    let mut progress = None;
-    if tui {
-        let target = match &scenario.target {
-            Target::Builtin => "builtin echo server".to_string(),
-            Target::Url(u) => u.original.clone(),
-        };
-        let fd_limit = crate::engine::preflight::raise_fd_limit();
-        let state = ui::dashboard::DashboardState::new(scenario.clone(), target, fd_limit);
-        match ui::dashboard::spawn(state, rx, control.clone(), cancel.clone()) {
-            Ok(handle) => dashboard = Some(handle),
-            Err(e) => {
-                ui::error(&format!("cannot start the dashboard: {e}"));
-                return exit::RUN_FAILED;
-            }
-        }
+    let view = if a.json_lines {
+        fleet::follow_control(control.clone());
+        View::Lines(fleet::emit_lines(rx))
     } else {
-        progress = Some(tokio::spawn(ui::progress::print_lines(
-            scenario.clone(),
-            rx,
-            a.quiet,
-        )));
+        match View::start(&a, &scenario, rx, &control, &cancel) {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+    if !a.json_lines
+        && !a.quiet
+        && let Some(at) = a.start_at
+    {
+        eprintln!("{}", fleet::waiting_line(&scenario, at));
     }
     let mut opts = RunOptions::new(scenario);
     opts.file = Some(a.scenario.clone());
@@ -341,21 +402,16 @@ async fn run(a: RunArgs) -> u8 {
     opts.seed = a.seed;
     opts.formats = a.format.clone();
     opts.control = control;
+    opts.start_at = a.start_at;
     let outcome = runner::run(opts).await;
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
-    if let Some(d) = dashboard {
-        // The run is over, so the channel is closed and the thread ends.
-        match tokio::task::spawn_blocking(move || d.join()).await {
-            Ok(Ok(Err(e))) => ui::error(&format!("dashboard: {e}")),
-            Ok(Err(_)) => ui::error(&"the dashboard panicked; the terminal was restored"),
-            _ => {}
-        }
-    }
+    view.finish().await;
     match outcome {
         Ok(o) => {
-            ui::summary::print(&o.report, &o.report_path);
+            if a.json_lines {
+                fleet::emit_report(&o.report);
+            } else {
+                ui::summary::print(&o.report, &o.report_path);
+            }
             if o.status == runner::RunStatus::NoConnection {
                 ui::error(&"no connection opened: is the target up and reachable?");
             }
@@ -372,11 +428,68 @@ async fn run(a: RunArgs) -> u8 {
     }
 }
 
+/// What shows a run while it goes: the dashboard, progress lines on
+/// stderr, or JSON lines on stdout.
+pub(super) enum View {
+    Dashboard(std::thread::JoinHandle<std::io::Result<()>>),
+    Progress(tokio::task::JoinHandle<()>),
+    Lines(tokio::task::JoinHandle<()>),
+}
+
+impl View {
+    /// The dashboard when stdout is a terminal (and not `--no-tui` or
+    /// `--quiet`), progress lines otherwise.
+    pub(super) fn start(
+        a: &RunArgs,
+        scenario: &Scenario,
+        rx: mpsc::UnboundedReceiver<crate::metrics::Snapshot>,
+        control: &Arc<Control>,
+        cancel: &CancellationToken,
+    ) -> Result<View, u8> {
+        if a.no_tui || a.quiet || !std::io::stdout().is_terminal() {
+            return Ok(View::Progress(tokio::spawn(ui::progress::print_lines(
+                scenario.clone(),
+                rx,
+                a.quiet,
+            ))));
+        }
+        let target = match &scenario.target {
+            Target::Builtin => "builtin echo server".to_string(),
+            Target::Url(u) => u.original.clone(),
+        };
+        let fd_limit = crate::engine::preflight::raise_fd_limit();
+        let state = ui::dashboard::DashboardState::new(scenario.clone(), target, fd_limit);
+        match ui::dashboard::spawn(state, rx, control.clone(), cancel.clone()) {
+            Ok(handle) => Ok(View::Dashboard(handle)),
+            Err(e) => {
+                ui::error(&format!("cannot start the dashboard: {e}"));
+                Err(exit::RUN_FAILED)
+            }
+        }
+    }
+
+    /// Waits for the view to end (the snapshot channel is closed by then).
+    pub(super) async fn finish(self) {
+        match self {
+            View::Progress(p) | View::Lines(p) => {
+                let _ = p.await;
+            }
+            View::Dashboard(d) => {
+                match tokio::task::spawn_blocking(move || d.join()).await {
+                    Ok(Ok(Err(e))) => ui::error(&format!("dashboard: {e}")),
+                    Ok(Err(_)) => ui::error(&"the dashboard panicked; the terminal was restored"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 /// The first Ctrl-C or SIGTERM cancels the run gracefully (report written,
 /// exit 130 for Ctrl-C, 143 for SIGTERM); a second one exits at once.
 /// Returns the exit code of an interruption, set when a signal comes (130
 /// until then, which is what `q` in the dashboard means).
-fn spawn_interrupt_handler(cancel: CancellationToken) -> Arc<std::sync::atomic::AtomicU8> {
+pub(super) fn spawn_interrupt_handler(cancel: CancellationToken) -> Arc<std::sync::atomic::AtomicU8> {
     let code = Arc::new(std::sync::atomic::AtomicU8::new(exit::INTERRUPTED));
     let set = code.clone();
     tokio::spawn(async move {

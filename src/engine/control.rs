@@ -55,6 +55,18 @@ impl Control {
         self.changed();
     }
 
+    /// Sets both at once: how a shard process follows the dashboard of the
+    /// process that started it.
+    pub fn set(&self, paused: bool, factor: f64) {
+        if paused == self.paused() && factor == self.factor() {
+            return;
+        }
+        self.paused.store(paused, SeqCst);
+        let f = factor.clamp(FACTOR_RANGE.0, FACTOR_RANGE.1);
+        self.factor_bits.store(f.to_bits(), SeqCst);
+        self.changed();
+    }
+
     /// The current rate multiplier.
     #[inline]
     pub fn factor(&self) -> f64 {

@@ -1,0 +1,439 @@
+//! `barrage run --processes N` and the shard side of it (`--json-lines`):
+//! N child processes of barrage each run one shard with its own
+//! file-descriptor budget and stream JSON lines back over their stdout;
+//! this process adds their snapshots into one dashboard or progress line
+//! and their reports into one report set.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{RunArgs, View, spawn_interrupt_handler};
+use crate::engine::Control;
+use crate::metrics::Snapshot;
+use crate::metrics::wire::{Combiner, Line, WireSnapshot};
+use crate::report::{self, Report, Verdict};
+use crate::runner::{self, exit};
+use crate::scenario::{PhaseRate, Scenario, ShardSpec, Target};
+use crate::ui;
+
+/// Time between starting the children and their common start: enough to
+/// start a process and read a scenario.
+const LEAD: Duration = Duration::from_secs(2);
+
+/// Writes every snapshot from `rx` to stdout as a JSON line (the shard
+/// side of `--processes`, and what a Kubernetes pod logs).
+pub(super) fn emit_lines(
+    mut rx: mpsc::UnboundedReceiver<Snapshot>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(s) = rx.recv().await {
+            let line = Line::Snapshot(Box::new(WireSnapshot::new(&s)));
+            write_line(&line);
+        }
+    })
+}
+
+/// Writes the finished report as the last JSON line.
+pub(super) fn emit_report(r: &Report) {
+    write_line(&Line::Report(Box::new(r.clone())));
+}
+
+fn write_line(line: &Line) {
+    let mut text = serde_json::to_string(line).expect("snapshots and reports serialize");
+    text.push('\n');
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (the parent is gone) must not stop the run.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// The pause and rate state a parent sends to its shards.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ControlLine {
+    paused: bool,
+    factor: f64,
+}
+
+/// Follows the control lines a parent writes to stdin.
+pub(super) fn follow_control(control: Arc<Control>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(c) = serde_json::from_str::<ControlLine>(&line) {
+                control.set(c.paused, c.factor);
+            }
+        }
+    });
+}
+
+/// "shard 1/4: ramp starts at … (in 1.9 s)".
+pub(super) fn waiting_line(s: &Scenario, at: SystemTime) -> String {
+    let left = at
+        .duration_since(SystemTime::now())
+        .map_or(0.0, |d| d.as_secs_f64());
+    format!(
+        "shard {}: ramp starts at {} (in {left:.1} s)",
+        s.shard_spec(),
+        humantime::format_rfc3339_millis(at)
+    )
+}
+
+/// One child shard process.
+struct Shard {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pid: i32,
+}
+
+/// The arguments of shard `i` of `n`: the parent's overrides, the shard,
+/// the common start and seed, JSON lines, and its own report folder.
+fn child_args(
+    a: &RunArgs,
+    target: &str,
+    spec: ShardSpec,
+    start_at: SystemTime,
+    seed: u64,
+    out: &Path,
+) -> Vec<String> {
+    let mut v: Vec<String> = vec!["run".into(), a.scenario.display().to_string()];
+    let mut flag = |k: &str, val: String| {
+        v.push(k.into());
+        v.push(val);
+    };
+    flag("--target", target.to_string());
+    flag("--shard", spec.to_string());
+    flag(
+        "--start-at",
+        humantime::format_rfc3339_millis(start_at).to_string(),
+    );
+    flag("--seed", seed.to_string());
+    flag("--out", out.display().to_string());
+    flag("--format", "json".into());
+    if let Some(d) = a.duration {
+        flag("--duration", format!("{}ms", d.as_millis()));
+    }
+    if let Some(c) = a.connections {
+        flag("--connections", c.to_string());
+    }
+    if let Some(r) = a.rate {
+        flag(
+            "--rate",
+            match r {
+                PhaseRate::Max => "max".into(),
+                PhaseRate::PerSecond(r) => format!("{}/s", r.per_second),
+            },
+        );
+    }
+    v.push("--json-lines".into());
+    v.push("--no-tui".into());
+    v
+}
+
+fn spawn_shard(args: &[String]) -> std::io::Result<Shard> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C in the terminal reaches the
+        // parent only, which passes it on once.
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to send
+    // SIGTERM to the child should this process die without stopping it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id().map_or(0, |p| p as i32);
+    Ok(Shard {
+        stdin: child.stdin.take(),
+        child,
+        pid,
+    })
+}
+
+/// What one shard's output came to.
+#[derive(Default)]
+struct Output {
+    report: Option<Report>,
+    stderr: Vec<String>,
+    bad_lines: u64,
+}
+
+/// Runs the scenario as `n` shard processes and merges their reports.
+pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
+    for index in 0..n {
+        if let Err(e) = scenario.clone().apply_shard(ShardSpec { index, count: n }) {
+            ui::error(&format!("--processes {n}: {e}"));
+            return exit::BAD_INPUT;
+        }
+    }
+    let cancel = CancellationToken::new();
+    let signal_exit = spawn_interrupt_handler(cancel.clone());
+    // One built-in server for all shards, so they load the same target.
+    let (target, server) = match &scenario.target {
+        Target::Url(u) => (u.original.clone(), None),
+        Target::Builtin => match runner::start_builtin(&scenario).await {
+            Ok((url, handle)) => (url.original, Some(handle)),
+            Err(e) => {
+                ui::error(&e);
+                return e.exit_code();
+            }
+        },
+    };
+    let now = SystemTime::now();
+    let start_at = a.start_at.unwrap_or(now + LEAD);
+    let seed = a.seed.unwrap_or_else(|| {
+        now.duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let dir = a.out.clone().unwrap_or_else(|| {
+        let name: String = scenario
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .collect();
+        PathBuf::from("reports")
+            .join(name)
+            .join(humantime::format_rfc3339_millis(now).to_string().replace(':', "-"))
+    });
+    let mut shards = Vec::new();
+    for index in 0..n {
+        let spec = ShardSpec { index, count: n };
+        let out = dir.join("shards").join(format!("shard-{index}"));
+        match spawn_shard(&child_args(a, &target, spec, start_at, seed, &out)) {
+            Ok(s) => shards.push(s),
+            Err(e) => {
+                ui::error(&format!("cannot start shard process {spec}: {e}"));
+                stop(&shards, libc::SIGTERM);
+                return exit::RUN_FAILED;
+            }
+        }
+    }
+    let control = Arc::new(Control::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let view = match View::start(a, &scenario, rx, &control, &cancel) {
+        Ok(v) => v,
+        Err(code) => {
+            stop(&shards, libc::SIGTERM);
+            return code;
+        }
+    };
+    if !a.quiet {
+        eprintln!(
+            "{n} shard processes; ramp starts at {}",
+            humantime::format_rfc3339_millis(start_at)
+        );
+    }
+    let (snap_tx, snap_rx) = mpsc::unbounded_channel();
+    let mut readers = Vec::new();
+    for (i, s) in shards.iter_mut().enumerate() {
+        let stdout = s.child.stdout.take().expect("piped");
+        let stderr = s.child.stderr.take().expect("piped");
+        readers.push(tokio::spawn(read_shard(i, stdout, stderr, snap_tx.clone())));
+    }
+    drop(snap_tx);
+    let combiner = tokio::spawn(combine(n as usize, snap_rx, tx, start_at));
+    let forward = tokio::spawn(forward_control(
+        control.clone(),
+        shards.iter_mut().filter_map(|s| s.stdin.take()).collect(),
+    ));
+    // Stop every shard when this run is stopped (Ctrl-C, SIGTERM, `q`).
+    let pids: Vec<i32> = shards.iter().map(|s| s.pid).collect();
+    let done = CancellationToken::new();
+    let relay = {
+        let (cancel, done, code) = (cancel.clone(), done.clone(), signal_exit.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = done.cancelled() => {}
+                _ = cancel.cancelled() => {
+                    let sig = if code.load(std::sync::atomic::Ordering::SeqCst) == exit::TERMINATED {
+                        libc::SIGTERM
+                    } else {
+                        libc::SIGINT
+                    };
+                    for pid in pids {
+                        // SAFETY: kill on our own child's pid.
+                        unsafe { libc::kill(pid, sig) };
+                    }
+                }
+            }
+        })
+    };
+    let mut codes = Vec::new();
+    for s in &mut shards {
+        codes.push(s.child.wait().await.ok().and_then(|st| st.code()));
+    }
+    done.cancel();
+    let _ = relay.await;
+    forward.abort();
+    let mut outputs = Vec::new();
+    for r in readers {
+        outputs.push(r.await.unwrap_or_default());
+    }
+    let _ = combiner.await;
+    view.finish().await;
+    if let Some(h) = server {
+        h.shutdown().await;
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        for line in &o.stderr {
+            eprintln!("[shard {i}/{n}] {line}");
+        }
+        if o.bad_lines > 0 {
+            ui::warn(&format!("shard {i}/{n}: {} unreadable output lines", o.bad_lines));
+        }
+    }
+    let reports: Vec<Report> = outputs.iter_mut().filter_map(|o| o.report.take()).collect();
+    if reports.is_empty() {
+        ui::error(&format!(
+            "no shard produced a report (exit codes {codes:?})"
+        ));
+        return codes
+            .iter()
+            .flatten()
+            .find(|c| **c == i32::from(exit::BAD_INPUT))
+            .map_or(exit::RUN_FAILED, |_| exit::BAD_INPUT);
+    }
+    let mut merged = match report::merge::merge(&reports) {
+        Ok(m) => m,
+        Err(e) => {
+            ui::error(&format!("cannot merge the shards: {e}"));
+            return exit::RUN_FAILED;
+        }
+    };
+    merged.scenario.file = Some(a.scenario.display().to_string());
+    merged.scenario.target = target;
+    let path = match report::write_set(&merged, &dir, &a.format) {
+        Ok(p) => p,
+        Err(e) => {
+            ui::error(&e);
+            return exit::RUN_FAILED;
+        }
+    };
+    if a.out.is_none() {
+        let _ = report::write::point_latest(&dir);
+    }
+    ui::summary::print(&merged, &path);
+    let missing = merged.merged.as_ref().map_or(0, |m| m.missing.len());
+    if missing > 0 {
+        ui::error(&format!(
+            "{missing} of {n} shards gave no report (exit codes {codes:?}): the merged numbers cover part of the run"
+        ));
+        return exit::RUN_FAILED;
+    }
+    if merged.interrupted {
+        signal_exit.load(std::sync::atomic::Ordering::SeqCst)
+    } else if merged.totals.connections.opened == 0 {
+        ui::error(&"no connection opened: is the target up and reachable?");
+        exit::RUN_FAILED
+    } else if merged.verdict == Verdict::Fail || merged.aborted.is_some() {
+        exit::THRESHOLD_FAILED
+    } else {
+        exit::PASSED
+    }
+}
+
+fn stop(shards: &[Shard], sig: i32) {
+    for s in shards {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(s.pid, sig) };
+    }
+}
+
+/// Reads one shard's JSON lines (snapshots to `tx`, the report kept) and
+/// its stderr.
+async fn read_shard(
+    i: usize,
+    stdout: tokio::process::ChildStdout,
+    stderr: tokio::process::ChildStderr,
+    tx: mpsc::UnboundedSender<(usize, WireSnapshot)>,
+) -> Output {
+    let errors = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut kept = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            kept.push(l);
+        }
+        kept
+    });
+    let mut out = Output::default();
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        match serde_json::from_str::<Line>(&line) {
+            Ok(Line::Snapshot(s)) => {
+                let _ = tx.send((i, *s));
+            }
+            Ok(Line::Report(r)) => out.report = Some(*r),
+            Err(_) => out.bad_lines += 1,
+        }
+    }
+    out.stderr = errors.await.unwrap_or_default();
+    out
+}
+
+/// Adds the shards' snapshots into one a second, half a second after the
+/// shards' own ticks, until every shard has finished.
+async fn combine(
+    n: usize,
+    mut rx: mpsc::UnboundedReceiver<(usize, WireSnapshot)>,
+    tx: mpsc::UnboundedSender<Snapshot>,
+    start_at: SystemTime,
+) {
+    let mut c = Combiner::new(n);
+    let phase = start_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        + Duration::from_millis(500);
+    let first = tokio::time::Instant::now() + phase;
+    let mut ticker = tokio::time::interval_at(first, Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some((i, s)) => { let _ = c.push(i, s); }
+                None => break,
+            },
+            _ = ticker.tick() => {
+                if let Some(s) = c.tick() {
+                    let _ = tx.send(s);
+                }
+            }
+        }
+    }
+    if let Some(s) = c.tick() {
+        let _ = tx.send(s);
+    }
+}
+
+/// Passes the dashboard's pause and rate keys on to every shard.
+async fn forward_control(control: Arc<Control>, mut stdins: Vec<ChildStdin>) {
+    let mut seen = control.epoch();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if control.epoch() == seen {
+            continue;
+        }
+        seen = control.epoch();
+        let mut line = serde_json::to_string(&ControlLine {
+            paused: control.paused(),
+            factor: control.factor(),
+        })
+        .expect("serializes");
+        line.push('\n');
+        for s in &mut stdins {
+            let _ = s.write_all(line.as_bytes()).await;
+            let _ = s.flush().await;
+        }
+    }
+}
