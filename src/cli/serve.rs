@@ -25,6 +25,14 @@ pub struct ServeArgs {
     /// listener on the same port (default: one per CPU).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+    /// Server processes sharing the port with SO_REUSEPORT, each with its
+    /// own file-descriptor budget, so the server holds as many sockets as
+    /// the clients of `run --processes`. Needs a fixed port; not with
+    /// `--mode broadcast` (rooms would not span processes). Each process
+    /// runs `--workers` accept loops (default: CPUs ÷ N, at least 1).
+    /// Default: one process.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub processes: Option<u16>,
     /// Serve wss:// (TLS). Without --cert/--key a self-signed certificate
     /// for localhost, 127.0.0.1 and ::1 is made and written to --cert-out.
     #[arg(long)]
@@ -122,6 +130,9 @@ fn describe_mode(o: &server::Options) -> String {
 }
 
 pub async fn serve(a: ServeArgs) -> u8 {
+    if let Some(n) = a.processes.filter(|n| *n > 1) {
+        return serve_processes(a, n).await;
+    }
     let workers = a
         .workers
         .map(usize::from)
@@ -147,7 +158,7 @@ pub async fn serve(a: ServeArgs) -> u8 {
         "barrage serve: {mode} on {scheme}://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
         handle.local_addr
     );
-    let _ = tokio::signal::ctrl_c().await;
+    stop_signal().await;
     let stats = handle.stats.clone();
     handle.shutdown().await;
     eprintln!(
@@ -157,4 +168,148 @@ pub async fn serve(a: ServeArgs) -> u8 {
         stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
     );
     exit::PASSED
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `serve --processes N`: N child `barrage serve` processes on one port.
+async fn serve_processes(a: ServeArgs, n: u16) -> u8 {
+    if a.listen.port() == 0 {
+        ui::error(&"--processes needs a fixed port (--listen 127.0.0.1:9001): every process must listen on the same one");
+        return exit::BAD_INPUT;
+    }
+    if a.mode == Mode::Broadcast {
+        ui::error(&"--mode broadcast cannot use --processes: a room would be split between processes that do not see each other");
+        return exit::BAD_INPUT;
+    }
+    if a.mode != Mode::Push && (a.push_rate.is_some() || a.push_size.is_some()) {
+        ui::error(&"--push-rate and --push-size need --mode push");
+        return exit::BAD_INPUT;
+    }
+    let workers = a.workers.map(usize::from).unwrap_or_else(|| {
+        (std::thread::available_parallelism().map_or(1, |c| c.get()) / usize::from(n)).max(1)
+    });
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--listen".into(),
+        a.listen.to_string(),
+        "--mode".into(),
+        a.mode.name().into(),
+        "--workers".into(),
+        workers.to_string(),
+    ];
+    if a.tls {
+        // One certificate for all processes: made here when not given.
+        let (cert, key) = match (&a.cert, &a.key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => match self_signed_files(&a.cert_out) {
+                Ok(p) => p,
+                Err(e) => {
+                    ui::error(&format!("{e:#}"));
+                    return exit::BAD_INPUT;
+                }
+            },
+        };
+        args.extend(["--tls".into(), "--cert".into(), cert.display().to_string()]);
+        args.extend(["--key".into(), key.display().to_string()]);
+    }
+    if a.compression {
+        args.push("--compression".into());
+    }
+    if a.no_context_takeover {
+        args.push("--no-context-takeover".into());
+    }
+    for p in &a.subprotocols {
+        args.extend(["--subprotocol".into(), p.clone()]);
+    }
+    if let Some(r) = a.push_rate {
+        args.extend(["--push-rate".into(), format!("{}/s", r.per_second)]);
+    }
+    if let Some(sz) = a.push_size {
+        args.extend(["--push-size".into(), sz.to_string()]);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            ui::error(&format!("cannot find the barrage executable: {e}"));
+            return exit::RUN_FAILED;
+        }
+    };
+    let mut children = Vec::new();
+    for _ in 0..n {
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(&args).process_group(0);
+        // SAFETY: prctl is async-signal-safe; the child gets SIGTERM should
+        // this process die without stopping it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        match cmd.spawn() {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                ui::error(&format!("cannot start a server process: {e}"));
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "barrage serve: {} processes on {} (Ctrl-C to stop)",
+        children.len(),
+        a.listen
+    );
+    let started = children.len();
+    let pids: Vec<u32> = children.iter().filter_map(|c| c.id()).collect();
+    let mut waits = tokio::task::JoinSet::new();
+    for mut c in children {
+        waits.spawn(async move { c.wait().await.is_ok_and(|s| s.success()) });
+    }
+    // A process that ends by itself (e.g. the port is taken) ends them all.
+    let failed = tokio::select! {
+        _ = stop_signal() => false,
+        _ = waits.join_next() => true,
+    };
+    for pid in pids {
+        // SAFETY: kill on our own child's pid (still unreaped, so not reused).
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+    while waits.join_next().await.is_some() {}
+    if failed || started < usize::from(n) {
+        exit::RUN_FAILED
+    } else {
+        exit::PASSED
+    }
+}
+
+/// Makes a self-signed certificate and writes it to `cert_out` and its key
+/// next to it (`*.key.pem`, readable by the owner only).
+fn self_signed_files(cert_out: &std::path::Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let (cert, key) = crate::tls::self_signed()?;
+    if let Some(dir) = cert_out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::report::write::write_atomic(cert_out, cert.as_bytes())?;
+    let key_path = cert_out.with_extension("key.pem");
+    crate::report::write::write_atomic(&key_path, key.as_bytes())?;
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
+    eprintln!(
+        "barrage serve: self-signed certificate written to {} (trust it with tls: {{ ca: {} }})",
+        cert_out.display(),
+        cert_out.display()
+    );
+    Ok((cert_out.to_path_buf(), key_path))
 }
