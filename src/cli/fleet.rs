@@ -30,9 +30,7 @@ const LEAD: Duration = Duration::from_secs(2);
 
 /// Writes every snapshot from `rx` to stdout as a JSON line (the shard
 /// side of `--processes`, and what a Kubernetes pod logs).
-pub(super) fn emit_lines(
-    mut rx: mpsc::UnboundedReceiver<Snapshot>,
-) -> tokio::task::JoinHandle<()> {
+pub(super) fn emit_lines(mut rx: mpsc::UnboundedReceiver<Snapshot>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(s) = rx.recv().await {
             let line = Line::Snapshot(Box::new(WireSnapshot::new(&s)));
@@ -201,11 +199,19 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         let name: String = scenario
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        PathBuf::from("reports")
-            .join(name)
-            .join(humantime::format_rfc3339_millis(now).to_string().replace(':', "-"))
+        PathBuf::from("reports").join(name).join(
+            humantime::format_rfc3339_millis(now)
+                .to_string()
+                .replace(':', "-"),
+        )
     });
     let mut shards = Vec::new();
     for index in 0..n {
@@ -291,7 +297,10 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
             eprintln!("[shard {i}/{n}] {line}");
         }
         if o.bad_lines > 0 {
-            ui::warn(&format!("shard {i}/{n}: {} unreadable output lines", o.bad_lines));
+            ui::warn(&format!(
+                "shard {i}/{n}: {} unreadable output lines",
+                o.bad_lines
+            ));
         }
     }
     let reports: Vec<Report> = outputs.iter_mut().filter_map(|o| o.report.take()).collect();

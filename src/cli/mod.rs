@@ -135,9 +135,8 @@ fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
     if let Some(rel) = s.strip_prefix('+') {
         return Ok(std::time::SystemTime::now() + scenario::parse_duration(rel)?);
     }
-    humantime::parse_rfc3339(s).map_err(|e| {
-        format!("{s:?}: {e}; use RFC 3339 UTC (2026-11-30T18:00:00Z) or +10s")
-    })
+    humantime::parse_rfc3339(s)
+        .map_err(|e| format!("{s:?}: {e}; use RFC 3339 UTC (2026-11-30T18:00:00Z) or +10s"))
 }
 
 /// `barrage report`.
@@ -160,7 +159,6 @@ pub struct CheckArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
-
 
 fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
     if s.trim() == "max" {
@@ -474,13 +472,11 @@ impl View {
             View::Progress(p) | View::Lines(p) => {
                 let _ = p.await;
             }
-            View::Dashboard(d) => {
-                match tokio::task::spawn_blocking(move || d.join()).await {
-                    Ok(Ok(Err(e))) => ui::error(&format!("dashboard: {e}")),
-                    Ok(Err(_)) => ui::error(&"the dashboard panicked; the terminal was restored"),
-                    _ => {}
-                }
-            }
+            View::Dashboard(d) => match tokio::task::spawn_blocking(move || d.join()).await {
+                Ok(Ok(Err(e))) => ui::error(&format!("dashboard: {e}")),
+                Ok(Err(_)) => ui::error(&"the dashboard panicked; the terminal was restored"),
+                _ => {}
+            },
         }
     }
 }
@@ -489,7 +485,9 @@ impl View {
 /// exit 130 for Ctrl-C, 143 for SIGTERM); a second one exits at once.
 /// Returns the exit code of an interruption, set when a signal comes (130
 /// until then, which is what `q` in the dashboard means).
-pub(super) fn spawn_interrupt_handler(cancel: CancellationToken) -> Arc<std::sync::atomic::AtomicU8> {
+pub(super) fn spawn_interrupt_handler(
+    cancel: CancellationToken,
+) -> Arc<std::sync::atomic::AtomicU8> {
     let code = Arc::new(std::sync::atomic::AtomicU8::new(exit::INTERRUPTED));
     let set = code.clone();
     tokio::spawn(async move {
@@ -532,4 +530,3 @@ fn check(a: &CheckArgs) -> u8 {
     }
     code
 }
-

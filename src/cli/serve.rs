@@ -186,11 +186,15 @@ async fn stop_signal() {
 /// `serve --processes N`: N child `barrage serve` processes on one port.
 async fn serve_processes(a: ServeArgs, n: u16) -> u8 {
     if a.listen.port() == 0 {
-        ui::error(&"--processes needs a fixed port (--listen 127.0.0.1:9001): every process must listen on the same one");
+        ui::error(
+            &"--processes needs a fixed port (--listen 127.0.0.1:9001): every process must listen on the same one",
+        );
         return exit::BAD_INPUT;
     }
     if a.mode == Mode::Broadcast {
-        ui::error(&"--mode broadcast cannot use --processes: a room would be split between processes that do not see each other");
+        ui::error(
+            &"--mode broadcast cannot use --processes: a room would be split between processes that do not see each other",
+        );
         return exit::BAD_INPUT;
     }
     if a.mode != Mode::Push && (a.push_rate.is_some() || a.push_size.is_some()) {

@@ -93,6 +93,18 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     if matches!(end, End::Gone) {
         return;
     }
+    if matches!(end, End::Done) {
+        // Close in the order and at the rate the connections opened, so
+        // that 100,000 connections do not close in one storm that no
+        // server answers within CLOSE_WAIT.
+        let delay = shared.close_delay(id);
+        if !delay.is_zero() {
+            tokio::select! {
+                _ = shared.cancel.cancelled() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
     let close = match end {
         End::Lost | End::Gone => None,
         End::Close(i) => Some(run.program.closes[i].clone()),

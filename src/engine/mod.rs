@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     /// What every connection offers in its upgrade, TLS settings, pings.
     protocol: setup::Protocol,
     connect_timeout: Duration,
+    /// `connections.rate` of this shard, per second.
+    connect_rate: f64,
     /// Each connection's role and each role's flow.
     roles: roles::Roles,
     /// Feeder rows bound to connections.
@@ -154,6 +156,13 @@ impl Shared {
     /// Unix time in ns of `t`, without a clock call.
     fn unix_ns(&self, t: Instant) -> u64 {
         self.epoch_unix_ns + t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// How long connection `id` waits after its load before closing: its
+    /// place in the opening ramp, so connections close at the rate they
+    /// opened (`connections.rate`).
+    fn close_delay(&self, id: u64) -> Duration {
+        Duration::from_secs_f64(self.shard.local_index(id) as f64 / self.connect_rate)
     }
 
     /// A connection attempt has succeeded or failed.
@@ -222,6 +231,7 @@ pub async fn run(
         source_ips: scenario.source_ips.clone(),
         protocol,
         connect_timeout: scenario.connections.timeout,
+        connect_rate: scenario.connections.rate.per_second,
         roles,
         feeder: scenario.feeder.clone(),
         delivery: scenario
@@ -280,7 +290,10 @@ pub async fn run(
     // Every task ends by itself (phases, drain and close are all bounded);
     // the deadline only guards against a bug leaving one behind.
     let total = *phase_offsets.last().expect("non-empty");
-    let hard_stop = Instant::now() + total + DRAIN + Duration::from_secs(5);
+    let closing = Duration::from_secs_f64(
+        f64::from(scenario.connections.count) / scenario.connections.rate.per_second,
+    );
+    let hard_stop = Instant::now() + total + DRAIN + closing + Duration::from_secs(5);
     let mut stopped_at = None;
     loop {
         tokio::select! {

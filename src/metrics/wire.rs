@@ -210,7 +210,13 @@ impl Combiner {
         let t_s = parts.iter().map(|p| p.last.t_s).fold(0.0, f64::max);
         let iv = std::mem::take(&mut self.interval);
         let rtt = iv.histogram(LatencyMetric::Rtt);
-        let q = |q: f64| if rtt.is_empty() { 0 } else { rtt.value_at_quantile(q) };
+        let q = |q: f64| {
+            if rtt.is_empty() {
+                0
+            } else {
+                rtt.value_at_quantile(q)
+            }
+        };
         let snap = Snapshot {
             t_s,
             interval_s: (t_s - self.interval_started).max(0.0),
@@ -282,7 +288,12 @@ mod tests {
 
     #[test]
     fn round_trips_and_adds_shards() {
-        let a = snap(1.0, 10, stage(5, &[1_000, 2_000]), stage(5, &[1_000, 2_000]));
+        let a = snap(
+            1.0,
+            10,
+            stage(5, &[1_000, 2_000]),
+            stage(5, &[1_000, 2_000]),
+        );
         let line = serde_json::to_string(&Line::Snapshot(Box::new(WireSnapshot::new(&a)))).unwrap();
         let Line::Snapshot(back) = serde_json::from_str(&line).unwrap() else {
             panic!("not a snapshot: {line}");

@@ -54,9 +54,11 @@ fn merge_info(reports: &[Report]) -> Result<MergeInfo, String> {
         return Ok(info);
     }
     if sharded.len() != reports.len() {
-        return Err("some reports are shards (--shard) and some are whole runs; \
+        return Err(
+            "some reports are shards (--shard) and some are whole runs; \
                     merge the shards of one run together"
-            .into());
+                .into(),
+        );
     }
     let n = sharded[0].count;
     if let Some(other) = sharded.iter().find(|s| s.count != n) {

@@ -161,7 +161,8 @@ pub struct Connections {
     /// Number of WebSocket connections to open. Required, at least 1.
     #[serde(deserialize_with = "de_count")]
     pub count: u32,
-    /// How fast connections are opened, e.g. `500/s`. Default `1000/s`.
+    /// How fast connections are opened, e.g. `500/s`, and closed again at
+    /// the end of the run (in the same order). Default `1000/s`.
     #[serde(default = "default_connect_rate")]
     pub rate: Rate,
     /// Timeout for TCP connect plus WebSocket handshake, e.g. `5s`.

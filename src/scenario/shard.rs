@@ -63,7 +63,11 @@ impl ShardSpec {
     /// How many of `total` connections this shard runs.
     pub fn local_count(&self, total: u64) -> u64 {
         let (i, n) = (u64::from(self.index), u64::from(self.count));
-        if i >= total { 0 } else { (total - i - 1) / n + 1 }
+        if i >= total {
+            0
+        } else {
+            (total - i - 1) / n + 1
+        }
     }
 
     /// The global id of this shard's `local`-th connection.
@@ -196,6 +200,53 @@ mod tests {
         assert!("0/0".parse::<ShardSpec>().is_err());
         assert!("1".parse::<ShardSpec>().unwrap_err().contains("I/N"));
         assert!("a/2".parse::<ShardSpec>().is_err());
+    }
+
+    fn scenario(yaml: &str) -> Scenario {
+        crate::scenario::parse_at("s.yaml", yaml, std::path::Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn rates_of_the_shards_add_up_to_the_scenario() {
+        // 2 publishers pace on the phase rate, 1 auditor has its own rate,
+        // 97 listeners do not pace: the phase rate follows the publishers.
+        let whole = scenario(
+            "name: s\ntarget: ws://127.0.0.1:1/\nconnections: { count: 100, rate: 100/s }\n\
+             phases: [{ name: p, duration: 1s, rate: 40/s }]\nroles:\n  \
+             pub: { weight: 2%, flow: [loop: [send: { text: x }]] }\n  \
+             audit: { weight: 1%, rate: 9/s, flow: [loop: [send: { text: y }]] }\n  \
+             listen: { weight: 97%, flow: [sleep: 1s] }\n",
+        );
+        let of = assign_roles(&whole.effective_roles(), 100);
+        let n = 4;
+        let (mut conns, mut conn_rate, mut phase_rate, mut audit_rate) = (0, 0.0, 0.0, 0.0);
+        for index in 0..n {
+            let mut s = whole.clone();
+            s.apply_shard(ShardSpec { index, count: n }).unwrap();
+            assert_eq!(s.total_connections(), 100);
+            let pubs = (0..100)
+                .filter(|id| id % n as usize == index as usize && of[*id] == 0)
+                .count();
+            let PhaseRate::PerSecond(r) = s.phases[0].rate else {
+                panic!("per second")
+            };
+            // Each publisher keeps its 20/s wherever it runs.
+            assert!((r.per_second - 20.0 * pubs as f64).abs() < 1e-9, "{r:?}");
+            conns += s.connections.count;
+            conn_rate += s.connections.rate.per_second;
+            phase_rate += r.per_second;
+            audit_rate += s.roles[1].rate.unwrap().per_second;
+        }
+        assert_eq!(conns, 100);
+        for (got, want) in [(conn_rate, 100.0), (phase_rate, 40.0), (audit_rate, 9.0)] {
+            assert!((got - want).abs() < 1e-9, "{got} != {want}");
+        }
+        let mut tiny = whole.clone();
+        tiny.connections.count = 3;
+        let err = tiny
+            .apply_shard(ShardSpec { index: 3, count: 4 })
+            .unwrap_err();
+        assert!(err.contains("only 3 connections"), "{err}");
     }
 
     #[test]
