@@ -76,7 +76,7 @@ pub struct K8sArgs {
     pub target: Option<String>,
     /// Time from now to the shared start instant of the shards (`run
     /// --start-at`), to apply the manifests and pull the image. Default 2m.
-    #[arg(long, default_value = "2m", value_parser = scenario::parse_duration)]
+    #[arg(long, default_value = "2m", hide_default_value = true, value_parser = scenario::parse_duration)]
     pub lead: Duration,
 }
 
