@@ -275,6 +275,13 @@ fn check_label<'a>(flag: &'static str, value: &'a str, max: usize) -> Result<&'a
                 .into(),
         ));
     }
+    // YAML 1.2 (what serde_yaml writes) keeps these plain, but kubectl reads
+    // YAML 1.1, where they are booleans.
+    if matches!(value, "y" | "n" | "yes" | "no" | "on" | "off") {
+        return Err(fail(
+            "kubectl would read it as a boolean (YAML 1.1); pick another".into(),
+        ));
+    }
     Ok(value)
 }
 
@@ -366,7 +373,15 @@ mod tests {
 
     #[test]
     fn labels_are_checked() {
-        for bad in ["", "Caps", "-lead", "trail-", "dot.ted", &"a".repeat(53)] {
+        for bad in [
+            "",
+            "Caps",
+            "-lead",
+            "trail-",
+            "dot.ted",
+            "yes",
+            &"a".repeat(53),
+        ] {
             assert!(check_label("name", bad, MAX_NAME_LEN).is_err(), "{bad:?}");
         }
         assert!(check_label("name", "a-1", MAX_NAME_LEN).is_ok());
