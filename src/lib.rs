@@ -11,11 +11,13 @@
 //! - [`report`]: the report model (`barrage/report/v1`) and its writers.
 //! - [`ui`]: everything that writes to the terminal.
 //! - [`server`]: the built-in echo server.
+//! - [`k8s`]: Kubernetes manifests running a scenario as shards of a Job.
 //! - [`runner`]: one whole run as the CLI and the tests use it.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod engine;
+pub mod k8s;
 pub mod metrics;
 pub mod report;
 pub mod runner;

@@ -44,6 +44,41 @@ pub enum Command {
     Compare(CompareArgs),
     /// Add reports of shards or machines into one (histograms added, not averaged).
     Merge(MergeArgs),
+    /// Print Kubernetes manifests that run a scenario as N shards of an
+    /// Indexed Job, and the commands that merge their reports.
+    K8s(K8sArgs),
+}
+
+/// `barrage k8s`.
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    /// Scenario file (YAML); it and the files it references go into a ConfigMap.
+    pub scenario: PathBuf,
+    /// Shards: pods of the Job, each running its slice of the connections
+    /// and rates (1 to 1000, at most `connections.count`). Required.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::k8s::MAX_WORKERS)))]
+    pub workers: u32,
+    /// Container image holding the barrage binary. Default: `barrage:VERSION`
+    /// with this barrage's version.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Namespace set on every object and in the kubectl commands. Default:
+    /// none (kubectl's current namespace).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Job name (the ConfigMap is NAME-scenario): lowercase letters, digits
+    /// and '-', at most 52 characters. Default: `barrage-` and the scenario
+    /// name, lowercased, other characters as '-'.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Target URL (ws://host:port/path) replacing the scenario's; needed
+    /// when the scenario's target is builtin. Default: the scenario's target.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Time from now to the shared start instant of the shards (`run
+    /// --start-at`), to apply the manifests and pull the image. Default 2m.
+    #[arg(long, default_value = "2m", hide_default_value = true, value_parser = scenario::parse_duration)]
+    pub lead: Duration,
 }
 
 /// `barrage compare`.
@@ -213,6 +248,34 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Report(a) => rerender(&a),
         Command::Compare(a) => compare(&a),
         Command::Merge(a) => merge(&a),
+        Command::K8s(a) => k8s(&a),
+    }
+}
+
+fn k8s(a: &K8sArgs) -> u8 {
+    let opts = crate::k8s::Options {
+        workers: a.workers,
+        image: a.image.clone(),
+        namespace: a.namespace.clone(),
+        name: a.name.clone(),
+        target: a.target.clone(),
+        lead: a.lead,
+    };
+    let manifests = scenario::load(&a.scenario)
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            crate::k8s::generate(&a.scenario, &s, &opts, std::time::SystemTime::now())
+                .map_err(|e| e.to_string())
+        });
+    match manifests {
+        Ok(text) => {
+            print!("{text}");
+            exit::PASSED
+        }
+        Err(e) => {
+            ui::error(&e);
+            exit::BAD_INPUT
+        }
     }
 }
 
