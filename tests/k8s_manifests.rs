@@ -154,3 +154,175 @@ fn bad_input_exits_2() {
     let e = refused(&[file, "--workers", "201", "--target", TARGET]);
     assert!(e.contains("connections.count"), "{e}");
 }
+
+/// A child process killed when the test ends, passed or not.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A 4-worker Job simulated on this machine: the ConfigMap written out as
+/// the pods' volume, the exact container args of each pod run as a
+/// process against a real `barrage serve` (with `$(JOB_COMPLETION_INDEX)`
+/// expanded as Kubernetes does), stdout kept as the pod's log, and the
+/// printed merge step run on the logs.
+#[test]
+fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = env!("CARGO_BIN_EXE_barrage");
+    let server = Reaped(
+        std::process::Command::new(bin)
+            .args([
+                "serve",
+                "--workers",
+                "1",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("data")).unwrap();
+    let users: String = std::iter::once("user\n".to_string())
+        .chain((0..40).map(|i| format!("u{i}\n")))
+        .collect();
+    std::fs::write(src.join("data/users.csv"), users).unwrap();
+    std::fs::write(
+        src.join("job.yaml"),
+        "name: job\ntarget: builtin\nconnections: { count: 40, rate: 400/s }\n\
+         data: { file: data/users.csv, mode: unique }\n\
+         message: { text: '{{data.user}}:{{shard}}:{{seq}}' }\n\
+         phases: [{ name: steady, duration: 2s, rate: 400/s }]\n\
+         thresholds: [errors.rate < 1%]\n",
+    )
+    .unwrap();
+    let target = format!("ws://127.0.0.1:{port}/");
+    let out = std::process::Command::new(bin)
+        .arg("k8s")
+        .arg(src.join("job.yaml"))
+        .args(["--workers", "4", "--lead", "3s", "--target", &target])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect();
+    let (config_map, job) = (&docs[0], &docs[1]);
+
+    // The pods' /scenario volume, from the ConfigMap's items.
+    let mount = dir.path().join("scenario");
+    let volume = &job["spec"]["template"]["spec"]["volumes"][0]["configMap"];
+    for item in volume["items"].as_sequence().unwrap() {
+        let path = mount.join(str_of(&item["path"]));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, str_of(&config_map["data"][str_of(&item["key"])])).unwrap();
+    }
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"][0], "barrage");
+    let args: Vec<String> = container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| str_of(a).to_string())
+        .collect();
+    let pods: Vec<std::process::Child> = (0..4)
+        .map(|i| {
+            let pod_tmp = dir.path().join(format!("pod-{i}"));
+            let argv: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    // The pod's mounts, where this machine has them.
+                    let a = a.replace("$(JOB_COMPLETION_INDEX)", &i.to_string());
+                    if let Some(rest) = a.strip_prefix("/scenario/") {
+                        mount.join(rest).display().to_string()
+                    } else if let Some(rest) = a.strip_prefix("/tmp/") {
+                        pod_tmp.join(rest).display().to_string()
+                    } else {
+                        a
+                    }
+                })
+                .collect();
+            let log = std::fs::File::create(dir.path().join(format!("shard-{i}.jsonl"))).unwrap();
+            std::process::Command::new(bin)
+                .args(&argv)
+                .stdout(log)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut p in pods {
+        assert!(p.wait().unwrap().success(), "a pod failed");
+    }
+    drop(server);
+
+    // The merge step as printed.
+    let merge_line = stdout
+        .lines()
+        .find(|l| l.starts_with("# barrage merge "))
+        .expect("merge step printed");
+    assert!(merge_line.contains("shard-*.jsonl"), "{merge_line}");
+    let logs: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("shard-{i}.jsonl")))
+        .collect();
+    let merged_path = dir.path().join("merged/report.json");
+    std::fs::create_dir_all(merged_path.parent().unwrap()).unwrap();
+    let m = std::process::Command::new(bin)
+        .arg("merge")
+        .args(&logs)
+        .arg("--out")
+        .arg(&merged_path)
+        .output()
+        .unwrap();
+    assert_eq!(m.status.code(), Some(0), "{m:?}");
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged_path).unwrap()).unwrap();
+
+    let mut sum = [0u64; 5];
+    for (i, log) in logs.iter().enumerate() {
+        let text = std::fs::read_to_string(log).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        let r = &last["report"];
+        assert_eq!(r["shard"]["index"], i);
+        assert_eq!(r["shard"]["count"], 4);
+        assert_eq!(r["totals"]["connections"]["opened"], 10);
+        for (k, path) in [
+            "/totals/connections/opened",
+            "/totals/messages/sent",
+            "/totals/messages/received",
+            "/metrics/rtt/count",
+            "/totals/bytes/sent",
+        ]
+        .iter()
+        .enumerate()
+        {
+            sum[k] += r.pointer(path).and_then(|v| v.as_u64()).unwrap();
+        }
+    }
+    let got: Vec<u64> = [
+        "/totals/connections/opened",
+        "/totals/messages/sent",
+        "/totals/messages/received",
+        "/metrics/rtt/count",
+        "/totals/bytes/sent",
+    ]
+    .iter()
+    .map(|p| merged.pointer(p).and_then(|v| v.as_u64()).unwrap())
+    .collect();
+    assert_eq!(got, sum);
+    assert_eq!(sum[0], 40);
+    assert!(sum[1] >= 600, "{sum:?}");
+    assert_eq!(merged["merged"]["shards"], serde_json::json!([0, 1, 2, 3]));
+    assert_eq!(merged["verdict"], "pass");
+}

@@ -143,7 +143,9 @@ pub struct RunArgs {
     pub format: Vec<Format>,
     /// Run only slice I of N: connections I, I+N, I+2N, … and their share
     /// of every rate, for a run split over processes or machines (add the
-    /// reports with `barrage merge`). Default: the whole run.
+    /// reports with `barrage merge`, which evaluates the thresholds: a
+    /// shard exits 0 when only its own thresholds fail). Default: the
+    /// whole run.
     #[arg(long, value_name = "I/N", conflicts_with = "processes")]
     pub shard: Option<scenario::ShardSpec>,
     /// Start the connection ramp at this instant, so shards in many
@@ -479,6 +481,10 @@ async fn run(a: RunArgs) -> u8 {
             match o.exit_code() {
                 // Stopped by SIGTERM rather than Ctrl-C or `q`: 128 + 15.
                 exit::INTERRUPTED => signal_exit.load(std::sync::atomic::Ordering::SeqCst),
+                // Thresholds hold for the whole run, so `barrage merge`
+                // decides; a failing shard would also fail a Kubernetes Job
+                // and stop the other shards.
+                exit::THRESHOLD_FAILED if a.shard.is_some() => exit::PASSED,
                 code => code,
             }
         }

@@ -273,7 +273,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
             Threshold::parse(&t.expr).map_err(|e| format!("threshold {:?}: {e}", t.expr))?;
         thresholds.push(result_of(&parsed, &ctx));
     }
-    let verdict = if thresholds.iter().all(|t| t.pass) {
+    // A shard stopped by `abort_on_fail` fails the whole run.
+    let aborted = reports.iter().find_map(|r| r.aborted.clone());
+    let verdict = if aborted.is_none() && thresholds.iter().all(|t| t.pass) {
         Verdict::Pass
     } else {
         Verdict::Fail
@@ -299,7 +301,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         duration_s: end.saturating_sub(start).as_secs_f64(),
         verdict,
         interrupted: reports.iter().any(|r| r.interrupted),
-        aborted: reports.iter().find_map(|r| r.aborted.clone()),
+        aborted,
         saturated: reports.iter().any(|r| r.saturated),
         totals,
         metrics,
