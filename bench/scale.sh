@@ -8,13 +8,16 @@
 #
 #   bench/scale.sh              # ~2 minutes; results in bench/RESULTS.md
 #   PROCS=6 bench/scale.sh      # another split
+#   CONNECT_RATE=30000/s bench/scale.sh   # how fast connections open
 #
 # Not a test: CI never runs it. All traffic is loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROCS=${PROCS:-8}
+CONNECT_RATE=${CONNECT_RATE:-10000/s}
 OUT=bench/out/scale-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
+sed "s|rate: 10000/s, timeout|rate: $CONNECT_RATE, timeout|" bench/scenarios/hold-100k.yaml > "$OUT/hold-100k.yaml"
 cargo build --release --bin barrage >&2
 BIN=target/release/barrage
 $BIN serve --listen 127.0.0.1:9400 --processes "$PROCS" 2> "$OUT/serve.log" & SERVER=$!
@@ -30,7 +33,7 @@ rss_of_children() {
   echo $total
 }
 
-$BIN run bench/scenarios/hold-100k.yaml --processes "$PROCS" --no-tui \
+$BIN run "$OUT/hold-100k.yaml" --processes "$PROCS" --no-tui \
   --out "$OUT/run" > "$OUT/run.log" 2>&1 & CLIENT=$!
 printf 't_s\tclient_rss_kib\tserver_rss_kib\n' > "$OUT/rss.tsv"
 t=0
@@ -60,7 +63,9 @@ print(f"| processes (client / server) | {procs} / {procs} |")
 print(f"| connections opened / failed | {c['opened']:,} / {c['failed']:,} |")
 print(f"| peak open (sum of shards' peaks) | {c['peak_open']:,} |")
 print(f"| open at once (timeline max) | {peak_open:,} |")
-print(f"| connect rate (opened per second of ramp) | {c['open_rate']:,.0f}/s |")
+print(f"| connect rate asked / achieved (opened per second of ramp) | {r['scenario']['connection_rate']:,.0f}/s / {c['open_rate']:,.0f}/s |")
+cs = r["metrics"].get("connect", {}); hs = r["metrics"].get("handshake", {})
+print(f"| connect p50 / p99, handshake p50 / p99 | {us(cs.get('p50_us',0))} / {us(cs.get('p99_us',0))}, {us(hs.get('p50_us',0))} / {us(hs.get('p99_us',0))} |")
 print(f"| hold phase | {ph['duration_s']:.1f} s, target {ph['target_rate']:,.0f} msg/s, achieved {ph['achieved_rate']:,.0f} msg/s |")
 print(f"| messages sent / received | {m['sent']:,} / {m['received']:,} |")
 print(f"| errors (all kinds) | {errs:,} |")
