@@ -20,6 +20,13 @@ mkdir -p "$OUT"
 sed "s|rate: 10000/s, timeout|rate: $CONNECT_RATE, timeout|" bench/scenarios/hold-100k.yaml > "$OUT/hold-100k.yaml"
 cargo build --release --bin barrage >&2
 BIN=target/release/barrage
+# A previous 100k run leaves up to 100,000 sockets in TIME_WAIT for 60 s;
+# new connections that meet them stall on SYN retries (a 14 s connect p99
+# in a run started 10 s after another). Start clean.
+for _ in $(seq 1 120); do
+  [ "$(ss -tan state time-wait | wc -l)" -lt 1000 ] && break
+  sleep 1
+done
 $BIN serve --listen 127.0.0.1:9400 --processes "$PROCS" 2> "$OUT/serve.log" & SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 sleep 1
@@ -28,7 +35,9 @@ sleep 1
 rss_of_children() {
   local total=0 pid
   for pid in $(ps --ppid "$1" -o pid= 2>/dev/null); do
-    total=$((total + $(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0)))
+    local kib
+    kib=$(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || true)
+    total=$((total + ${kib:-0}))
   done
   echo $total
 }

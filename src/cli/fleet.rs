@@ -176,6 +176,21 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
             return exit::BAD_INPUT;
         }
     }
+    if scenario.target == Target::Builtin {
+        // The shards' sockets are theirs, but every server-side socket of
+        // the built-in server is this process's.
+        let fds = crate::engine::preflight::raise_fd_limit();
+        let total = u64::from(scenario.connections.count);
+        if total + 64 > fds {
+            ui::error(&format!(
+                "--processes {n} with target: builtin: the built-in server runs in this process, \
+                 which can hold about {} sockets, not {total}; start `barrage serve --processes {n} \
+                 --listen 127.0.0.1:9400` and pass --target ws://127.0.0.1:9400/",
+                fds.saturating_sub(64)
+            ));
+            return exit::BAD_INPUT;
+        }
+    }
     let cancel = CancellationToken::new();
     let signal_exit = spawn_interrupt_handler(cancel.clone());
     // One built-in server for all shards, so they load the same target.
