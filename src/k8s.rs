@@ -171,11 +171,20 @@ pub fn generate(
             o.workers,
             &start_text,
             replaced.is_some().then_some(url.original.as_str()),
+            // One seed for every pod: random payloads are seeded per global
+            // connection id, so the whole run is reproducible.
+            now.duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
         ),
         files: &files,
         resources: &resources,
     };
-    let wait = s.total_duration() + o.lead + WAIT_MARGIN;
+    // The ramp and the closing (at `connections.rate` each) come on top of
+    // the phases.
+    let ramp = Duration::from_secs_f64(
+        f64::from(s.connections.count) / s.connections.rate.per_second.max(f64::MIN_POSITIVE),
+    );
+    let wait = s.total_duration() + 2 * ramp + o.lead + WAIT_MARGIN;
     let yaml = |v: &serde_yaml::Value| serde_yaml::to_string(v).expect("YAML values serialize");
     let mut out = comment(&[
         format!(
@@ -217,6 +226,7 @@ pub fn pod_args(
     workers: u32,
     start_at: &str,
     target: Option<&str>,
+    seed: u64,
 ) -> Vec<String> {
     let literal = |s: &str| s.replace('$', "$$");
     let mut args: Vec<String> = vec![
@@ -226,6 +236,8 @@ pub fn pod_args(
         format!("$(JOB_COMPLETION_INDEX)/{workers}"),
         "--start-at".into(),
         start_at.into(),
+        "--seed".into(),
+        seed.to_string(),
         "--no-tui".into(),
         "--json-lines".into(),
         "--out".into(),
@@ -400,7 +412,7 @@ mod tests {
 
     #[test]
     fn args_keep_literal_dollars() {
-        let a = pod_args("/scenario/a$b.yaml", 3, "T", Some("ws://h/$(X)"));
+        let a = pod_args("/scenario/a$b.yaml", 3, "T", Some("ws://h/$(X)"), 7);
         assert_eq!(a[1], "/scenario/a$$b.yaml");
         assert_eq!(a[3], "$(JOB_COMPLETION_INDEX)/3");
         assert_eq!(a.last().unwrap(), "ws://h/$$(X)");

@@ -270,6 +270,60 @@ fn processes_stop_on_ctrl_c_and_still_write_the_report() {
 }
 
 #[test]
+fn processes_stop_together_when_one_shard_aborts_or_on_an_early_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    // A threshold no run can hold, checked after 1 s of a 60 s run.
+    let file = write_scenario(
+        dir.path(),
+        "s.yaml",
+        "name: fleet-abort\ntarget: builtin\nconnections: { count: 20, rate: 200/s }\n\
+         phases: [{ name: steady, duration: 60s, rate: 100/s }]\n\
+         thresholds:\n  - { threshold: \"rtt.p50 < 1ns\", abort_on_fail: true, grace: 1s }\n",
+    );
+    let out_dir = dir.path().join("out");
+    let began = Instant::now();
+    let out = barrage()
+        .arg("run")
+        .arg(&file)
+        .args(["--processes", "2", "--no-tui", "-q", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
+    let r = read_report(&out_dir);
+    assert!(
+        r["aborted"]["threshold"]
+            .as_str()
+            .unwrap()
+            .contains("rtt.p50")
+    );
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["merged"]["missing"], serde_json::json!([]));
+
+    // Ctrl-C while the shards are still starting: they still stop and
+    // report (a stop line waits in their stdin until they read it).
+    let early = dir.path().join("early");
+    let mut child = barrage()
+        .arg("run")
+        .arg(&file)
+        .args(["--processes", "2", "--no-tui", "-q", "--out"])
+        .arg(&early)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "-INT");
+    let st = wait_for(&mut child, Duration::from_secs(15));
+    assert_eq!(st.code(), Some(130));
+    assert_eq!(read_report(&early)["interrupted"], true);
+}
+
+#[test]
 fn serve_processes_share_one_port() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -52,20 +52,45 @@ fn write_line(line: &Line) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// The pause and rate state a parent sends to its shards.
-#[derive(serde::Serialize, serde::Deserialize)]
+/// What a parent writes to its shards' stdin, one JSON object a line:
+/// the dashboard's pause and rate state, or a stop with the exit code the
+/// interruption means (130 Ctrl-C, 143 SIGTERM). A line sent before the
+/// shard reads it waits in the pipe, so an early stop is never lost, as a
+/// signal to a process still starting would be.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct ControlLine {
-    paused: bool,
-    factor: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    factor: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop: Option<u8>,
 }
 
-/// Follows the control lines a parent writes to stdin.
-pub(super) fn follow_control(control: Arc<Control>) {
+/// Follows the control lines a parent writes to stdin; not when stdin is a
+/// terminal (a shard started by hand in the background would be stopped
+/// by SIGTTIN).
+pub(super) fn follow_control(
+    control: Arc<Control>,
+    cancel: CancellationToken,
+    exit_code: Arc<std::sync::atomic::AtomicU8>,
+) {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return;
+    }
     tokio::spawn(async move {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(c) = serde_json::from_str::<ControlLine>(&line) {
-                control.set(c.paused, c.factor);
+            let Ok(c) = serde_json::from_str::<ControlLine>(&line) else {
+                continue;
+            };
+            if let Some(code) = c.stop {
+                exit_code.store(code, std::sync::atomic::Ordering::SeqCst);
+                cancel.cancel();
+                return;
+            }
+            if let (Some(paused), Some(factor)) = (c.paused, c.factor) {
+                control.set(paused, factor);
             }
         }
     });
@@ -261,42 +286,28 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
     for (i, s) in shards.iter_mut().enumerate() {
         let stdout = s.child.stdout.take().expect("piped");
         let stderr = s.child.stderr.take().expect("piped");
-        readers.push(tokio::spawn(read_shard(i, stdout, stderr, snap_tx.clone())));
+        readers.push(tokio::spawn(read_shard(
+            i,
+            stdout,
+            stderr,
+            snap_tx.clone(),
+            cancel.clone(),
+        )));
     }
     drop(snap_tx);
     let combiner = tokio::spawn(combine(n as usize, snap_rx, tx, start_at));
+    // Stops every shard when this run is stopped (Ctrl-C, SIGTERM, `q`) or
+    // when one shard's `abort_on_fail` threshold stopped it.
     let forward = tokio::spawn(forward_control(
         control.clone(),
         shards.iter_mut().filter_map(|s| s.stdin.take()).collect(),
+        cancel.clone(),
+        signal_exit.clone(),
     ));
-    // Stop every shard when this run is stopped (Ctrl-C, SIGTERM, `q`).
-    let pids: Vec<i32> = shards.iter().map(|s| s.pid).collect();
-    let done = CancellationToken::new();
-    let relay = {
-        let (cancel, done, code) = (cancel.clone(), done.clone(), signal_exit.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = done.cancelled() => {}
-                _ = cancel.cancelled() => {
-                    let sig = if code.load(std::sync::atomic::Ordering::SeqCst) == exit::TERMINATED {
-                        libc::SIGTERM
-                    } else {
-                        libc::SIGINT
-                    };
-                    for pid in pids {
-                        // SAFETY: kill on our own child's pid.
-                        unsafe { libc::kill(pid, sig) };
-                    }
-                }
-            }
-        })
-    };
     let mut codes = Vec::new();
     for s in &mut shards {
         codes.push(s.child.wait().await.ok().and_then(|st| st.code()));
     }
-    done.cancel();
-    let _ = relay.await;
     forward.abort();
     let mut outputs = Vec::new();
     for r in readers {
@@ -356,7 +367,9 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         ));
         return exit::RUN_FAILED;
     }
-    if merged.interrupted {
+    if merged.aborted.is_some() {
+        exit::THRESHOLD_FAILED
+    } else if merged.interrupted {
         signal_exit.load(std::sync::atomic::Ordering::SeqCst)
     } else if merged.totals.connections.opened == 0 {
         ui::error(&"no connection opened: is the target up and reachable?");
@@ -376,29 +389,38 @@ fn stop(shards: &[Shard], sig: i32) {
 }
 
 /// Reads one shard's JSON lines (snapshots to `tx`, the report kept) and
-/// its stderr.
+/// its stderr. A report of a shard stopped by `abort_on_fail` stops the
+/// others (`stop_all`), as a single run would stop.
 async fn read_shard(
     i: usize,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
     tx: mpsc::UnboundedSender<(usize, WireSnapshot)>,
+    stop_all: CancellationToken,
 ) -> Output {
     let errors = tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
+        let mut lines = BufReader::new(stderr).split(b'\n');
         let mut kept = Vec::new();
-        while let Ok(Some(l)) = lines.next_line().await {
-            kept.push(l);
+        while let Ok(Some(l)) = lines.next_segment().await {
+            kept.push(String::from_utf8_lossy(&l).into_owned());
         }
         kept
     });
     let mut out = Output::default();
-    let mut lines = BufReader::new(stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        match serde_json::from_str::<Line>(&line) {
+    // By bytes: a line that is not UTF-8 is counted, and reading goes on
+    // (stopping would leave the shard blocked on a full pipe).
+    let mut lines = BufReader::new(stdout).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        match serde_json::from_slice::<Line>(&line) {
             Ok(Line::Snapshot(s)) => {
                 let _ = tx.send((i, *s));
             }
-            Ok(Line::Report(r)) => out.report = Some(*r),
+            Ok(Line::Report(r)) => {
+                if r.aborted.is_some() {
+                    stop_all.cancel();
+                }
+                out.report = Some(*r);
+            }
             Err(_) => out.bad_lines += 1,
         }
     }
@@ -440,24 +462,41 @@ async fn combine(
     }
 }
 
-/// Passes the dashboard's pause and rate keys on to every shard.
-async fn forward_control(control: Arc<Control>, mut stdins: Vec<ChildStdin>) {
+/// Passes the dashboard's pause and rate keys on to every shard, and a stop
+/// when `cancel` fires.
+async fn forward_control(
+    control: Arc<Control>,
+    mut stdins: Vec<ChildStdin>,
+    cancel: CancellationToken,
+    exit_code: Arc<std::sync::atomic::AtomicU8>,
+) {
     let mut seen = control.epoch();
     loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if control.epoch() == seen {
-            continue;
-        }
-        seen = control.epoch();
-        let mut line = serde_json::to_string(&ControlLine {
-            paused: control.paused(),
-            factor: control.factor(),
-        })
-        .expect("serializes");
-        line.push('\n');
+        let line = tokio::select! {
+            _ = cancel.cancelled() => ControlLine {
+                stop: Some(exit_code.load(std::sync::atomic::Ordering::SeqCst)),
+                ..ControlLine::default()
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if control.epoch() == seen {
+                    continue;
+                }
+                seen = control.epoch();
+                ControlLine {
+                    paused: Some(control.paused()),
+                    factor: Some(control.factor()),
+                    stop: None,
+                }
+            }
+        };
+        let mut text = serde_json::to_string(&line).expect("serializes");
+        text.push('\n');
         for s in &mut stdins {
-            let _ = s.write_all(line.as_bytes()).await;
+            let _ = s.write_all(text.as_bytes()).await;
             let _ = s.flush().await;
+        }
+        if line.stop.is_some() {
+            return;
         }
     }
 }

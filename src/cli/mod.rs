@@ -443,7 +443,7 @@ async fn run(a: RunArgs) -> u8 {
     let control = Arc::new(Control::default());
     let (tx, rx) = mpsc::unbounded_channel();
     let view = if a.json_lines {
-        fleet::follow_control(control.clone());
+        fleet::follow_control(control.clone(), cancel.clone(), signal_exit.clone());
         View::Lines(fleet::emit_lines(rx))
     } else {
         match View::start(&a, &scenario, rx, &control, &cancel) {

@@ -301,15 +301,22 @@ async fn serve_processes(a: ServeArgs, n: u16) -> u8 {
 /// Makes a self-signed certificate and writes it to `cert_out` and its key
 /// next to it (`*.key.pem`, readable by the owner only).
 fn self_signed_files(cert_out: &std::path::Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::OpenOptionsExt;
     let (cert, key) = crate::tls::self_signed()?;
     if let Some(dir) = cert_out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     crate::report::write::write_atomic(cert_out, cert.as_bytes())?;
     let key_path = cert_out.with_extension("key.pem");
-    crate::report::write::write_atomic(&key_path, key.as_bytes())?;
-    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
+    // Created owner-only: the key is never readable by others, even briefly.
+    let _ = std::fs::remove_file(&key_path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
+    std::io::Write::write_all(&mut f, key.as_bytes())?;
     eprintln!(
         "barrage serve: self-signed certificate written to {} (trust it with tls: {{ ca: {} }})",
         cert_out.display(),

@@ -93,18 +93,6 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     if matches!(end, End::Gone) {
         return;
     }
-    if matches!(end, End::Done) {
-        // Close in the order and at the rate the connections opened, so
-        // that 100,000 connections do not close in one storm that no
-        // server answers within CLOSE_WAIT.
-        let delay = shared.close_delay(id);
-        if !delay.is_zero() {
-            tokio::select! {
-                _ = shared.cancel.cancelled() => {}
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
-    }
     let close = match end {
         End::Lost | End::Gone => None,
         End::Close(i) => Some(run.program.closes[i].clone()),
@@ -321,6 +309,10 @@ impl<'a> Conn<'a> {
         let n = phases.len();
         let load_end = start.at + shared.phase_offsets[n];
         let drain_until = load_end + DRAIN;
+        // Close in the order and at the rate the connections opened, so
+        // that 100,000 connections do not close in one storm that no
+        // server answers within CLOSE_WAIT; until then, keep reading.
+        let close_at = load_end + shared.close_delay(self.id);
         let timer = sleep_until(start.at.into());
         tokio::pin!(timer);
         // Registered once: a fresh `cancelled()` per turn would take the
@@ -433,9 +425,12 @@ impl<'a> Conn<'a> {
             }
             if phase == n && ((self.cursor.done() && self.pending.is_empty()) || now >= drain_until)
             {
-                let _ = self.flush();
                 self.expire_all();
-                return End::Done;
+                if now >= close_at {
+                    let _ = self.flush();
+                    return End::Done;
+                }
+                next_wake = close_at;
             }
             if self.flush().is_err() {
                 return self.lost(stage, ErrorKind::Closed);

@@ -61,6 +61,12 @@ fn merge_info(reports: &[Report]) -> Result<MergeInfo, String> {
         );
     }
     let n = sharded[0].count;
+    if let Some(bad) = sharded.iter().find(|s| s.count == 0 || s.index >= s.count) {
+        return Err(format!(
+            "shard {}/{} is not a valid shard (the index must be below the count)",
+            bad.index, bad.count
+        ));
+    }
     if let Some(other) = sharded.iter().find(|s| s.count != n) {
         return Err(format!(
             "shards of different splits: {}/{n} and {other}; merge the shards of one run",
@@ -297,7 +303,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         schema: SCHEMA.to_string(),
         barrage_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario,
-        started_at: humantime::format_rfc3339_seconds(UNIX_EPOCH + start).to_string(),
+        started_at: humantime::format_rfc3339_millis(UNIX_EPOCH + start).to_string(),
         duration_s: end.saturating_sub(start).as_secs_f64(),
         verdict,
         interrupted: reports.iter().any(|r| r.interrupted),
@@ -307,7 +313,12 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
         metrics,
         phases,
         timeline,
-        rate_changes: Vec::new(),
+        // Every shard of `run --processes` follows the same keys.
+        rate_changes: if info.shard_count.is_some() {
+            first.rate_changes.clone()
+        } else {
+            Vec::new()
+        },
         roles: merge_roles(reports)?,
         thresholds,
         shard: None,
