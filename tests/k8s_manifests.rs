@@ -155,6 +155,15 @@ fn bad_input_exits_2() {
     assert!(e.contains("connections.count"), "{e}");
 }
 
+/// Counters that the merged report must hold as the sum of the shards'.
+const COUNTS: [&str; 5] = [
+    "/totals/connections/opened",
+    "/totals/messages/sent",
+    "/totals/messages/received",
+    "/metrics/rtt/count",
+    "/totals/bytes/sent",
+];
+
 /// A child process killed when the test ends, passed or not.
 struct Reaped(std::process::Child);
 
@@ -297,28 +306,13 @@ fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
         assert_eq!(r["shard"]["index"], i);
         assert_eq!(r["shard"]["count"], 4);
         assert_eq!(r["totals"]["connections"]["opened"], 10);
-        for (k, path) in [
-            "/totals/connections/opened",
-            "/totals/messages/sent",
-            "/totals/messages/received",
-            "/metrics/rtt/count",
-            "/totals/bytes/sent",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (k, path) in COUNTS.iter().enumerate() {
             sum[k] += r.pointer(path).and_then(|v| v.as_u64()).unwrap();
         }
     }
-    let got: Vec<u64> = [
-        "/totals/connections/opened",
-        "/totals/messages/sent",
-        "/totals/messages/received",
-        "/metrics/rtt/count",
-        "/totals/bytes/sent",
-    ]
-    .iter()
-    .map(|p| merged.pointer(p).and_then(|v| v.as_u64()).unwrap())
+    let got: Vec<u64> = COUNTS
+        .iter()
+        .map(|p| merged.pointer(p).and_then(|v| v.as_u64()).unwrap())
     .collect();
     assert_eq!(got, sum);
     assert_eq!(sum[0], 40);
