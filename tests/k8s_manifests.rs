@@ -313,7 +313,7 @@ fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
     let got: Vec<u64> = COUNTS
         .iter()
         .map(|p| merged.pointer(p).and_then(|v| v.as_u64()).unwrap())
-    .collect();
+        .collect();
     assert_eq!(got, sum);
     assert_eq!(sum[0], 40);
     assert!(sum[1] >= 600, "{sum:?}");

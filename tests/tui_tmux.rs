@@ -61,20 +61,46 @@ impl Drop for Session {
 
 #[test]
 fn dashboard_runs_in_a_terminal_and_stops_on_q() {
-    ensure_installed("tmux", "tmux");
+    drive_dashboard(tempfile::tempdir().unwrap().path(), "");
+}
+
+/// The same dashboard over 2 shard processes: their snapshots added into
+/// one screen, `+` reaching both shards, `q` stopping both.
+#[test]
+fn dashboard_of_shard_processes_acts_as_one() {
     let dir = tempfile::tempdir().unwrap();
+    let out = drive_dashboard(dir.path(), "--processes 2");
+    for i in 0..2 {
+        let shard = read_report(&out.join(format!("shards/shard-{i}")));
+        let change = &shard["rate_changes"][0];
+        assert!(
+            (change["factor"].as_f64().unwrap() - 1.1).abs() < 1e-9,
+            "shard {i}: {change}"
+        );
+        assert_eq!(shard["interrupted"], true);
+    }
+}
+
+/// Runs a 200-connection scenario in a tmux terminal with `flags`, checks
+/// the screen, presses `+` and `q`; returns the report folder (in `dir`).
+fn drive_dashboard(dir: &Path, flags: &str) -> std::path::PathBuf {
+    ensure_installed("tmux", "tmux");
     let f = write_scenario(
-        dir.path(),
+        dir,
         "tui.yaml",
         "name: tui\ntarget: builtin\nconnections: { count: 200, rate: 2000/s }\n\
          phases: [ { name: steady, duration: 60s, rate: 2000/s } ]\n\
          thresholds: [ 'rtt.p99 < 5s' ]\n",
     );
-    let out = dir.path().join("out");
-    let code_file = dir.path().join("exit_code");
-    let session = Session(format!("barrage-test-{}", std::process::id()));
+    let out = dir.join("out");
+    let code_file = dir.join("exit_code");
+    let session = Session(format!(
+        "barrage-test-{}-{}",
+        std::process::id(),
+        flags.len()
+    ));
     let cmd = format!(
-        "{} run {} --out {}; echo $? > {}; sleep 60",
+        "{} run {} {flags} --out {}; echo $? > {}; sleep 60",
         env!("CARGO_BIN_EXE_barrage"),
         f.display(),
         out.display(),
@@ -147,4 +173,5 @@ fn dashboard_runs_in_a_terminal_and_stops_on_q() {
     // After the dashboard, the same final summary as non-TUI runs.
     let after = capture(&session.0);
     assert!(after.contains("(interrupted)"), "{after}");
+    out
 }
