@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the interop test peers (Python `websockets`, Node `ws`) into the
+# Installs the interop test peers (Python `websockets`, Node `ws`, and
+# `kubernetes-validate` for the manifests of `barrage k8s`) into the
 # git-ignored folder .peers/ at the repo root. Safe to run repeatedly: a peer
 # already installed at its pinned version is skipped.
 #   bash scripts/install-peers.sh
@@ -9,11 +10,14 @@
 set -euo pipefail
 
 PY_WEBSOCKETS_VERSION="15.0.1"
+# Kubernetes's own OpenAPI schemas, bundled, for the generated manifests.
+K8S_VALIDATE_VERSION="1.37.0"
 NODE_WS_VERSION="8.23.0"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEERS="$ROOT/.peers"
 PY_DIR="$PEERS/python"
+K8S_DIR="$PEERS/k8s-validate"
 NODE_DIR="$PEERS/node"
 
 # Only a fresh machine lacks these; this machine has python3 and node already.
@@ -46,6 +50,20 @@ if [ ! -d "$PY_DIR/websockets-$PY_WEBSOCKETS_VERSION.dist-info" ] || [ ! -d "$PY
     python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
         "${extra[@]}" --target "$PY_DIR" "websockets==$PY_WEBSOCKETS_VERSION"
     echo "peers: python websockets $PY_WEBSOCKETS_VERSION installed in .peers/python"
+fi
+
+# kubernetes-validate, in its own folder (the block above may wipe its own).
+if [ ! -d "$K8S_DIR/kubernetes_validate-$K8S_VALIDATE_VERSION.dist-info" ]; then
+    python3 -m pip --version >/dev/null 2>&1 || apt_install
+    rm -rf "$K8S_DIR"
+    mkdir -p "$K8S_DIR"
+    extra=()
+    pip_help="$(python3 -m pip install --help 2>/dev/null || true)"
+    case "$pip_help" in *--break-system-packages*) extra+=(--break-system-packages) ;; esac
+    case "$pip_help" in *--root-user-action*) extra+=(--root-user-action=ignore) ;; esac
+    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+        "${extra[@]}" --target "$K8S_DIR" "kubernetes-validate==$K8S_VALIDATE_VERSION"
+    echo "peers: kubernetes-validate $K8S_VALIDATE_VERSION installed in .peers/k8s-validate"
 fi
 
 # Node ws: check the version recorded in its package.json.

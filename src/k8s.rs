@@ -234,8 +234,9 @@ pub fn pod_args(
         literal(scenario_path),
         "--shard".into(),
         format!("$(JOB_COMPLETION_INDEX)/{workers}"),
-        "--start-at".into(),
-        start_at.into(),
+        // One argument: a bare RFC 3339 time is a timestamp, not a string,
+        // to YAML 1.1 readers (kubernetes-validate rejected it so).
+        format!("--start-at={start_at}"),
         "--seed".into(),
         seed.to_string(),
         "--no-tui".into(),

@@ -6,7 +6,8 @@
 //! Each check runs against both peers: barrage's codec byte for byte
 //! (payloads identical after the round trip, context takeover on and off),
 //! and short load runs for compression, subprotocols, fragments, server
-//! pings and close codes, read back from the report.
+//! pings and close codes, read back from the report. Also the manifests of
+//! `barrage k8s` against Kubernetes's schemas (kubernetes-validate).
 #![cfg(feature = "interop")]
 
 mod common;
@@ -345,5 +346,42 @@ async fn fragments_server_pings_and_close_codes() {
         assert_eq!(t["close_codes"]["4001"], 20, "{peer:?}: {t}");
         assert_eq!(t["connections"]["closed_by_server"], 20, "{peer:?}: {t}");
         assert_eq!(t["messages"]["received"], 100, "{peer:?}: {t}");
+    }
+}
+
+/// `barrage k8s` output against Kubernetes's own OpenAPI schemas
+/// (kubernetes-validate, strict: unknown fields are errors) for the oldest
+/// version the printed commands support (1.28) and a current one, for a
+/// scenario with a feeder and one with roles and TLS settings.
+#[test]
+fn k8s_manifests_pass_the_kubernetes_schemas() {
+    install_peers();
+    let dir = tempfile::tempdir().unwrap();
+    for (scenario, target) in [
+        ("scenarios/login-then-stream.yaml", "ws://10.0.0.5:9001/"),
+        ("scenarios/chat-room.yaml", "wss://chat.example.com/ws"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_barrage"))
+            .current_dir(root())
+            .args(["k8s", scenario, "--workers", "8", "--namespace", "load"])
+            .args(["--target", target])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let file = dir.path().join("job.yaml");
+        std::fs::write(&file, &out.stdout).unwrap();
+        for version in ["1.28.0", "1.37.0"] {
+            let v = Command::new("python3")
+                .env("PYTHONPATH", root().join(".peers/k8s-validate"))
+                .args(["-m", "kubernetes_validate", "--strict", "-k", version])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&v.stdout).into_owned()
+                + &String::from_utf8_lossy(&v.stderr);
+            assert!(v.status.success(), "{scenario} on {version}:\n{text}");
+            // Both objects were checked, not skipped.
+            assert_eq!(text.matches("passed for resource").count(), 2, "{text}");
+        }
     }
 }

@@ -86,7 +86,12 @@ fn check(file: &str) -> (Value, Value) {
     let args: Vec<String> = serde_yaml::from_value(c["args"].clone()).unwrap();
     assert_eq!(args[0], "run");
     assert_eq!(after(&args, "--shard"), "$(JOB_COMPLETION_INDEX)/4");
-    let start = humantime::parse_rfc3339(after(&args, "--start-at")).unwrap();
+    // `--start-at=T` as one argument, so no YAML reader takes T for a date.
+    let at = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--start-at="))
+        .expect("--start-at=");
+    let start = humantime::parse_rfc3339(at).unwrap();
     assert!(start > SystemTime::now(), "{args:?}");
     assert!(args.iter().any(|a| a == "--no-tui"));
     assert!(args.iter().any(|a| a == "--json-lines"));
