@@ -35,35 +35,31 @@ if ! command -v python3 >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1 \
     apt_install
 fi
 
-# Python websockets: the package writes its version into the dist-info folder name.
-if [ ! -d "$PY_DIR/websockets-$PY_WEBSOCKETS_VERSION.dist-info" ] || [ ! -d "$PY_DIR/websockets" ]; then
+# pip_install DIR SPEC: SPEC (and its dependencies) alone into DIR, afresh.
+pip_install() {
     python3 -m pip --version >/dev/null 2>&1 || apt_install
-    rm -rf "$PY_DIR"
-    mkdir -p "$PY_DIR"
+    rm -rf "$1"
+    mkdir -p "$1"
     # --break-system-packages is only needed (and only known) by Debian's pip
     # on an externally managed python; --target never touches the system site.
     # --root-user-action silences pip's warning about running as root (CI does).
-    extra=()
+    local extra=() pip_help
     pip_help="$(python3 -m pip install --help 2>/dev/null || true)"
     case "$pip_help" in *--break-system-packages*) extra+=(--break-system-packages) ;; esac
     case "$pip_help" in *--root-user-action*) extra+=(--root-user-action=ignore) ;; esac
     python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-        "${extra[@]}" --target "$PY_DIR" "websockets==$PY_WEBSOCKETS_VERSION"
-    echo "peers: python websockets $PY_WEBSOCKETS_VERSION installed in .peers/python"
+        "${extra[@]}" --target "$1" "$2"
+    echo "peers: $2 installed in ${1#"$ROOT"/}"
+}
+
+# Python websockets: the package writes its version into the dist-info folder name.
+if [ ! -d "$PY_DIR/websockets-$PY_WEBSOCKETS_VERSION.dist-info" ] || [ ! -d "$PY_DIR/websockets" ]; then
+    pip_install "$PY_DIR" "websockets==$PY_WEBSOCKETS_VERSION"
 fi
 
-# kubernetes-validate, in its own folder (the block above may wipe its own).
+# kubernetes-validate, in its own folder (each install starts its folder afresh).
 if [ ! -d "$K8S_DIR/kubernetes_validate-$K8S_VALIDATE_VERSION.dist-info" ]; then
-    python3 -m pip --version >/dev/null 2>&1 || apt_install
-    rm -rf "$K8S_DIR"
-    mkdir -p "$K8S_DIR"
-    extra=()
-    pip_help="$(python3 -m pip install --help 2>/dev/null || true)"
-    case "$pip_help" in *--break-system-packages*) extra+=(--break-system-packages) ;; esac
-    case "$pip_help" in *--root-user-action*) extra+=(--root-user-action=ignore) ;; esac
-    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-        "${extra[@]}" --target "$K8S_DIR" "kubernetes-validate==$K8S_VALIDATE_VERSION"
-    echo "peers: kubernetes-validate $K8S_VALIDATE_VERSION installed in .peers/k8s-validate"
+    pip_install "$K8S_DIR" "kubernetes-validate==$K8S_VALIDATE_VERSION"
 fi
 
 # Node ws: check the version recorded in its package.json.

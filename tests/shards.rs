@@ -56,6 +56,16 @@ fn wait_for(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// `barrage run FILE --processes N --no-tui --out OUT`.
+fn run_processes(file: &Path, n: u32, out: &Path) -> Command {
+    let mut c = barrage();
+    c.arg("run")
+        .arg(file)
+        .args(["--processes", &n.to_string(), "--no-tui", "--out"])
+        .arg(out);
+    c
+}
+
 fn scenario(dir: &Path, port: u16, secs: u32) -> std::path::PathBuf {
     write_scenario(
         dir,
@@ -202,13 +212,7 @@ fn processes_run_as_one_and_write_one_merged_report() {
          phases: [{ name: steady, duration: 3s, rate: 300/s }]\n",
     );
     let out_dir = dir.path().join("out");
-    let out = barrage()
-        .arg("run")
-        .arg(&file)
-        .args(["--processes", "3", "--no-tui", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run_processes(&file, 3, &out_dir).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let r = read_report(&out_dir);
@@ -245,11 +249,7 @@ fn processes_stop_on_ctrl_c_and_still_write_the_report() {
          phases: [{ name: steady, duration: 60s, rate: 100/s }]\n",
     );
     let out_dir = dir.path().join("out");
-    let mut child = barrage()
-        .arg("run")
-        .arg(&file)
-        .args(["--processes", "2", "--no-tui", "--out"])
-        .arg(&out_dir)
+    let mut child = run_processes(&file, 2, &out_dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -282,11 +282,8 @@ fn processes_stop_together_when_one_shard_aborts_or_on_an_early_ctrl_c() {
     );
     let out_dir = dir.path().join("out");
     let began = Instant::now();
-    let out = barrage()
-        .arg("run")
-        .arg(&file)
-        .args(["--processes", "2", "--no-tui", "-q", "--out"])
-        .arg(&out_dir)
+    let out = run_processes(&file, 2, &out_dir)
+        .arg("-q")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -308,11 +305,8 @@ fn processes_stop_together_when_one_shard_aborts_or_on_an_early_ctrl_c() {
     // Ctrl-C while the shards are still starting: they still stop and
     // report (a stop line waits in their stdin until they read it).
     let early = dir.path().join("early");
-    let mut child = barrage()
-        .arg("run")
-        .arg(&file)
-        .args(["--processes", "2", "--no-tui", "-q", "--out"])
-        .arg(&early)
+    let mut child = run_processes(&file, 2, &early)
+        .arg("-q")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
