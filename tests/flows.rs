@@ -1,7 +1,8 @@
 //! Flows against real servers on loopback: replies correlated by id when a
 //! server answers out of order and pushes unsolicited messages; a captured
 //! token used by a later send; feeder rows bound to connections; an expect
-//! timeout counted; a feeder that runs out refused before anything runs.
+//! timeout counted; a feeder that runs out refused before anything runs;
+//! replies in flight at a stop still counted.
 
 mod common;
 
@@ -290,6 +291,37 @@ async fn an_expect_that_times_out_is_counted_and_on_timeout_close_ends_the_conne
     assert_eq!(t["errors"]["timeout"], 9, "{t}");
     assert_eq!(t["messages"]["sent"], 3, "{t}");
     assert_eq!(t["messages"]["unmatched"], 3, "{t}");
+}
+
+/// Ctrl-C with replies on their way: they are still read and timed before
+/// the close, so nothing sent goes missing from the counts and nothing is
+/// taken for a timeout. The server answers every message after 100 ms, so
+/// about 20 are in flight at any instant at 200/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_in_flight_at_a_stop_are_still_counted() {
+    let slow: Answer = Arc::new(|text: &str| vec![(Duration::from_millis(100), text.to_string())]);
+    let addr = server(slow, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "name: t\ntarget: ws://{addr}/\nconnections: {{ count: 10 }}\n\
+         phases:\n  - {{ name: p, duration: 30s, rate: 200/s }}\n"
+    );
+    let mut opts = barrage::RunOptions::new(barrage::scenario::parse("t.yaml", &yaml).unwrap());
+    opts.out = Some(dir.path().join("out"));
+    let cancel = opts.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        cancel.cancel();
+    });
+    let outcome = barrage::run(opts).await.unwrap();
+    let r = read_report(outcome.report_path.parent().unwrap());
+    let t = &r["totals"];
+    assert_eq!(r["interrupted"], true);
+    let sent = t["messages"]["sent"].as_u64().unwrap();
+    assert!(sent > 100, "{t}");
+    assert_eq!(t["messages"]["received"].as_u64().unwrap(), sent, "{t}");
+    assert_eq!(t["errors"]["timeout"], 0, "{t}");
+    assert_eq!(r["metrics"]["rtt"]["count"].as_u64().unwrap(), sent, "{t}");
 }
 
 #[test]

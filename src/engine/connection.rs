@@ -27,6 +27,9 @@ pub(super) const WRITE_QUEUE_LIMIT: usize = 256 * 1024;
 pub const DRAIN: Duration = Duration::from_secs(2);
 /// A connection with nothing due for longer than this frees its buffers.
 const IDLE_AFTER: Duration = Duration::from_millis(250);
+/// After a stop (Ctrl-C), how long replies already on their way are still
+/// read and timed before the close.
+const STOP_DRAIN: Duration = Duration::from_millis(500);
 /// How long a close handshake may take before it counts as `close_timeout`.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -93,6 +96,10 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     if matches!(end, End::Gone) {
         return;
     }
+    let end = match end {
+        End::Cancelled => conn.collect_in_flight(stage).await,
+        end => end,
+    };
     let close = match end {
         End::Lost | End::Gone => None,
         End::Close(i) => Some(run.program.closes[i].clone()),
@@ -559,6 +566,32 @@ impl<'a> Conn<'a> {
 
     /// Counts the loss of the connection (protocol errors were counted where
     /// they were found) and ends the load loop.
+    /// After a stop: sends nothing more, but reads and times the replies
+    /// already on their way (up to [`STOP_DRAIN`]), so a message in flight
+    /// at Ctrl-C is neither lost from the counts nor taken for a timeout;
+    /// the ones still missing then count as `timeout`.
+    async fn collect_in_flight(&mut self, stage: usize) -> End {
+        let deadline = Instant::now() + STOP_DRAIN;
+        while !self.pending.is_empty() {
+            if self.flush().is_err() {
+                return self.lost(stage, ErrorKind::Closed);
+            }
+            tokio::select! {
+                r = self.stream.readable() => {
+                    if r.is_err() {
+                        return self.lost(stage, ErrorKind::Closed);
+                    }
+                    if let Err(kind) = self.read_ready(stage) {
+                        return self.lost(stage, kind);
+                    }
+                }
+                _ = sleep_until(deadline.into()) => break,
+            }
+        }
+        self.expire_all();
+        End::Cancelled
+    }
+
     fn lost(&mut self, stage: usize, kind: ErrorKind) -> End {
         if kind != ErrorKind::Protocol {
             self.count_error(stage, kind);
