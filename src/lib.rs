@@ -7,8 +7,12 @@
 //! - [`engine`]: runs a scenario: connection ramp, phases, pacing, one task
 //!   per connection.
 //! - [`ws`]: the client handshake and frame codec.
-//! - [`metrics`]: per-thread recorders, per-tick snapshots.
-//! - [`report`]: the report model (`barrage/report/v1`) and its writers.
+//! - [`control`]: live pause and rate factor (a leaf: engine, metrics and
+//!   UI read it).
+//! - [`metrics`]: per-thread recorders and the run data (`RunData`), the
+//!   one addable value of everything a run measured.
+//! - [`report`]: the report model (`barrage/report/v2`), derived from the
+//!   run data in one place (`report::build`), and its writers.
 //! - [`ui`]: everything that writes to the terminal.
 //! - [`server`]: the built-in echo server.
 //! - [`k8s`]: Kubernetes manifests running a scenario as shards of a Job.
@@ -16,6 +20,7 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod control;
 pub mod engine;
 pub mod k8s;
 pub mod metrics;

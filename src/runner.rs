@@ -1,6 +1,8 @@
 //! One whole run as the CLI and the integration tests use it: start the
-//! built-in server when asked, run the engine, build and write the reports,
-//! and decide the exit status.
+//! built-in server when asked, run the engine, build the report from the
+//! run data, and [`finish`]: the one place where `run`, `run --processes`
+//! and `merge` write their report set and turn the verdict into an exit
+//! code.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -10,9 +12,10 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{self, Control, EngineError, EngineOptions, preflight};
-use crate::metrics::Snapshot;
-use crate::report::{self, BuildInput, Report, ReportError, Verdict};
+use crate::control::Control;
+use crate::engine::{self, EngineError, EngineOptions, preflight};
+use crate::metrics::RunData;
+use crate::report::{self, Report, ReportError, Verdict};
 use crate::scenario::{BuiltinMode, Scenario, Target, WsUrl};
 use crate::server;
 
@@ -44,8 +47,8 @@ pub struct RunOptions {
     pub reports_base: PathBuf,
     /// Cancelling it stops the run gracefully; the report is still written.
     pub cancel: CancellationToken,
-    /// Receives a snapshot every second, for the UI.
-    pub snapshots: Option<mpsc::UnboundedSender<Snapshot>>,
+    /// Receives each second's run data delta, for the UI.
+    pub ticks: Option<mpsc::UnboundedSender<Arc<RunData>>>,
     /// Seed for random payloads, masks and keys; default from the clock.
     pub seed: Option<u64>,
     /// Files of the report set to write; default all.
@@ -66,7 +69,7 @@ impl RunOptions {
             out: None,
             reports_base: PathBuf::from("reports"),
             cancel: CancellationToken::new(),
-            snapshots: None,
+            ticks: None,
             seed: None,
             formats: report::Format::ALL.to_vec(),
             control: Arc::default(),
@@ -75,39 +78,89 @@ impl RunOptions {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Thresholds held.
-    Passed,
-    /// A threshold failed.
-    ThresholdFailed,
-    /// Not a single connection opened.
-    NoConnection,
-    /// Cancelled before its end.
-    Interrupted,
-}
-
 /// The result of a run that produced a report.
 pub struct RunOutcome {
     /// The report as written.
     pub report: Report,
-    /// Path of `report.json`.
+    /// Path of `report.json` (in the report folder even when JSON was not
+    /// among the formats).
     pub report_path: PathBuf,
-    /// How it ended.
-    pub status: RunStatus,
 }
 
 impl RunOutcome {
-    /// The process exit code for this outcome.
+    /// The process exit code for this outcome (130 for an interruption).
     pub fn exit_code(&self) -> u8 {
-        match self.status {
-            RunStatus::Passed => exit::PASSED,
-            RunStatus::ThresholdFailed => exit::THRESHOLD_FAILED,
-            RunStatus::NoConnection => exit::RUN_FAILED,
-            RunStatus::Interrupted => exit::INTERRUPTED,
-        }
+        exit_code(&self.report, exit::INTERRUPTED)
     }
+}
+
+/// The exit code a report means: `interrupt` (130 for Ctrl-C and `q`, 143
+/// for SIGTERM) when stopped by the user, 3 for verdict `error`, 1 for
+/// `fail`, 0 for `pass`. The one mapping from verdict to exit code.
+pub fn exit_code(report: &Report, interrupt: u8) -> u8 {
+    if report.interrupted {
+        return interrupt;
+    }
+    match report.verdict {
+        Verdict::Pass => exit::PASSED,
+        Verdict::Fail => exit::THRESHOLD_FAILED,
+        Verdict::Error => exit::RUN_FAILED,
+    }
+}
+
+/// Where a finished report goes.
+pub enum Destination {
+    /// A report set (the files of `formats`) in a folder.
+    Folder {
+        /// The exact folder, or `None` for `<reports_base>/<name>/<time>/`
+        /// (then `latest` points at it).
+        out: Option<PathBuf>,
+        /// Base of default folders.
+        reports_base: PathBuf,
+        /// Files to write.
+        formats: Vec<report::Format>,
+    },
+    /// report.json alone, at this path (`barrage merge --out`); its folder
+    /// is created.
+    File(PathBuf),
+}
+
+/// The end of every run, `run --processes` and `merge`: writes `report`'s
+/// files (atomically) where `to` says and returns the outcome, whose exit
+/// code follows from the report ([`exit_code`]).
+pub fn finish(report: Report, to: &Destination) -> Result<RunOutcome, ReportError> {
+    let report_path = match to {
+        Destination::Folder {
+            out,
+            reports_base,
+            formats,
+        } => {
+            let dir = match out {
+                Some(dir) => dir.clone(),
+                None => report::write::default_dir(reports_base, &report),
+            };
+            let path = report::write_set(&report, &dir, formats)?;
+            if out.is_none() {
+                report::write::point_latest(&dir)?;
+            }
+            path
+        }
+        Destination::File(path) => {
+            let json = serde_json::to_vec_pretty(&report).expect("the report model serializes");
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| ReportError {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            report::write::write_atomic(path, &json)?;
+            path.clone()
+        }
+    };
+    Ok(RunOutcome {
+        report,
+        report_path,
+    })
 }
 
 /// A run that could not produce a report.
@@ -199,21 +252,20 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     });
     let engine_opts = EngineOptions {
         cancel: opts.cancel.clone(),
-        snapshots: opts.snapshots.clone(),
+        ticks: opts.ticks.clone(),
         seed,
         control: opts.control.clone(),
     };
-    let result = engine::run(scenario, &url, engine_opts).await;
+    let data = engine::run(scenario, &url, engine_opts).await;
     if let Some(handle) = builtin {
         handle.shutdown().await;
     }
-    let result = result?;
-    let report = report::build(&BuildInput {
+    let data = data?;
+    let plan = report::plan(
         scenario,
-        file: opts.file.as_ref().map(|f| f.display().to_string()),
-        target: url.original.clone(),
-        source: opts
-            .file
+        opts.file.as_ref().map(|f| f.display().to_string()),
+        url.original.clone(),
+        opts.file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
             .map(|text| {
@@ -222,30 +274,14 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
                 text.truncate(text.floor_char_boundary(64 * 1024));
                 text
             }),
-        result: &result,
-    });
-    let dir = match &opts.out {
-        Some(dir) => dir.clone(),
-        None => report::write::default_dir(&opts.reports_base, &report),
-    };
-    let report_path = report::write_set(&report, &dir, &opts.formats)?;
-    if opts.out.is_none() {
-        report::write::point_latest(&dir)?;
-    }
-    let status = if result.interrupted {
-        RunStatus::Interrupted
-    } else if result.aborted.is_some() {
-        RunStatus::ThresholdFailed
-    } else if report.totals.connections.opened == 0 {
-        RunStatus::NoConnection
-    } else if report.verdict == Verdict::Fail {
-        RunStatus::ThresholdFailed
-    } else {
-        RunStatus::Passed
-    };
-    Ok(RunOutcome {
+    );
+    let report = report::build(&plan, &data);
+    Ok(finish(
         report,
-        report_path,
-        status,
-    })
+        &Destination::Folder {
+            out: opts.out.clone(),
+            reports_base: opts.reports_base.clone(),
+            formats: opts.formats.clone(),
+        },
+    )?)
 }

@@ -1,19 +1,14 @@
 //! The dashboard's layout at the smallest and a large terminal size, drawn
 //! from fixed snapshots into ratatui's TestBackend.
 
-use std::sync::Arc;
-
-use barrage::metrics::{Snapshot, StageData};
+use barrage::metrics::{ErrorKind, RunData, Second, StageData};
 use barrage::scenario::{LatencyMetric, parse};
 use barrage::ui::dashboard::state::DashboardState;
 use barrage::ui::dashboard::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-/// Five seconds of a steady run: 100 connections, 2,000 msg/s, rtt spread
-/// evenly over 1.000–1.999 ms.
-fn state() -> DashboardState {
-    let yaml = r#"
+const YAML: &str = r#"
 name: layout
 target: builtin
 connections: { count: 100 }
@@ -22,42 +17,51 @@ phases:
   - { name: steady, duration: 10s, rate: 2000/s }
 thresholds: [ "rtt.p99 < 50ms", "rtt.p50 < 1ms" ]
 "#;
+
+/// One second's delta of the layout run: `d` in phase `steady` at second `t`.
+fn delta(t: u64, d: StageData) -> RunData {
+    let mut r = RunData::new(&["default".to_string()], 2, 0);
+    r.facts.load_started_ms = Some(0);
+    r.facts.elapsed_ms = t * 1000;
+    r.timeline.push(Second {
+        t_ms: t * 1000,
+        interval_ms: 1000,
+        phase: Some(1),
+        open: 100,
+        peak_open: 100,
+        recorded: d.counters,
+        ..Second::default()
+    });
+    r.roles[0].stages[2] = d;
+    r
+}
+
+/// Five seconds of a steady run: 100 connections, 2,000 msg/s, rtt spread
+/// evenly over 1.000–1.999 ms.
+fn state_of(yaml: &str) -> DashboardState {
     let scenario = parse("layout.yaml", yaml).unwrap();
     let mut st = DashboardState::new(scenario, "ws://127.0.0.1:9/".into(), 20_000);
-    let mut recorded = StageData::default();
     for t in 1..=5u64 {
         let mut iv = StageData::default();
         for i in 0..2000u64 {
             iv.record(LatencyMetric::Rtt, 1_000_000 + (i % 1000) * 1000);
         }
-        iv.sent = 2000;
-        iv.received = 2000;
-        iv.bytes_sent = 128_000;
-        iv.bytes_received = 128_000;
-        recorded.add(&iv);
-        st.push(Snapshot {
-            t_s: t as f64,
-            interval_s: 1.0,
-            phase: Some(1),
-            load_s: 2.0 + t as f64,
-            open: 100,
-            attempted: 100,
-            opened: 100,
-            peak_open: 100,
-            sent: 2000,
-            received: 2000,
-            bytes_sent: 128_000,
-            bytes_received: 128_000,
-            total_sent: 2000 * t,
-            total_received: 2000 * t,
-            rtt_count: 2000,
-            rate_factor: 1.0,
-            interval: Arc::new(iv),
-            recorded: Arc::new(recorded.clone()),
-            ..Snapshot::default()
-        });
+        let c = &mut iv.counters;
+        (c.sent, c.received, c.replies) = (2000, 2000, 2000);
+        c.bytes_sent = 128_000;
+        c.bytes_received = 128_000;
+        let mut d = delta(t, iv);
+        if t == 1 {
+            let setup = &mut d.roles[0].stages[0].counters;
+            (setup.attempted, setup.opened) = (100, 100);
+        }
+        st.push(&d);
     }
     st
+}
+
+fn state() -> DashboardState {
+    state_of(YAML)
 }
 
 fn render(st: &DashboardState, w: u16, h: u16) -> String {
@@ -125,13 +129,14 @@ fn large_terminal_uses_the_room() {
 #[test]
 fn errors_panel_shows_close_codes_and_latest_messages() {
     let mut st = state();
-    let mut last = st.last.clone();
-    last.total_errors = [0, 0, 0, 0, 0, 3, 0];
+    let mut d = StageData::default();
+    d.counters.errors[ErrorKind::Closed as usize] = 3;
+    let mut last = delta(6, d);
     last.events.close_codes.insert(1001, 3);
     last.events
         .recent_errors
         .push_back("closed: the server sent close code 1001".into());
-    st.push(last);
+    st.push(&last);
     let screen = render(&st, 160, 48);
     assert!(screen.contains("close codes 1001×3"), "{screen}");
     assert!(
@@ -143,7 +148,7 @@ fn errors_panel_shows_close_codes_and_latest_messages() {
 
 #[test]
 fn keys_change_controls_and_view() {
-    use barrage::engine::Control;
+    use barrage::control::Control;
     use barrage::ui::dashboard::{Action, action_for, apply};
     use ratatui::crossterm::event::{KeyCode, KeyModifiers};
     let mut st = state();
@@ -169,4 +174,25 @@ fn keys_change_controls_and_view() {
         &cancel,
     );
     assert!(cancel.is_cancelled());
+}
+
+/// Case 10 of the one-run-data issue: a threshold with no samples yet, one
+/// scoped to a phase and a rate are `pending` on the dashboard, never `pass`.
+#[test]
+fn dashboard_shows_pending_for_thresholds_without_a_value_yet() {
+    let yaml = YAML.replace(
+        r#"thresholds: [ "rtt.p99 < 50ms", "rtt.p50 < 1ms" ]"#,
+        r#"thresholds: [ "delivery.p99 < 10ms", "steady: rtt.p99 < 50ms", "throughput.ratio > 99%", "rtt.p99 < 50ms" ]"#,
+    );
+    let st = state_of(&yaml);
+    let screen = render(&st, 160, 48);
+    for t in ["delivery.p99 < 10ms", "steady: rtt.p99 < 50ms", "throughput.ratio > 99%"] {
+        let line = screen
+            .lines()
+            .find(|l| l.contains(t))
+            .unwrap_or_else(|| panic!("{t} in\n{screen}"));
+        assert!(line.contains("pending"), "{t} is not pending: {line}");
+        assert!(!line.contains("pass"), "{t} shows pass: {line}");
+    }
+    assert!(screen.contains("pass rtt.p99 < 50ms"), "{screen}");
 }

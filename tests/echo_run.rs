@@ -5,7 +5,6 @@ mod common;
 use common::run_yaml;
 
 use barrage::report::Verdict;
-use barrage::runner::RunStatus;
 use base64::Engine;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
@@ -31,7 +30,7 @@ thresholds: [ "rtt.p99 < 10s" ]
 "#;
     let dir = tempfile::tempdir().unwrap();
     let o = run_yaml(yaml, dir.path()).await;
-    assert_eq!(o.status, RunStatus::Passed);
+    assert_eq!(o.exit_code(), 0);
     let r = &o.report;
     assert_eq!(r.verdict, Verdict::Pass);
     let t = &r.totals;
@@ -108,7 +107,7 @@ message: { binary: { size: 256 } }
     let dir = tempfile::tempdir().unwrap();
     let o = run_yaml(yaml, dir.path()).await;
     let r = &o.report;
-    assert_eq!(o.status, RunStatus::Passed);
+    assert_eq!(o.exit_code(), 0);
     assert!(
         r.totals.messages.sent > 1000,
         "sent {}",

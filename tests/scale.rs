@@ -5,7 +5,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
-use barrage::runner::{RunOptions, RunStatus, run};
+use barrage::runner::{RunOptions, run};
 use barrage::scenario::parse;
 use barrage::server::{self, Mode};
 use common::*;
@@ -30,7 +30,7 @@ async fn holds_2000_connections_against_the_built_in_server() {
     )
     .await;
     let t = &o.report.totals;
-    assert_eq!(o.status, RunStatus::Passed);
+    assert_eq!(o.exit_code(), 0);
     assert_eq!(t.connections.attempted, 2000);
     assert_eq!(t.connections.opened, 2000);
     assert_eq!(t.connections.peak_open, 2000);

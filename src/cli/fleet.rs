@@ -1,8 +1,9 @@
 //! `barrage run --processes N` and the shard side of it (`--json-lines`):
-//! N child processes of barrage each run one shard with its own
-//! file-descriptor budget and stream JSON lines back over their stdout;
-//! this process adds their snapshots into one dashboard or progress line
-//! and their reports into one report set.
+//! N child processes of barrage ([`ShardProcess`]) each run one shard (a
+//! slice of the connections) with its own file-descriptor budget and
+//! stream JSON lines ([`Line`]) back over their stdout: each second's run
+//! data delta, then the report. This process adds the deltas for one
+//! dashboard or progress line, and merges the reports into one report set.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{RunArgs, View, spawn_interrupt_handler};
-use crate::engine::Control;
-use crate::metrics::Snapshot;
-use crate::metrics::wire::{Combiner, Line, WireSnapshot};
-use crate::report::{self, Report, Verdict};
-use crate::runner::{self, exit};
+use crate::control::Control;
+use crate::metrics::RunData;
+use crate::report::{self, Report};
+use crate::runner::{self, Destination, exit};
 use crate::scenario::{PhaseRate, Scenario, ShardSpec, Target};
 use crate::ui;
 
@@ -28,13 +28,24 @@ use crate::ui;
 /// start a process and read a scenario.
 const LEAD: Duration = Duration::from_secs(2);
 
-/// Writes every snapshot from `rx` to stdout as a JSON line (the shard
-/// side of `--processes`, and what a Kubernetes pod logs).
-pub(super) fn emit_lines(mut rx: mpsc::UnboundedReceiver<Snapshot>) -> tokio::task::JoinHandle<()> {
+/// One line of a `--json-lines` stream.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line {
+    /// A second's run data delta (histograms encoded, added, never averaged).
+    Tick(Box<RunData>),
+    /// The shard's finished report, its run data embedded (the last line).
+    Report(Box<Report>),
+}
+
+/// Writes every delta from `rx` to stdout as a JSON line (the shard side
+/// of `--processes`, and what a Kubernetes pod logs).
+pub(super) fn emit_lines(
+    mut rx: mpsc::UnboundedReceiver<Arc<RunData>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        while let Some(s) = rx.recv().await {
-            let line = Line::Snapshot(Box::new(WireSnapshot::new(&s)));
-            write_line(&line);
+        while let Some(d) = rx.recv().await {
+            write_line(&Line::Tick(Box::new((*d).clone())));
         }
     })
 }
@@ -108,8 +119,8 @@ pub(super) fn waiting_line(s: &Scenario, at: SystemTime) -> String {
     )
 }
 
-/// One child shard process.
-struct Shard {
+/// One child process running a shard.
+struct ShardProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     pid: i32,
@@ -150,6 +161,7 @@ fn child_args(
             "--rate",
             match r {
                 PhaseRate::Max => "max".into(),
+                PhaseRate::None => unreachable!("--rate never parses to no rate"),
                 PhaseRate::PerSecond(r) => format!("{}/s", r.per_second),
             },
         );
@@ -159,7 +171,7 @@ fn child_args(
     v
 }
 
-fn spawn_shard(args: &[String]) -> std::io::Result<Shard> {
+fn spawn_shard(args: &[String]) -> std::io::Result<ShardProcess> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(args)
         .stdin(Stdio::piped())
@@ -178,7 +190,7 @@ fn spawn_shard(args: &[String]) -> std::io::Result<Shard> {
     }
     let mut child = cmd.spawn()?;
     let pid = child.id().map_or(0, |p| p as i32);
-    Ok(Shard {
+    Ok(ShardProcess {
         stdin: child.stdin.take(),
         child,
         pid,
@@ -283,11 +295,10 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
     }
     let (snap_tx, snap_rx) = mpsc::unbounded_channel();
     let mut readers = Vec::new();
-    for (i, s) in shards.iter_mut().enumerate() {
+    for s in shards.iter_mut() {
         let stdout = s.child.stdout.take().expect("piped");
         let stderr = s.child.stderr.take().expect("piped");
         readers.push(tokio::spawn(read_shard(
-            i,
             stdout,
             stderr,
             snap_tx.clone(),
@@ -295,7 +306,7 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         )));
     }
     drop(snap_tx);
-    let combiner = tokio::spawn(combine(n as usize, snap_rx, tx, start_at));
+    let combiner = tokio::spawn(combine(snap_rx, tx, start_at));
     // Stops every shard when this run is stopped (Ctrl-C, SIGTERM, `q`) or
     // when one shard's `abort_on_fail` threshold stopped it.
     let forward = tokio::spawn(forward_control(
@@ -349,39 +360,35 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
     };
     merged.scenario.file = Some(a.scenario.display().to_string());
     merged.scenario.target = target;
-    let path = match report::write_set(&merged, &dir, &a.format) {
-        Ok(p) => p,
-        Err(e) => {
-            ui::error(&e);
-            return exit::RUN_FAILED;
-        }
+    let to = Destination::Folder {
+        out: Some(dir),
+        reports_base: PathBuf::from("reports"),
+        formats: a.format.clone(),
     };
-    if a.out.is_none() {
-        let _ = report::write::point_latest(&dir);
+    let interrupt = signal_exit.load(std::sync::atomic::Ordering::SeqCst);
+    let code = super::finish(merged, &to, interrupt, |r| {
+        ui::summary::print(r, &to_path(&to));
+    });
+    if a.out.is_none()
+        && let Destination::Folder { out: Some(dir), .. } = &to
+    {
+        let _ = report::write::point_latest(dir);
     }
-    ui::summary::print(&merged, &path);
-    let missing = merged.merged.as_ref().map_or(0, |m| m.missing.len());
-    if missing > 0 {
-        ui::error(&format!(
-            "{missing} of {n} shards gave no report (exit codes {codes:?}): the merged numbers cover part of the run"
-        ));
-        return exit::RUN_FAILED;
+    if code == exit::RUN_FAILED && reports.len() < n as usize {
+        ui::error(&format!("shard exit codes {codes:?}"));
     }
-    if merged.aborted.is_some() {
-        exit::THRESHOLD_FAILED
-    } else if merged.interrupted {
-        signal_exit.load(std::sync::atomic::Ordering::SeqCst)
-    } else if merged.totals.connections.opened == 0 {
-        ui::error(&"no connection opened: is the target up and reachable?");
-        exit::RUN_FAILED
-    } else if merged.verdict == Verdict::Fail || merged.aborted.is_some() {
-        exit::THRESHOLD_FAILED
-    } else {
-        exit::PASSED
+    code
+}
+
+/// The report.json path of a folder destination.
+fn to_path(to: &Destination) -> PathBuf {
+    match to {
+        Destination::Folder { out, .. } => out.clone().unwrap_or_default().join("report.json"),
+        Destination::File(p) => p.clone(),
     }
 }
 
-fn stop(shards: &[Shard], sig: i32) {
+fn stop(shards: &[ShardProcess], sig: i32) {
     for s in shards {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(s.pid, sig) };
@@ -392,10 +399,9 @@ fn stop(shards: &[Shard], sig: i32) {
 /// its stderr. A report of a shard stopped by `abort_on_fail` stops the
 /// others (`stop_all`), as a single run would stop.
 async fn read_shard(
-    i: usize,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
-    tx: mpsc::UnboundedSender<(usize, WireSnapshot)>,
+    tx: mpsc::UnboundedSender<RunData>,
     stop_all: CancellationToken,
 ) -> Output {
     let errors = tokio::spawn(async move {
@@ -412,8 +418,8 @@ async fn read_shard(
     let mut lines = BufReader::new(stdout).split(b'\n');
     while let Ok(Some(line)) = lines.next_segment().await {
         match serde_json::from_slice::<Line>(&line) {
-            Ok(Line::Snapshot(s)) => {
-                let _ = tx.send((i, *s));
+            Ok(Line::Tick(d)) => {
+                let _ = tx.send(*d);
             }
             Ok(Line::Report(r)) => {
                 if r.aborted.is_some() {
@@ -428,15 +434,14 @@ async fn read_shard(
     out
 }
 
-/// Adds the shards' snapshots into one a second, half a second after the
+/// Adds the shards' deltas into one a second, half a second after the
 /// shards' own ticks, until every shard has finished.
 async fn combine(
-    n: usize,
-    mut rx: mpsc::UnboundedReceiver<(usize, WireSnapshot)>,
-    tx: mpsc::UnboundedSender<Snapshot>,
+    mut rx: mpsc::UnboundedReceiver<RunData>,
+    tx: mpsc::UnboundedSender<Arc<RunData>>,
     start_at: SystemTime,
 ) {
-    let mut c = Combiner::new(n);
+    let mut pending: Option<RunData> = None;
     let phase = start_at
         .duration_since(SystemTime::now())
         .unwrap_or_default()
@@ -447,18 +452,18 @@ async fn combine(
     loop {
         tokio::select! {
             m = rx.recv() => match m {
-                Some((i, s)) => { let _ = c.push(i, s); }
+                Some(d) => pending.get_or_insert_with(RunData::default).add(&d),
                 None => break,
             },
             _ = ticker.tick() => {
-                if let Some(s) = c.tick() {
-                    let _ = tx.send(s);
+                if let Some(d) = pending.take() {
+                    let _ = tx.send(Arc::new(d));
                 }
             }
         }
     }
-    if let Some(s) = c.tick() {
-        let _ = tx.send(s);
+    if let Some(d) = pending.take() {
+        let _ = tx.send(Arc::new(d));
     }
 }
 

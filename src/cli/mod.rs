@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Control;
-use crate::report::{self, Format, Report, SCHEMA};
-use crate::runner::{self, RunOptions, exit};
+use crate::control::Control;
+use crate::report::{self, Format, Report, SCHEMA, Verdict};
+use crate::runner::{self, Destination, RunOptions, exit};
 use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
 use crate::ui;
 
@@ -289,6 +289,11 @@ fn compare(a: &CompareArgs) -> u8 {
             return exit::BAD_INPUT;
         }
     };
+    // Both derived again from their run data, as they would be now.
+    let (base, cur) = (
+        report::merge::rederive(&base),
+        report::merge::rederive(&cur),
+    );
     if base.scenario.name != cur.scenario.name {
         eprintln!(
             "warning: comparing different scenarios: {:?} and {:?}",
@@ -322,30 +327,44 @@ fn merge(a: &MergeArgs) -> u8 {
             return exit::BAD_INPUT;
         }
     };
-    if let Some(m) = merged.merged.as_ref().filter(|m| !m.missing.is_empty()) {
-        ui::warn(&format!(
-            "shards {:?} of {} are missing: the merged numbers cover part of the run",
-            m.missing,
-            m.shard_count.unwrap_or(0)
-        ));
-    }
-    let json = serde_json::to_vec_pretty(&merged).expect("the report model serializes");
-    if let Err(e) = report::write::write_atomic(&a.out, &json) {
-        ui::error(&e);
-        return exit::RUN_FAILED;
-    }
-    print!("{}", ui::summary::render(&merged));
-    eprintln!("merged {} reports into {}", reports.len(), a.out.display());
-    if merged.verdict == report::Verdict::Pass {
-        exit::PASSED
-    } else {
-        exit::THRESHOLD_FAILED
+    finish(merged, &Destination::File(a.out.clone()), exit::INTERRUPTED, |r| {
+        eprintln!(
+            "merged {} reports into {}",
+            reports.len(),
+            a.out.display()
+        );
+        print!("{}", ui::summary::render(r));
+    })
+}
+
+/// Ends `run`, `run --processes` and `merge`: writes the report through
+/// [`runner::finish`], shows it (`show`), says why a failed run failed,
+/// and returns the exit code the report means (`interrupt` when it was
+/// stopped by the user).
+pub(super) fn finish(
+    report: Report,
+    to: &Destination,
+    interrupt: u8,
+    show: impl FnOnce(&Report),
+) -> u8 {
+    match runner::finish(report, to) {
+        Ok(o) => {
+            show(&o.report);
+            if let (Verdict::Error, Some(e)) = (o.report.verdict, &o.report.error) {
+                ui::error(e);
+            }
+            runner::exit_code(&o.report, interrupt)
+        }
+        Err(e) => {
+            ui::error(&e);
+            exit::RUN_FAILED
+        }
     }
 }
 
 fn rerender(a: &ReportArgs) -> u8 {
     let report = match load_report(&a.report) {
-        Ok(r) => r,
+        Ok(r) => report::merge::rederive(&r),
         Err(e) => {
             ui::error(&e);
             return exit::BAD_INPUT;
@@ -359,7 +378,8 @@ fn rerender(a: &ReportArgs) -> u8 {
     });
     match report::write_set(&report, &dir, &a.format) {
         Ok(_) => {
-            eprintln!("wrote {:?} into {}", a.format, dir.display());
+            let names: Vec<&str> = a.format.iter().map(|f| f.name()).collect();
+            eprintln!("wrote {} into {}", names.join(", "), dir.display());
             exit::PASSED
         }
         Err(e) => {
@@ -405,8 +425,8 @@ fn report_line(text: &str) -> Option<Report> {
         if !l.starts_with("{\"report\"") {
             return None;
         }
-        match serde_json::from_str::<crate::metrics::wire::Line>(l) {
-            Ok(crate::metrics::wire::Line::Report(r)) => Some(*r),
+        match serde_json::from_str::<fleet::Line>(l) {
+            Ok(fleet::Line::Report(r)) => Some(*r),
             _ => None,
         }
     })
@@ -461,7 +481,7 @@ async fn run(a: RunArgs) -> u8 {
     opts.file = Some(a.scenario.clone());
     opts.out = a.out.clone();
     opts.cancel = cancel;
-    opts.snapshots = Some(tx);
+    opts.ticks = Some(tx);
     opts.seed = a.seed;
     opts.formats = a.format.clone();
     opts.control = control;
@@ -475,12 +495,11 @@ async fn run(a: RunArgs) -> u8 {
             } else {
                 ui::summary::print(&o.report, &o.report_path);
             }
-            if o.status == runner::RunStatus::NoConnection {
-                ui::error(&"no connection opened: is the target up and reachable?");
+            if let (Verdict::Error, Some(e)) = (o.report.verdict, &o.report.error) {
+                ui::error(e);
             }
-            match o.exit_code() {
-                // Stopped by SIGTERM rather than Ctrl-C or `q`: 128 + 15.
-                exit::INTERRUPTED => signal_exit.load(std::sync::atomic::Ordering::SeqCst),
+            let interrupt = signal_exit.load(std::sync::atomic::Ordering::SeqCst);
+            match runner::exit_code(&o.report, interrupt) {
                 // Thresholds hold for the whole run, so `barrage merge`
                 // decides; a failing shard would also fail a Kubernetes Job
                 // and stop the other shards.
@@ -509,7 +528,7 @@ impl View {
     pub(super) fn start(
         a: &RunArgs,
         scenario: &Scenario,
-        rx: mpsc::UnboundedReceiver<crate::metrics::Snapshot>,
+        rx: mpsc::UnboundedReceiver<Arc<crate::metrics::RunData>>,
         control: &Arc<Control>,
         cancel: &CancellationToken,
     ) -> Result<View, u8> {

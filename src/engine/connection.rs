@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::time::sleep_until;
 
 use super::correlate::Pending;
-use super::flow::Program;
+use super::program::Program;
 use super::interpret::{Cursor, Next};
 use super::pacing::Pacer;
 use super::setup::{Opened, open as open_conn};
@@ -50,7 +50,12 @@ pub(super) enum End {
 /// Runs connection `id` from connect to close. Never panics on network input.
 pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     let gauges = shared.recorder.gauges();
-    gauges.attempted.fetch_add(1, SeqCst);
+    // A stop that came first (Ctrl-C during --start-at) makes no attempt.
+    if shared.cancel.is_cancelled() {
+        shared.setup_resolved();
+        return;
+    }
+    shared.setup_count(id, |c| c.attempted += 1);
     // Ctrl-C must not wait for attempts still connecting (up to the timeout).
     let opened = tokio::select! {
         _ = shared.cancel.cancelled() => {
@@ -62,10 +67,11 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     // Count the outcome before reporting it resolved: the engine reads the
     // opened count as soon as every attempt has resolved.
     let Some(opened) = opened else {
-        gauges.failed.fetch_add(1, SeqCst);
+        shared.setup_count(id, |c| c.failed += 1);
         shared.setup_resolved();
         return;
     };
+    shared.setup_count(id, |c| c.opened += 1);
     gauges.opened();
     let role = shared.roles.of(id);
     let run = &shared.roles.roles[role];
@@ -75,7 +81,7 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     let start = match conn.wait_for_start().await {
         Ok(start) => start,
         Err(()) => {
-            gauges.closed_by_server.fetch_add(1, SeqCst);
+            shared.setup_count(id, |c| c.closed_by_server += 1);
             gauges.closed();
             return;
         }
@@ -88,7 +94,7 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
             let end = conn.load(start, pace, None).await;
             (
                 conn.reconnect_dropped(end, start, pace).await,
-                shared.phases.len(),
+                shared.phases.len() + 1,
             )
         }
         None => (End::Cancelled, 0),
@@ -107,7 +113,7 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     };
     match close {
         None => {
-            gauges.closed_by_server.fetch_add(1, SeqCst);
+            shared.setup_count(id, |c| c.closed_by_server += 1);
         }
         Some(settings) => {
             if !conn.close(&settings).await {
@@ -188,22 +194,12 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Counts one error of `kind` in `stage` (and the role's data).
+    /// Counts one error of `kind` in `stage` (after the phases: the last).
     pub fn count_error(&self, stage: usize, kind: ErrorKind) {
-        let role = self.role_index(stage);
-        self.shared.recorder.with(|s| {
-            s.stages[stage].error(kind);
-            if let Some(r) = role.and_then(|r| s.roles.get_mut(r)) {
-                r.error(kind);
-            }
-        });
-    }
-
-    /// The role's slot in the recorder for something in `stage`: only
-    /// recorded phases, only with several roles.
-    pub fn role_index(&self, stage: usize) -> Option<usize> {
-        let recorded = stage > 0 && self.shared.phases.get(stage - 1).is_some_and(|p| p.record);
-        (recorded && self.shared.roles.roles.len() > 1).then_some(self.role)
+        let role = self.role;
+        self.shared
+            .recorder
+            .with(|s| s.cell(role, stage).error(kind));
     }
 
     /// Waits for the phases to start (`None` when cancelled first), reading
@@ -223,8 +219,14 @@ impl<'a> Conn<'a> {
                 _ = shared.cancel.cancelled() => return Ok(None),
                 s = start_rx.wait_for(|s| s.is_some()) => return Ok(s.ok().and_then(|s| *s)),
                 r = self.stream.readable() => {
-                    if r.is_err() || self.read_ready(0).is_err() {
+                    if r.is_err() {
                         self.lost(0, ErrorKind::Closed);
+                        return Err(());
+                    }
+                    // One fault, one error: a protocol error was counted
+                    // as such where it was found.
+                    if let Err(kind) = self.read_ready(0) {
+                        self.lost(0, kind);
                         return Err(());
                     }
                 }
@@ -261,7 +263,7 @@ impl<'a> Conn<'a> {
                 break;
             }
             if open {
-                gauges.closed_by_server.fetch_add(1, SeqCst);
+                shared.setup_count(self.id, |c| c.closed_by_server += 1);
                 gauges.closed();
                 open = false;
             }
@@ -274,12 +276,13 @@ impl<'a> Conn<'a> {
                 _ = shared.cancel.cancelled() => break,
                 _ = sleep_until(wake.into()) => {}
             }
-            gauges.attempted.fetch_add(1, SeqCst);
+            shared.setup_count(self.id, |c| c.attempted += 1);
             let Some(opened) = open_conn(shared, self.id).await else {
-                gauges.failed.fetch_add(1, SeqCst);
+                shared.setup_count(self.id, |c| c.failed += 1);
                 end = End::Gone;
                 continue;
             };
+            shared.setup_count(self.id, |c| c.opened += 1);
             gauges.opened();
             open = true;
             self.replace(opened);
@@ -371,9 +374,11 @@ impl<'a> Conn<'a> {
             if now < start.at {
                 next_wake = start.at;
             } else {
-                loop {
-                    let stage = (phase + 1).min(n);
-                    let pacing = (phase < n).then_some((&mut pacer, phase_end));
+                // The flow runs while the phases do; after them only the
+                // replies owed to sent messages are awaited.
+                while phase < n {
+                    let stage = phase + 1;
+                    let pacing = Some((&mut pacer, phase_end));
                     match self.step_flow(now, pacing, stage, paused) {
                         Next::Wake(w) => {
                             if let Some(w) = w {
@@ -397,7 +402,10 @@ impl<'a> Conn<'a> {
                         if self.program.paced {
                             let unsent = pacer.unsent_before(phase_end);
                             if unsent > 0 {
-                                shared.recorder.with(|s| s.stages[stage].not_sent += unsent);
+                                let role = self.role;
+                                shared
+                                    .recorder
+                                    .with(|s| s.cell(role, stage).counters.not_sent += unsent);
                             }
                         }
                         phase += 1;
@@ -413,7 +421,9 @@ impl<'a> Conn<'a> {
                     next_wake = next_wake.min(phase_end);
                 }
             }
-            let stage = (phase + 1).min(n);
+            // After the phases, stage n + 1: replies are still timed in
+            // their send's stage, but nothing new is recorded.
+            let stage = if phase < n { phase + 1 } else { n + 1 };
             if let (Some(at), Some(every)) = (next_ping, ping_every)
                 && phase < n
                 && now >= start.at
@@ -430,8 +440,7 @@ impl<'a> Conn<'a> {
             if let Some(d) = self.expire(now) {
                 next_wake = next_wake.min(d);
             }
-            if phase == n && ((self.cursor.done() && self.pending.is_empty()) || now >= drain_until)
-            {
+            if phase == n && (self.pending.is_empty() || now >= drain_until) {
                 self.expire_all();
                 if now >= close_at {
                     let _ = self.flush();
@@ -493,15 +502,16 @@ impl<'a> Conn<'a> {
         if shared.cancel.is_cancelled() {
             return false;
         }
-        gauges.attempted.fetch_add(1, SeqCst);
+        shared.setup_count(self.id, |c| c.attempted += 1);
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => None,
             o = open_conn(shared, self.id) => o,
         };
         let Some(opened) = opened else {
-            gauges.failed.fetch_add(1, SeqCst);
+            shared.setup_count(self.id, |c| c.failed += 1);
             return false;
         };
+        shared.setup_count(self.id, |c| c.opened += 1);
         gauges.opened();
         self.replace(opened);
         true

@@ -23,6 +23,27 @@ pub(super) struct InFlight {
     pub replies: u32,
     /// When it times out, if it has a timeout.
     pub deadline: Option<Instant>,
+    /// Echo correlation: its [`echo_signature`], which the reply must have.
+    pub echo: u64,
+}
+
+/// What an echo must repeat of a message: its opcode, its length and its
+/// first and last 8 bytes (two loads, whatever the size), so a server push
+/// that arrives while an echo is awaited is not taken for the echo.
+#[inline]
+pub(super) fn echo_signature(opcode: u8, payload: &[u8]) -> u64 {
+    let load = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    let n = payload.len();
+    let head = load(&payload[..n.min(8)]);
+    let tail = load(&payload[n.saturating_sub(8)..]);
+    (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ head.rotate_left(29)
+        ^ tail
+        ^ (u64::from(opcode) << 56)
 }
 
 /// How one send step finds its replies' ids.
@@ -341,6 +362,7 @@ mod tests {
             stage: 1,
             replies,
             deadline,
+            echo: 0,
         };
         let key = |s: &str| p.rules[0].key(s.as_bytes()).unwrap();
         let (k1, k2, k3) = (key(r#"{"id":1}"#), key(r#"{"id":2}"#), key(r#"{"id":3}"#));

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use super::connection::{Conn, End, WRITE_QUEUE_LIMIT};
-use super::correlate::{InFlight, json_value};
-use super::flow::{Body, Corr, Op};
+use super::correlate::{InFlight, echo_signature, json_value};
+use super::program::{Body, Corr, Op};
 use super::pacing::Pacer;
-use crate::metrics::{ErrorKind, Shard, StageData};
+use crate::metrics::{ErrorKind, StageData, ThreadData};
 use crate::scenario::{LatencyMetric, OnTimeout, TemplateVars};
 use crate::ws::codec::{Event, opcode};
 
@@ -48,15 +48,11 @@ pub(super) struct Cursor {
     pub wait: Wait,
     /// The scheduled time of the paced iteration running now.
     pub due: Option<Instant>,
+    /// A paced iteration started and its first send is still to come (that
+    /// send counts as `paced`).
+    pub paced_send: bool,
     /// The flow ran off its end.
     pub finished: bool,
-}
-
-impl Cursor {
-    /// Whether the flow has nothing more to do.
-    pub fn done(&self) -> bool {
-        self.finished
-    }
 }
 
 /// What [`Conn::step_flow`] asks of the I/O loop.
@@ -71,12 +67,10 @@ pub(super) enum Next {
     Reconnect,
 }
 
-/// Applies `f` to `stage` and, when given, to the role's data.
-fn both(s: &mut Shard, stage: usize, role: Option<usize>, f: impl Fn(&mut StageData)) {
-    f(&mut s.stages[stage]);
-    if let Some(r) = role.and_then(|r| s.roles.get_mut(r)) {
-        f(r);
-    }
+/// Applies `f` to the cell of `role` in `stage`.
+#[inline]
+fn both(s: &mut ThreadData, stage: usize, role: usize, f: impl FnOnce(&mut StageData)) {
+    f(s.cell(role, stage));
 }
 
 impl Conn<'_> {
@@ -92,7 +86,7 @@ impl Conn<'_> {
     ) -> Next {
         let shared = self.shared;
         let program = self.program;
-        let role = self.role_index(stage);
+        let role = self.role;
         shared.recorder.with(|shard| {
             loop {
                 match self.cursor.wait {
@@ -141,6 +135,7 @@ impl Conn<'_> {
                                 // The closed model has no schedule: latency
                                 // counts from the actual send, no send lag.
                                 self.cursor.due = open.then_some(due);
+                                self.cursor.paced_send = true;
                                 self.cursor.pc += 1;
                             }
                             Some(due) if due < *phase_end => {
@@ -222,8 +217,8 @@ impl Conn<'_> {
         i: usize,
         now: Instant,
         stage: usize,
-        role: Option<usize>,
-        shard: &mut Shard,
+        role: usize,
+        shard: &mut ThreadData,
     ) {
         let shared = self.shared;
         let s = &self.program.sends[i];
@@ -244,6 +239,11 @@ impl Conn<'_> {
             Body::Binary(b) => (opcode::BINARY, b),
         };
         let len = payload.len() as u64;
+        let echo = if matches!(s.corr, Corr::Echo) {
+            echo_signature(op, payload)
+        } else {
+            0
+        };
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
@@ -272,7 +272,14 @@ impl Conn<'_> {
             stage,
             replies: s.replies,
             deadline: s.timeout.map(|t| now + t),
+            echo,
         };
+        let awaited = if matches!(s.corr, Corr::None) {
+            0
+        } else {
+            u64::from(s.replies)
+        };
+        let mut replaced = 0u64;
         match s.corr {
             Corr::None => {}
             Corr::Echo => self.pending.fifo.push_back(flight),
@@ -280,10 +287,11 @@ impl Conn<'_> {
                 let key = self.pending.rules[rule].key(payload);
                 match key {
                     Some(k) => {
-                        if self.pending.insert_keyed(k, flight).is_some() {
+                        if let Some(old) = self.pending.insert_keyed(k, flight) {
                             // An id still waiting was reused: the older one
                             // can no longer be told apart.
-                            both(shard, stage, role, |d| d.error(ErrorKind::Timeout));
+                            replaced = u64::from(old.replies);
+                            both(shard, old.stage, role, |d| d.error(ErrorKind::Timeout));
                         }
                     }
                     None => shared.recorder.gauges().note_error(|| {
@@ -293,10 +301,15 @@ impl Conn<'_> {
             }
         }
         let lag = due.map(|d| now.saturating_duration_since(d).as_nanos() as u64);
+        let paced = std::mem::take(&mut self.cursor.paced_send);
         both(shard, stage, role, |d| {
-            d.sent += 1;
-            d.bytes_sent += len;
-            d.wire_sent += wire;
+            let c = &mut d.counters;
+            c.sent += 1;
+            c.paced += u64::from(paced);
+            c.awaited += awaited;
+            c.unanswered += replaced;
+            c.bytes_sent += len;
+            c.wire_sent += wire;
             if let Some(lag) = lag {
                 d.record(LatencyMetric::SendLag, lag);
             }
@@ -310,19 +323,20 @@ impl Conn<'_> {
         let program = self.program;
         let gauges = shared.recorder.gauges();
         let now = Instant::now();
-        let role = self.role_index(stage);
-        let roles = self.shared.roles.roles.len() > 1;
-        let phases = &shared.phases;
-        let my_role = self.role;
-        let role_of = |st: usize| {
-            (roles && st > 0 && phases.get(st - 1).is_some_and(|p| p.record)).then_some(my_role)
-        };
-        let role_of_match = |m: &InFlight| role_of(m.stage);
+        let role = self.role;
+        // Before the phases (stage 0) and after them (past the last),
+        // messages are read so nothing piles up, and replies owed to sends
+        // are timed, but nothing else is counted.
+        let live = stage > 0 && stage <= shared.phases.len();
         shared.recorder.with(|s| {
             loop {
                 match self.decoder.next_event() {
                     Ok(None) => return Ok(()),
-                    Ok(Some(Event::Message { payload, wire, .. })) => {
+                    Ok(Some(Event::Message {
+                        opcode: op,
+                        payload,
+                        wire,
+                    })) => {
                         let (len, wire) = (payload.len() as u64, wire as u64);
                         // A reply to a message sent by id is timed even when
                         // it also satisfies a waiting expect.
@@ -333,6 +347,7 @@ impl Conn<'_> {
                             left,
                             deadline,
                         } = self.cursor.wait
+                            && live
                             && program.expects[idx].matches(payload)
                         {
                             program.expects[idx].capture(payload, &mut self.slots);
@@ -347,10 +362,19 @@ impl Conn<'_> {
                             };
                             expected = true;
                         }
+                        // FIFO echo: the oldest message awaiting its echo,
+                        // when this message can be that echo.
                         let reply = if keyed.is_some() || expected {
                             keyed
-                        } else {
+                        } else if self
+                            .pending
+                            .fifo
+                            .front()
+                            .is_some_and(|m| m.echo == echo_signature(op, payload))
+                        {
                             self.pending.fifo.pop_front()
+                        } else {
+                            None
                         };
                         let mut matched = expected;
                         if let Some(m) = reply {
@@ -358,25 +382,26 @@ impl Conn<'_> {
                                 (now - m.scheduled).as_nanos() as u64,
                                 (now - m.sent).as_nanos() as u64,
                             );
-                            both(s, m.stage, role_of_match(&m), |d| {
-                                d.received += 1;
-                                d.bytes_received += len;
-                                d.wire_received += wire;
+                            both(s, m.stage, role, |d| {
+                                let c = &mut d.counters;
+                                c.received += 1;
+                                c.replies += 1;
+                                c.bytes_received += len;
+                                c.wire_received += wire;
                                 d.record(LatencyMetric::Rtt, rtt);
                                 d.record(LatencyMetric::Service, service);
                             });
                             matched = true;
                         } else if expected {
                             both(s, stage, role, |d| {
-                                d.received += 1;
-                                d.bytes_received += len;
-                                d.wire_received += wire;
+                                let c = &mut d.counters;
+                                c.received += 1;
+                                c.bytes_received += len;
+                                c.wire_received += wire;
                             });
                         }
                         let mut delivered = false;
-                        if stage == 0 {
-                            // Before the phases: read so nothing piles up,
-                            // but neither timed nor counted as unmatched.
+                        if !live {
                             continue;
                         }
                         if let Some((path, unit)) = &shared.delivery
@@ -389,21 +414,29 @@ impl Conn<'_> {
                             both(s, stage, role, |d| {
                                 d.record(LatencyMetric::Delivery, lat);
                                 if !matched {
-                                    d.bytes_received += len;
-                                    d.wire_received += wire;
+                                    let c = &mut d.counters;
+                                    c.delivered += 1;
+                                    c.bytes_received += len;
+                                    c.wire_received += wire;
                                 }
                             });
                             delivered = true;
                         }
                         if !matched && !delivered {
                             both(s, stage, role, |d| {
-                                d.unmatched += 1;
-                                d.bytes_received += len;
-                                d.wire_received += wire;
+                                let c = &mut d.counters;
+                                c.unmatched += 1;
+                                c.bytes_received += len;
+                                c.wire_received += wire;
                             });
                         }
                     }
                     Ok(Some(Event::Ping(p))) => {
+                        if live {
+                            both(s, stage, role, |d| {
+                                d.counters.wire_received += p.len() as u64 + 2;
+                            });
+                        }
                         self.encoder
                             .control(&mut self.wbuf, opcode::PONG, p, &mut self.rng);
                     }
@@ -411,6 +444,7 @@ impl Conn<'_> {
                         // Only the pong of the ping in flight is timed;
                         // unsolicited pongs are allowed and ignored (§5.5.3).
                         if let Some((n, at)) = self.ping_sent
+                            && live
                             && p == n.to_be_bytes()
                         {
                             let rtt = now.saturating_duration_since(at).as_nanos() as u64;
@@ -451,7 +485,9 @@ impl Conn<'_> {
             return None;
         }
         let mut lost = Vec::new();
-        let next = self.pending.expire(now, &mut |m| lost.push(m.stage));
+        let next = self
+            .pending
+            .expire(now, &mut |m| lost.push((m.stage, m.replies)));
         if !lost.is_empty() {
             self.count_lost(&lost);
         }
@@ -465,19 +501,24 @@ impl Conn<'_> {
             return;
         }
         let mut lost = Vec::new();
-        self.pending.drain(&mut |m| lost.push(m.stage));
+        self.pending.drain(&mut |m| lost.push((m.stage, m.replies)));
         self.count_lost(&lost);
     }
 
-    fn count_lost(&self, stages: &[usize]) {
+    /// Counts each message (its stage, replies still owed) as one
+    /// `timeout` and its owed replies as unanswered.
+    fn count_lost(&self, lost: &[(usize, u32)]) {
         self.shared.recorder.gauges().note_error(|| {
             "timeout: messages without a reply by their timeout, the end of the run or of their connection"
                 .to_string()
         });
-        let roles: Vec<Option<usize>> = stages.iter().map(|st| self.role_index(*st)).collect();
+        let role = self.role;
         self.shared.recorder.with(|s| {
-            for (st, role) in stages.iter().zip(roles) {
-                both(s, *st, role, |d| d.error(ErrorKind::Timeout));
+            for (st, owed) in lost {
+                both(s, *st, role, |d| {
+                    d.error(ErrorKind::Timeout);
+                    d.counters.unanswered += u64::from(*owed);
+                });
             }
         });
     }

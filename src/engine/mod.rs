@@ -6,10 +6,9 @@
 //! [`CancellationToken`] reaches all of them.
 
 mod connection;
-pub mod control;
 mod correlate;
-mod flow;
 mod interpret;
+mod program;
 pub mod pacing;
 pub mod preflight;
 mod roles;
@@ -25,10 +24,10 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::Control;
 use crate::metrics::evaluate::{EvalContext, evaluate};
-use crate::metrics::{Collector, Recorder, Shard, Snapshot, TickInfo};
+use crate::metrics::{Aborted, Collector, Counters, Recorder, RunData, StageData, TickInfo};
 use crate::scenario::{Phase, Scenario, Threshold, WsUrl};
-pub use control::Control;
 
 pub use connection::DRAIN;
 
@@ -59,56 +58,12 @@ pub enum EngineError {
 pub struct EngineOptions {
     /// Cancelling it stops the run gracefully (close frames, data kept).
     pub cancel: CancellationToken,
-    /// Where to send a snapshot every tick (the UI), if anywhere.
-    pub snapshots: Option<mpsc::UnboundedSender<Snapshot>>,
+    /// Where to send each tick's run data delta (the UI), if anywhere.
+    pub ticks: Option<mpsc::UnboundedSender<Arc<RunData>>>,
     /// Seed for masks, handshake keys and `{{random}}`; default from the clock.
     pub seed: u64,
     /// Live pause and rate changes (the dashboard's keys).
     pub control: Arc<Control>,
-}
-
-/// Everything a run measured.
-#[derive(Debug)]
-pub struct RunResult {
-    /// Wall-clock start of the run.
-    pub started_at: SystemTime,
-    /// Run start to end, connection ramp and drain included.
-    pub elapsed: Duration,
-    /// Offset from the run start at which the phases started, if they did.
-    pub load_started: Option<Duration>,
-    /// Whether the run was cancelled before its end.
-    pub interrupted: bool,
-    /// Offset from the run start at which it was cancelled or aborted.
-    pub stopped_at: Option<Duration>,
-    /// The `abort_on_fail` threshold that stopped the run, and when (seconds
-    /// since the run started).
-    pub aborted: Option<(String, f64)>,
-    /// Totals per stage (stage 0: connection setup; stage i+1: phase i).
-    pub totals: Shard,
-    /// One snapshot per tick, the last one taken at the end.
-    pub timeline: Vec<Snapshot>,
-    /// The last snapshot (connection counters at the end).
-    pub last: Snapshot,
-    /// When the run started on the monotonic clock (for the control log).
-    pub epoch: Instant,
-    /// Live pause and rate changes made during the run.
-    pub rate_changes: Vec<control::RateChange>,
-    /// Each role's name and connection count, in the order of
-    /// `totals.roles` (one `default` role without `roles:`).
-    pub roles: Vec<(String, u64)>,
-}
-
-impl RunResult {
-    /// How long phase `i` actually ran (shorter than planned if interrupted).
-    pub fn phase_elapsed(&self, phases: &[Phase], i: usize) -> Duration {
-        let Some(load) = self.load_started else {
-            return Duration::ZERO;
-        };
-        let begin = load + phases[..i].iter().map(|p| p.duration).sum::<Duration>();
-        // Sending stops at a cancellation, not when the closes are done.
-        let end = (begin + phases[i].duration).min(self.stopped_at.unwrap_or(self.elapsed));
-        end.saturating_sub(begin)
-    }
 }
 
 /// When the phases start and over how many connections the rate is spread.
@@ -165,6 +120,19 @@ impl Shared {
         Duration::from_secs_f64(self.shard.local_index(id) as f64 / self.connect_rate)
     }
 
+    /// Records into the setup stage of connection `id`'s role.
+    #[inline]
+    fn setup(&self, id: u64, f: impl FnOnce(&mut StageData)) {
+        let role = self.roles.of(id);
+        self.recorder.with(|t| f(t.cell(role, 0)));
+    }
+
+    /// Counts a connection event of `id` in its role's setup stage.
+    #[inline]
+    fn setup_count(&self, id: u64, f: impl FnOnce(&mut Counters)) {
+        self.setup(id, |d| f(&mut d.counters));
+    }
+
     /// A connection attempt has succeeded or failed.
     fn setup_resolved(&self) {
         self.resolved.fetch_add(1, SeqCst);
@@ -189,11 +157,15 @@ pub async fn run(
     scenario: &Scenario,
     url: &WsUrl,
     opts: EngineOptions,
-) -> Result<RunResult, EngineError> {
+) -> Result<RunData, EngineError> {
     let addr = resolve(url).await?;
     preflight::check_families(scenario, addr)?;
     let started_at = SystemTime::now();
     let epoch = Instant::now();
+    let started_at_ms = started_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
     let phases = scenario.phases.clone();
     let mut phase_offsets = vec![Duration::ZERO];
     for p in &phases {
@@ -202,18 +174,9 @@ pub async fn run(
     let (start_tx, start_rx) = watch::channel(None);
     let mut rng = fastrand::Rng::with_seed(opts.seed);
     let roles = roles::Roles::new(scenario, &mut rng);
-    let role_list: Vec<(String, u64)> = roles
-        .roles
-        .iter()
-        .map(|r| r.name.clone())
-        .zip(roles.counts())
-        .collect();
-    let kept_apart = if roles.roles.len() > 1 {
-        roles.roles.len()
-    } else {
-        0
-    };
-    let recorder = Recorder::with_roles(phases.len(), kept_apart);
+    let role_names: Vec<String> = roles.roles.iter().map(|r| r.name.clone()).collect();
+    let role_counts = roles.counts();
+    let recorder = Recorder::new(role_names.len(), phases.len());
     let host_header = if url.host.contains(':') {
         format!("[{}]:{}", url.host, url.port)
     } else {
@@ -253,17 +216,22 @@ pub async fn run(
         seed: opts.seed,
     });
 
+    let record: Vec<bool> = phases.iter().map(|p| p.record).collect();
     let stop_collector = CancellationToken::new();
     let collector = tokio::spawn(collect(
         Collector::new(
             recorder.clone(),
-            phases.iter().map(|p| p.record).collect(),
+            opts.control.clone(),
+            role_names.clone(),
+            record.clone(),
             epoch,
+            started_at_ms,
         ),
+        RunData::new(&role_names, phases.len(), started_at_ms),
+        record,
         start_rx,
-        opts.control.clone(),
         phase_offsets.clone(),
-        opts.snapshots.clone(),
+        opts.ticks.clone(),
         stop_collector.clone(),
         Abort {
             thresholds: scenario
@@ -280,9 +248,9 @@ pub async fn run(
     let spawned = ramp(&shared, scenario, &mut tasks, &run_cancel).await;
     wait_resolved(&shared, spawned, &run_cancel).await;
 
-    let opened = recorder.gauges().opened.load(SeqCst);
+    let open = recorder.gauges().open.load(SeqCst);
     let mut load_started = None;
-    if opened > 0 && !run_cancel.is_cancelled() {
+    if open > 0 && !run_cancel.is_cancelled() {
         let at = Instant::now();
         load_started = Some(at - epoch);
         let _ = start_tx.send(Some(LoadStart { at }));
@@ -308,22 +276,22 @@ pub async fn run(
     }
     let elapsed = epoch.elapsed();
     stop_collector.cancel();
-    let (totals, timeline, aborted) = collector.await.expect("collector task does not panic");
-    let last = timeline.last().cloned().unwrap_or_default();
-    Ok(RunResult {
-        started_at,
-        elapsed,
-        load_started,
-        interrupted: opts.cancel.is_cancelled(),
-        stopped_at: stopped_at.or_else(|| run_cancel.is_cancelled().then(|| epoch.elapsed())),
-        aborted,
-        totals,
-        timeline,
-        last,
-        epoch,
-        rate_changes: opts.control.changes(),
-        roles: role_list,
-    })
+    let (mut data, aborted) = collector.await.expect("collector task does not panic");
+    let ms = |d: Duration| d.as_millis() as u64;
+    let f = &mut data.facts;
+    f.elapsed_ms = ms(elapsed);
+    f.load_started_ms = load_started.map(ms);
+    f.stopped_ms = stopped_at
+        .or_else(|| run_cancel.is_cancelled().then(|| epoch.elapsed()))
+        .map(ms);
+    f.interrupted = opts.cancel.is_cancelled();
+    f.runs = 1;
+    f.aborted = aborted;
+    f.shards = scenario.sharding.map(|s| vec![s.spec]).unwrap_or_default();
+    for (r, n) in data.roles.iter_mut().zip(role_counts) {
+        r.assigned = n;
+    }
+    Ok(data)
 }
 
 /// Spawns the connection tasks at `connections.rate`; returns how many.
@@ -337,7 +305,7 @@ async fn ramp(
     let per_second = scenario.connections.rate.per_second;
     let begin = Instant::now();
     let mut spawned = 0u64;
-    while spawned < count {
+    while spawned < count && !cancel.is_cancelled() {
         let now = Instant::now();
         // Everything due by now is spawned at once, so a slow tick does not
         // lower the opening rate.
@@ -381,15 +349,23 @@ struct Abort {
 
 impl Abort {
     /// After its grace, a failing threshold stops the run; returns it and
-    /// when (seconds since the run started).
-    fn check(&self, snap: &Snapshot, load: Option<Duration>) -> Option<(String, f64)> {
+    /// when.
+    fn check(
+        &self,
+        data: &RunData,
+        record: &[bool],
+        load: Option<Duration>,
+        t: Duration,
+    ) -> Option<Aborted> {
         let load = load?;
+        if self.thresholds.is_empty() {
+            return None;
+        }
+        let recorded = data.recorded(record);
         let ctx = EvalContext {
-            recorded: &snap.recorded,
+            recorded: &recorded,
             phases: Vec::new(),
-            attempted: snap.attempted,
-            opened: snap.opened,
-            failed: snap.failed,
+            ended: false,
         };
         let broken = self
             .thresholds
@@ -400,20 +376,27 @@ impl Abort {
                 !e.pending && !e.pass
             })?;
         self.cancel.cancel();
-        Some((broken.expr.clone(), snap.t_s))
+        Some(Aborted {
+            threshold: broken.expr.clone(),
+            at_ms: t.as_millis() as u64,
+        })
     }
 }
 
-/// The collector task: a snapshot every [`TICK`] and a last one at the end.
+/// The collector task: a delta every [`TICK`] and a last one at the end,
+/// each added into the run's data and handed to `out`; returns the run's
+/// data and the threshold that aborted it, if one did.
+#[allow(clippy::too_many_arguments)]
 async fn collect(
     mut collector: Collector,
+    mut total: RunData,
+    record: Vec<bool>,
     start: watch::Receiver<Option<LoadStart>>,
-    control: Arc<Control>,
     offsets: Vec<Duration>,
-    out: Option<mpsc::UnboundedSender<Snapshot>>,
+    out: Option<mpsc::UnboundedSender<Arc<RunData>>>,
     stop: CancellationToken,
     abort: Abort,
-) -> (Shard, Vec<Snapshot>, Option<(String, f64)>) {
+) -> (RunData, Option<Aborted>) {
     let mut aborted = None;
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -423,23 +406,23 @@ async fn collect(
             _ = ticker.tick() => false,
         };
         let now = Instant::now();
-        let load = (*start.borrow()).and_then(|s| now.checked_duration_since(s.at));
+        let load_at = (*start.borrow()).map(|s| s.at);
+        let load = load_at.and_then(|at| now.checked_duration_since(at));
         let at = TickInfo {
             phase: load.and_then(|d| offsets.windows(2).position(|w| d >= w[0] && d < w[1])),
-            load_s: load.map_or(0.0, |d| d.as_secs_f64()),
-            rate_factor: control.factor(),
-            paused: control.paused(),
+            load_started: load_at,
         };
-        let snap = collector.tick(now, at);
+        let delta = collector.tick(now, at);
+        total.add(&delta);
         if aborted.is_none() {
-            aborted = abort.check(&snap, load);
+            let t = Duration::from_millis(delta.facts.elapsed_ms);
+            aborted = abort.check(&total, &record, load, t);
         }
         if let Some(out) = &out {
-            let _ = out.send(snap);
+            let _ = out.send(Arc::new(delta));
         }
         if stopping {
-            let (totals, timeline) = collector.finish();
-            return (totals, timeline, aborted);
+            return (total, aborted);
         }
     }
 }

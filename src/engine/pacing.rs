@@ -38,6 +38,8 @@ impl Pacer {
             PhaseRate::Max => Pacer::Closed {
                 inflight: phase.inflight.max(1) as usize,
             },
+            // Nothing paced: never due.
+            PhaseRate::None => Pacer::Closed { inflight: 0 },
             PhaseRate::PerSecond(rate) => {
                 let total = rate.per_second * factor;
                 let open = open.max(1) as f64;

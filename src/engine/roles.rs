@@ -6,7 +6,7 @@
 
 use std::sync::atomic::AtomicU64;
 
-use super::flow::Program;
+use super::program::Program;
 use crate::scenario::{Phase, PhaseRate, Role, Scenario, ShardSpec, assign_roles};
 
 /// One role as the connections run it.

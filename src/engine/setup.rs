@@ -6,7 +6,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpSocket, TcpStream};
@@ -97,8 +96,8 @@ pub(super) struct Opened {
 }
 
 /// Counts a failed attempt of `kind` with its reason.
-fn failed(shared: &Shared, kind: ErrorKind, reason: impl FnOnce() -> String) {
-    shared.recorder.with(|s| s.stages[0].error(kind));
+fn failed(shared: &Shared, id: u64, kind: ErrorKind, reason: impl FnOnce() -> String) {
+    shared.setup(id, |d| d.error(kind));
     shared.recorder.gauges().note_error(reason);
 }
 
@@ -112,20 +111,18 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
     let tcp = match timeout_at(deadline, connect(shared, id)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            failed(shared, ErrorKind::Connect, || format!("connect: {e}"));
+            failed(shared, id, ErrorKind::Connect, || format!("connect: {e}"));
             return None;
         }
         Err(_) => {
-            failed(shared, ErrorKind::Connect, || {
+            failed(shared, id, ErrorKind::Connect, || {
                 format!("connect: no answer within {limit:?}")
             });
             return None;
         }
     };
     let t1 = Instant::now();
-    shared
-        .recorder
-        .with(|s| s.stages[0].record(LatencyMetric::Connect, (t1 - t0).as_nanos() as u64));
+    shared.setup(id, |d| d.record(LatencyMetric::Connect, (t1 - t0).as_nanos() as u64));
     let _ = tcp.set_nodelay(true);
     let mut rng = fastrand::Rng::with_seed(shared.seed.wrapping_add(id));
     let (stream, upgraded, t2) = match &proto.tls {
@@ -139,20 +136,18 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
             let mut tls = match timeout_at(deadline, connector.connect(name.clone(), tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    failed(shared, ErrorKind::Tls, || format!("tls: {e}"));
+                    failed(shared, id, ErrorKind::Tls, || format!("tls: {e}"));
                     return None;
                 }
                 Err(_) => {
-                    failed(shared, ErrorKind::Tls, || {
+                    failed(shared, id, ErrorKind::Tls, || {
                         format!("tls: handshake not done within {limit:?}")
                     });
                     return None;
                 }
             };
             let t2 = Instant::now();
-            shared
-                .recorder
-                .with(|s| s.stages[0].record(LatencyMetric::Tls, (t2 - t1).as_nanos() as u64));
+            shared.setup(id, |d| d.record(LatencyMetric::Tls, (t2 - t1).as_nanos() as u64));
             let hs = client_handshake(&mut tls, &proto.request, &mut rng);
             let r = timeout_at(deadline, hs).await;
             let (tcp, conn) = tls.into_inner();
@@ -165,11 +160,11 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
             if let HandshakeError::Status(status) = e {
                 shared.recorder.gauges().http_status(status);
             }
-            failed(shared, ErrorKind::Handshake, || format!("handshake: {e}"));
+            failed(shared, id, ErrorKind::Handshake, || format!("handshake: {e}"));
             return None;
         }
         Err(_) => {
-            failed(shared, ErrorKind::Handshake, || {
+            failed(shared, id, ErrorKind::Handshake, || {
                 format!("handshake: no answer within {limit:?}")
             });
             return None;
@@ -180,22 +175,18 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
         Some(offer) => match offer.accept_response(&upgraded.extensions) {
             Ok(agreed) => agreed,
             Err(e) => {
-                failed(shared, ErrorKind::Handshake, || format!("handshake: {e}"));
+                failed(shared, id, ErrorKind::Handshake, || format!("handshake: {e}"));
                 return None;
             }
         },
     };
     let t3 = Instant::now();
-    shared
-        .recorder
-        .with(|s| s.stages[0].record(LatencyMetric::Handshake, (t3 - t2).as_nanos() as u64));
-    let gauges = shared.recorder.gauges();
-    if agreed.is_some() {
-        gauges.compressed.fetch_add(1, SeqCst);
-    }
-    if upgraded.subprotocol.is_some() {
-        gauges.subprotocol.fetch_add(1, SeqCst);
-    }
+    shared.setup(id, |d| d.record(LatencyMetric::Handshake, (t3 - t2).as_nanos() as u64));
+    let (compressed, subprotocol) = (agreed.is_some(), upgraded.subprotocol.is_some());
+    shared.setup_count(id, |c| {
+        c.compressed += u64::from(compressed);
+        c.subprotocol += u64::from(subprotocol);
+    });
     let inflater = agreed.as_ref().map(|a| Inflater::new(Role::Client, a));
     let deflater = agreed.as_ref().map(|a| Deflater::new(Role::Client, a));
     let mut stream = stream;
@@ -208,7 +199,7 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
-                failed(shared, ErrorKind::Tls, || format!("tls: {e}"));
+                failed(shared, id, ErrorKind::Tls, || format!("tls: {e}"));
                 return None;
             }
         }

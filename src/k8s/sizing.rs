@@ -74,6 +74,7 @@ pub fn size(s: &Scenario, workers: u32) -> Resources {
         .map(|p| match p.rate {
             PhaseRate::PerSecond(r) => r.per_second / f64::from(workers),
             PhaseRate::Max => MAX_PHASE_RATE_PER_SHARD,
+            PhaseRate::None => 0.0,
         })
         .fold(0.0, f64::max);
     let memory = BASE_MEMORY_BYTES + u64::from(connections) * MEMORY_PER_CONNECTION_BYTES;

@@ -1,64 +1,134 @@
-//! The data one thread (or one interval, or one run) accumulates: latency
-//! histograms and counters per stage, where stage 0 is connection setup and
-//! stage `i + 1` is phase `i`.
+//! What one cell of a run measured: counters and latency histograms of one
+//! role in one stage, where stage 0 is connection setup and stage `i + 1`
+//! is phase `i`. [`Counters`] is the one list of counted things; a new
+//! counter is one line in the `counters!` invocation below.
+
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
 
+pub use crate::scenario::ErrorKind;
 use crate::scenario::LatencyMetric;
 
-/// Kinds of error a run counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// TCP connect failed or timed out.
-    Connect,
-    /// The TLS handshake failed (certificate, protocol) or timed out.
-    Tls,
-    /// The upgrade failed (status, headers, accept key) or timed out.
-    Handshake,
-    /// A message got no reply before the run's drain deadline.
-    Timeout,
-    /// The server broke RFC 6455 (bad frame, bad UTF-8, bad close).
-    Protocol,
-    /// The connection was closed or reset by the server during the run.
-    Closed,
-    /// Our close frame got no close back within the close wait.
-    CloseTimeout,
-}
-
-impl ErrorKind {
-    /// Every kind, in report order.
-    pub const ALL: [ErrorKind; N_ERRORS] = [
-        ErrorKind::Connect,
-        ErrorKind::Tls,
-        ErrorKind::Handshake,
-        ErrorKind::Timeout,
-        ErrorKind::Protocol,
-        ErrorKind::Closed,
-        ErrorKind::CloseTimeout,
-    ];
-
-    /// Name used in reports and thresholds.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorKind::Connect => "connect",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Handshake => "handshake",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::Closed => "closed",
-            ErrorKind::CloseTimeout => "close_timeout",
-        }
-    }
-}
-
-/// Number of error kinds, the length of [`StageData::errors`].
-pub const N_ERRORS: usize = 7;
+/// Number of error kinds, the length of [`Counters::errors`].
+pub const N_ERRORS: usize = ErrorKind::ALL.len();
 
 /// Number of latency metrics, the length of [`StageData::hist`].
 pub const N_METRICS: usize = LatencyMetric::ALL.len();
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident, )*) => {
+        /// Everything a cell counts. Added field by field (saturating), never
+        /// averaged; serialized by name, errors by kind name.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Counters {
+            $( $(#[$doc])* #[serde(default)] pub $name: u64, )*
+            /// Errors by [`ErrorKind`], in `ErrorKind::ALL` order.
+            #[serde(default, with = "errors_by_name")]
+            pub errors: [u64; N_ERRORS],
+        }
+
+        impl Counters {
+            /// Adds `o` into `self`.
+            pub fn add(&mut self, o: &Counters) {
+                $( self.$name = self.$name.saturating_add(o.$name); )*
+                for (a, b) in self.errors.iter_mut().zip(o.errors) {
+                    *a = a.saturating_add(b);
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Messages handed to the socket (paced and other sends).
+    sent,
+    /// Of `sent`, those sent by a paced `loop` (the phase's or role's rate,
+    /// or `rate: max`): what the achieved rate counts.
+    paced,
+    /// Open model: paced messages that came due in a phase but were not sent
+    /// before it ended (the tester fell behind). `paced + not_sent` of an
+    /// open-model phase is its schedule.
+    not_sent,
+    /// Replies awaited by correlated sends (one per send, or `replies: N`).
+    awaited,
+    /// Replies matched to a correlated send (timed as `rtt` and `service`).
+    replies,
+    /// Awaited replies that never came (their timeout, the end of the run
+    /// or of their connection): `awaited = replies + unanswered` once a run
+    /// has ended.
+    unanswered,
+    /// Messages received and consumed: replies plus messages that satisfied
+    /// an `expect` without answering a send.
+    received,
+    /// Messages received that carried a `delivery` timestamp and answered
+    /// nothing else.
+    delivered,
+    /// Messages received during the phases that matched nothing.
+    unmatched,
+    /// Payload bytes sent.
+    bytes_sent,
+    /// Payload bytes received.
+    bytes_received,
+    /// Frame bytes sent (headers and compressed payloads; no TLS overhead).
+    wire_sent,
+    /// Frame bytes received (data and control frames).
+    wire_received,
+    /// Connection attempts started.
+    attempted,
+    /// Connections that completed the upgrade.
+    opened,
+    /// Attempts that failed (connect, TLS or handshake).
+    failed,
+    /// Open connections that the server closed, reset, or broke.
+    closed_by_server,
+    /// Connections that agreed permessage-deflate.
+    compressed,
+    /// Connections for which the server chose an offered subprotocol.
+    subprotocol,
+}
+
+impl Counters {
+    /// Sum of all error counts.
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().fold(0u64, |a, b| a.saturating_add(*b))
+    }
+
+    /// Errors of `kind`.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind as usize]
+    }
+}
+
+mod errors_by_name {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(e: &[u64; N_ERRORS], s: S) -> Result<S::Ok, S::Error> {
+        let m: BTreeMap<&str, u64> = ErrorKind::ALL
+            .iter()
+            .map(|k| (k.name(), e[*k as usize]))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        m.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u64; N_ERRORS], D::Error> {
+        let m: BTreeMap<String, u64> = BTreeMap::deserialize(d)?;
+        let mut e = [0; N_ERRORS];
+        for (name, n) in m {
+            let k = ErrorKind::ALL
+                .iter()
+                .find(|k| k.name() == name)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown error kind {name:?}")))?;
+            e[*k as usize] = n;
+        }
+        Ok(e)
+    }
+}
 
 /// A new latency histogram: nanoseconds, 3 significant digits, growing as
 /// needed (so an idle one costs a few KiB, not 200).
@@ -98,67 +168,106 @@ pub fn decode_histogram(b64: &str) -> Result<Histogram<u64>, String> {
     Ok(h)
 }
 
-fn metric_index(m: LatencyMetric) -> usize {
-    LatencyMetric::ALL
-        .iter()
-        .position(|x| *x == m)
-        .expect("metric is in ALL")
+/// Adds `b` into `a`; auto-resizing histograms accept any value.
+pub fn add_histogram(a: &mut Histogram<u64>, b: &Histogram<u64>) {
+    let _ = a.add(b);
 }
 
-/// Latencies and counters of one stage.
-#[derive(Debug, Clone)]
+fn metric_index(m: LatencyMetric) -> usize {
+    m as usize
+}
+
+/// Latency histograms by metric, encoded (see [`encode_histogram`]); only
+/// those with samples.
+pub type EncodedHistograms = BTreeMap<String, String>;
+
+/// Encodes the histograms of `hist` that have samples.
+pub fn encode_all(hist: &[Histogram<u64>; N_METRICS]) -> EncodedHistograms {
+    LatencyMetric::ALL
+        .iter()
+        .filter(|m| !hist[metric_index(**m)].is_empty())
+        .map(|m| (m.name().to_string(), encode_histogram(&hist[metric_index(*m)])))
+        .collect()
+}
+
+/// Decodes what [`encode_all`] wrote.
+pub fn decode_all(enc: &EncodedHistograms) -> Result<[Histogram<u64>; N_METRICS], String> {
+    let mut hist: [Histogram<u64>; N_METRICS] = std::array::from_fn(|_| new_histogram());
+    for (name, b64) in enc {
+        let m = LatencyMetric::ALL
+            .iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| format!("unknown metric {name:?}"))?;
+        hist[metric_index(*m)] = decode_histogram(b64).map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(hist)
+}
+
+/// Counters and latency histograms of one role in one stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "EncodedStage", into = "EncodedStage")]
 pub struct StageData {
+    /// What was counted.
+    pub counters: Counters,
     /// One histogram per [`LatencyMetric`], in `LatencyMetric::ALL` order.
     pub hist: [Histogram<u64>; N_METRICS],
-    /// Messages handed to the socket.
-    pub sent: u64,
-    /// Replies received and matched to a sent message.
-    pub received: u64,
-    /// Data messages received that matched nothing in flight.
-    pub unmatched: u64,
-    /// Open-model messages whose phase ended before the tester sent them.
-    pub not_sent: u64,
-    /// Payload bytes sent.
-    pub bytes_sent: u64,
-    /// Payload bytes received.
-    pub bytes_received: u64,
-    /// Frame bytes sent (headers and compressed payloads; no TLS overhead).
-    pub wire_sent: u64,
-    /// Frame bytes received (headers and compressed payloads).
-    pub wire_received: u64,
-    /// Errors by [`ErrorKind`], in `ErrorKind::ALL` order.
-    pub errors: [u64; N_ERRORS],
+}
+
+/// The serialized form of [`StageData`].
+#[derive(Serialize, Deserialize)]
+struct EncodedStage {
+    #[serde(flatten)]
+    counters: Counters,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    histograms: EncodedHistograms,
+}
+
+impl From<StageData> for EncodedStage {
+    fn from(d: StageData) -> Self {
+        EncodedStage {
+            counters: d.counters,
+            histograms: encode_all(&d.hist),
+        }
+    }
+}
+
+impl TryFrom<EncodedStage> for StageData {
+    type Error = String;
+    fn try_from(e: EncodedStage) -> Result<Self, String> {
+        Ok(StageData {
+            counters: e.counters,
+            hist: decode_all(&e.histograms)?,
+        })
+    }
 }
 
 impl Default for StageData {
     fn default() -> Self {
         StageData {
+            counters: Counters::default(),
             hist: std::array::from_fn(|_| new_histogram()),
-            sent: 0,
-            received: 0,
-            unmatched: 0,
-            not_sent: 0,
-            bytes_sent: 0,
-            bytes_received: 0,
-            wire_sent: 0,
-            wire_received: 0,
-            errors: [0; N_ERRORS],
         }
     }
 }
 
+impl PartialEq for StageData {
+    fn eq(&self, o: &Self) -> bool {
+        self.counters == o.counters && self.hist == o.hist
+    }
+}
+
 impl StageData {
-    /// Records a latency in nanoseconds (at least 1; huge values saturate).
+    /// Records a latency in nanoseconds (0 stays 0; huge values saturate).
     #[inline]
     pub fn record(&mut self, metric: LatencyMetric, ns: u64) {
         // auto-resizing histograms only fail for values past u64 range.
-        let _ = self.hist[metric_index(metric)].record(ns.max(1));
+        let _ = self.hist[metric_index(metric)].record(ns);
     }
 
     /// Counts one error.
     #[inline]
     pub fn error(&mut self, kind: ErrorKind) {
-        self.errors[kind as usize] += 1;
+        self.counters.errors[kind as usize] += 1;
     }
 
     /// The histogram of `metric`.
@@ -166,93 +275,24 @@ impl StageData {
         &self.hist[metric_index(metric)]
     }
 
-    /// Sum of all error counts.
-    pub fn error_total(&self) -> u64 {
-        self.errors.iter().sum()
-    }
-
     /// Adds `other` into `self` (histograms added, never averaged).
     pub fn add(&mut self, other: &StageData) {
+        self.counters.add(&other.counters);
         for (a, b) in self.hist.iter_mut().zip(other.hist.iter()) {
-            a.add(b).expect("auto-resizing histograms accept any value");
-        }
-        self.sent += other.sent;
-        self.received += other.received;
-        self.unmatched += other.unmatched;
-        self.not_sent += other.not_sent;
-        self.bytes_sent += other.bytes_sent;
-        self.bytes_received += other.bytes_received;
-        self.wire_sent += other.wire_sent;
-        self.wire_received += other.wire_received;
-        for (a, b) in self.errors.iter_mut().zip(other.errors) {
-            *a += b;
+            add_histogram(a, b);
         }
     }
 
     /// Clears counts, keeping allocations.
     pub fn reset(&mut self) {
+        self.counters = Counters::default();
         for h in &mut self.hist {
             h.reset();
         }
-        self.sent = 0;
-        self.received = 0;
-        self.unmatched = 0;
-        self.not_sent = 0;
-        self.bytes_sent = 0;
-        self.bytes_received = 0;
-        self.wire_sent = 0;
-        self.wire_received = 0;
-        self.errors = [0; N_ERRORS];
-    }
-}
-
-/// Stage 0 (connection setup) and one stage per phase, and the recorded
-/// phases of each role when a scenario has several.
-#[derive(Debug, Clone)]
-pub struct Shard {
-    /// `stages[0]` is setup, `stages[i + 1]` is phase `i`.
-    pub stages: Vec<StageData>,
-    /// `roles[r]`: what role `r`'s connections recorded in the phases marked
-    /// `record` (empty for a scenario with one role).
-    pub roles: Vec<StageData>,
-}
-
-impl Shard {
-    /// A shard for a scenario with `phases` phases.
-    pub fn new(phases: usize) -> Self {
-        Shard::with_roles(phases, 0)
     }
 
-    /// A shard for `phases` phases that also keeps `roles` roles apart.
-    pub fn with_roles(phases: usize, roles: usize) -> Self {
-        Shard {
-            stages: (0..=phases).map(|_| StageData::default()).collect(),
-            roles: (0..roles).map(|_| StageData::default()).collect(),
-        }
-    }
-
-    /// Adds `other` stage by stage and role by role.
-    pub fn add(&mut self, other: &Shard) {
-        for (a, b) in self.stages.iter_mut().zip(&other.stages) {
-            a.add(b);
-        }
-        for (a, b) in self.roles.iter_mut().zip(&other.roles) {
-            a.add(b);
-        }
-    }
-
-    /// Clears all stages and roles.
-    pub fn reset(&mut self) {
-        self.stages.iter_mut().for_each(StageData::reset);
-        self.roles.iter_mut().for_each(StageData::reset);
-    }
-
-    /// All stages added together.
-    pub fn total(&self) -> StageData {
-        let mut t = StageData::default();
-        for s in &self.stages {
-            t.add(s);
-        }
-        t
+    /// Whether nothing was counted or recorded.
+    pub fn is_empty(&self) -> bool {
+        self.counters == Counters::default() && self.hist.iter().all(|h| h.is_empty())
     }
 }

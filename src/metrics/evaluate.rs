@@ -5,7 +5,7 @@
 use hdrhistogram::Histogram;
 
 use super::data::StageData;
-use crate::scenario::{Counter, ERROR_KINDS, Stat, Threshold, ThresholdMetric};
+use crate::scenario::{Counter, Stat, Threshold, ThresholdMetric};
 
 /// A duration in ns with a unit a person reads easily: `850ns`, `412µs`,
 /// `3.21ms`, `1.50s`.
@@ -36,11 +36,11 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    fn pending() -> Self {
+    fn pending(why: &str) -> Self {
         Evaluation {
             observed: 0.0,
-            observed_text: "at the end of the run".into(),
-            pass: true,
+            observed_text: why.into(),
+            pass: false,
             pending: true,
         }
     }
@@ -63,10 +63,11 @@ pub fn stat_ns(h: &Histogram<u64>, stat: Stat) -> Option<f64> {
 pub struct PhaseData<'a> {
     /// Phase name.
     pub name: &'a str,
-    /// What the phase recorded.
+    /// What the phase recorded, every role added.
     pub data: &'a StageData,
-    /// Planned total messages per second, `None` for `rate: max`.
-    pub target: Option<f64>,
+    /// Whether it is open-model (a numeric rate): its schedule is then
+    /// `paced + not_sent`.
+    pub open: bool,
     /// Seconds the phase ran.
     pub secs: f64,
     /// Whether it counts in the run's totals.
@@ -75,105 +76,122 @@ pub struct PhaseData<'a> {
 
 /// What thresholds are evaluated against.
 pub struct EvalContext<'a> {
-    /// Setup stage and the recorded phases, added.
+    /// Setup stage and the recorded phases, every role added (connection
+    /// counters are in the setup stage).
     pub recorded: &'a StageData,
-    /// Every phase; empty while a run is still going (phase-scoped
-    /// thresholds then wait for the end).
+    /// Every phase.
     pub phases: Vec<PhaseData<'a>>,
-    /// Connection attempts.
-    pub attempted: u64,
-    /// Connections opened.
-    pub opened: u64,
-    /// Connection attempts failed.
-    pub failed: u64,
+    /// Whether the run has ended: while it goes on, a threshold without a
+    /// value yet, a phase-scoped one and a rate are `pending`; at the end,
+    /// one without samples fails (nothing was shown to hold).
+    pub ended: bool,
 }
 
-/// Evaluates one threshold. A latency threshold with no samples fails
-/// (nothing was shown to hold).
+/// The schedule and the paced sends of `phases` (open-model ones only).
+pub fn schedule<'a>(phases: impl Iterator<Item = &'a PhaseData<'a>>) -> (u64, u64) {
+    phases
+        .filter(|p| p.open)
+        .fold((0, 0), |(planned, paced), p| {
+            let c = &p.data.counters;
+            (planned + c.paced + c.not_sent, paced + c.paced)
+        })
+}
+
+/// Evaluates one threshold.
 pub fn evaluate(t: &Threshold, ctx: &EvalContext<'_>) -> Evaluation {
     let scoped = match &t.phase {
         None => None,
+        Some(_) if !ctx.ended => return Evaluation::pending("at the end of the run"),
         Some(name) => match ctx.phases.iter().find(|p| p.name == name) {
             Some(p) => Some(p),
-            None => {
-                return Evaluation::pending();
-            }
+            None => return Evaluation::pending("no such phase ran"),
         },
     };
     let data = scoped.map_or(ctx.recorded, |p| p.data);
+    let c = &data.counters;
     let (observed, text) = match t.metric {
         ThresholdMetric::Latency { metric, stat } => match stat_ns(data.histogram(metric), stat) {
             Some(ns) => (ns / 1000.0, fmt_ns(ns)),
             None => (f64::NAN, "no samples".to_string()),
         },
         ThresholdMetric::ErrorRate => {
-            let attempts = if scoped.is_some() { 0 } else { ctx.attempted };
-            let rate = data.error_total() as f64 / (attempts + data.sent).max(1) as f64;
-            (rate, format!("{:.3}%", rate * 100.0))
+            let ops = c.attempted.saturating_add(c.sent);
+            if ops == 0 {
+                (f64::NAN, "no operations".to_string())
+            } else {
+                let rate = c.error_total() as f64 / ops as f64;
+                (rate, format!("{:.3}%", rate * 100.0))
+            }
         }
-        ThresholdMetric::Count(c) => {
-            let n = match c {
-                Counter::Errors => data.error_total(),
-                Counter::ErrorsOf(kind) => ERROR_KINDS
-                    .iter()
-                    .position(|k| *k == kind)
-                    .map_or(0, |i| data.errors[i]),
-                Counter::ConnectionsFailed => ctx.failed,
-                Counter::ConnectionsOpened => ctx.opened,
-                Counter::MessagesSent => data.sent,
-                Counter::MessagesReceived => data.received,
-                Counter::Samples(m) => data.histogram(m).len(),
-                Counter::SampleRate(m) => {
-                    let secs: f64 = match scoped {
-                        Some(p) => p.secs,
-                        None => ctx.phases.iter().filter(|p| p.record).map(|p| p.secs).sum(),
-                    };
-                    if secs <= 0.0 {
-                        return Evaluation::pending();
-                    }
-                    let rate = data.histogram(m).len() as f64 / secs;
-                    return Evaluation {
-                        observed: rate,
-                        observed_text: format!("{rate:.1}/s"),
-                        pass: t.holds(rate),
-                        pending: false,
-                    };
-                }
+        ThresholdMetric::Count(Counter::SampleRate(m)) => {
+            if !ctx.ended {
+                return Evaluation::pending("at the end of the run");
+            }
+            let secs: f64 = match scoped {
+                Some(p) => p.secs,
+                None => ctx.phases.iter().filter(|p| p.record).map(|p| p.secs).sum(),
+            };
+            if secs <= 0.0 {
+                (f64::NAN, "no phase ran".to_string())
+            } else {
+                let rate = data.histogram(m).len() as f64 / secs;
+                (rate, format!("{rate:.1}/s"))
+            }
+        }
+        ThresholdMetric::Count(counter) => {
+            let n = match counter {
+                Counter::Errors => c.error_total(),
+                Counter::ErrorsOf(kind) => c.errors_of(kind),
+                Counter::ConnectionsFailed => c.failed,
+                Counter::ConnectionsOpened => c.opened,
+                Counter::MessagesSent => c.sent,
+                Counter::MessagesReceived => c.received,
+                Counter::MessagesPaced => c.paced,
+                Counter::Samples(m) | Counter::SampleRate(m) => data.histogram(m).len(),
             };
             (n as f64, n.to_string())
         }
         ThresholdMetric::ThroughputRatio => {
-            let phases: Vec<&PhaseData> = match scoped {
-                Some(p) => vec![p],
-                None => ctx.phases.iter().filter(|p| p.record).collect(),
+            if !ctx.ended {
+                return Evaluation::pending("at the end of the run");
+            }
+            let (planned, paced) = match scoped {
+                Some(p) => schedule(std::iter::once(p)),
+                None => schedule(ctx.phases.iter().filter(|p| p.record)),
             };
-            let planned: f64 = phases.iter().filter_map(|p| Some(p.target? * p.secs)).sum();
-            let sent: u64 = phases
-                .iter()
-                .filter(|p| p.target.is_some())
-                .map(|p| p.data.sent)
-                .sum();
-            if planned > 0.0 {
-                let ratio = sent as f64 / planned;
+            if planned > 0 {
+                let ratio = paced as f64 / planned as f64;
                 (ratio, format!("{:.1}%", ratio * 100.0))
-            } else if ctx.phases.is_empty() {
-                return Evaluation::pending();
             } else {
-                (f64::NAN, "no open-model phase".to_string())
+                (f64::NAN, "no open-model schedule".to_string())
             }
         }
     };
+    finish(t, ctx, observed, text)
+}
+
+/// The evaluation of `observed` (NaN: no value).
+fn finish(t: &Threshold, ctx: &EvalContext<'_>, observed: f64, text: String) -> Evaluation {
+    if observed.is_nan() {
+        return if ctx.ended {
+            Evaluation {
+                observed: 0.0,
+                observed_text: text,
+                pass: false,
+                pending: false,
+            }
+        } else {
+            Evaluation::pending(&text)
+        };
+    }
     let in_limit_units = match t.metric {
         ThresholdMetric::Latency { .. } => observed * 1000.0,
         _ => observed,
     };
-    // Without data a threshold fails at the end of a run (nothing was shown
-    // to hold), but while the run goes on it is only not decided yet.
-    let undecided = observed.is_nan() && ctx.phases.is_empty();
     Evaluation {
-        observed: if observed.is_nan() { 0.0 } else { observed },
+        observed,
         observed_text: text,
-        pass: undecided || (!observed.is_nan() && t.holds(in_limit_units)),
-        pending: undecided,
+        pass: t.holds(in_limit_units),
+        pending: false,
     }
 }

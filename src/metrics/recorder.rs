@@ -1,6 +1,6 @@
 //! Per-thread recording without a lock per message.
 //!
-//! Each worker thread that records for a run gets a [`Slot`]: two [`Shard`]s,
+//! Each worker thread that records for a run gets a [`Slot`]: two [`ThreadData`]s,
 //! one active for writing and one for the collector. A write marks the active
 //! side busy (one atomic store), re-checks that it is still active, records,
 //! and clears the mark. The collector flips the active side and waits for the
@@ -10,15 +10,60 @@
 //! slot; writers never wait.
 
 use std::cell::{RefCell, UnsafeCell};
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use super::data::Shard;
+use super::data::StageData;
+use super::run_data::Events;
 
-/// Two shards and the flags that hand one of them to the collector.
+/// What one worker thread recorded since the collector last took it: one
+/// cell per role and stage.
+#[derive(Debug, Clone)]
+pub struct ThreadData {
+    /// Stages per role (setup, then one per phase).
+    stages: usize,
+    /// `cells[role * stages + stage]`.
+    cells: Vec<StageData>,
+}
+
+impl ThreadData {
+    /// Empty cells for `roles` roles (at least 1) and `phases` phases.
+    pub fn new(roles: usize, phases: usize) -> Self {
+        let stages = phases + 1;
+        ThreadData {
+            stages,
+            cells: (0..roles.max(1) * stages).map(|_| StageData::default()).collect(),
+        }
+    }
+
+    /// The cell of `role` in `stage`.
+    #[inline]
+    pub fn cell(&mut self, role: usize, stage: usize) -> &mut StageData {
+        let i = role * self.stages + stage.min(self.stages - 1);
+        &mut self.cells[i]
+    }
+
+    /// Role `role`'s stages.
+    pub fn role(&self, role: usize) -> &[StageData] {
+        &self.cells[role * self.stages..(role + 1) * self.stages]
+    }
+
+    /// Adds `other` cell by cell.
+    pub fn add(&mut self, other: &ThreadData) {
+        for (a, b) in self.cells.iter_mut().zip(&other.cells) {
+            a.add(b);
+        }
+    }
+
+    /// Clears every cell, keeping allocations.
+    pub fn reset(&mut self) {
+        self.cells.iter_mut().for_each(StageData::reset);
+    }
+}
+
+/// Two [`ThreadData`]s and the flags that hand one of them to the collector.
 struct Slot {
-    sides: [UnsafeCell<Shard>; 2],
+    sides: [UnsafeCell<ThreadData>; 2],
     active: AtomicUsize,
     busy: [AtomicBool; 2],
 }
@@ -36,8 +81,8 @@ impl Slot {
     fn new(phases: usize, roles: usize) -> Self {
         Slot {
             sides: [
-                UnsafeCell::new(Shard::with_roles(phases, roles)),
-                UnsafeCell::new(Shard::with_roles(phases, roles)),
+                UnsafeCell::new(ThreadData::new(roles, phases)),
+                UnsafeCell::new(ThreadData::new(roles, phases)),
             ],
             active: AtomicUsize::new(0),
             busy: [AtomicBool::new(false), AtomicBool::new(false)],
@@ -46,7 +91,7 @@ impl Slot {
 
     /// Runs `f` on the active side. Only the owning thread calls this.
     #[inline]
-    fn write<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+    fn write<R>(&self, f: impl FnOnce(&mut ThreadData) -> R) -> R {
         let i = loop {
             let i = self.active.load(SeqCst);
             self.busy[i].store(true, SeqCst);
@@ -70,7 +115,7 @@ impl Slot {
 
     /// Takes the active side's data into `into` and resets it. Only the
     /// collector calls this (serialised by the registry's mutex).
-    fn drain_into(&self, into: &mut Shard) {
+    fn drain_into(&self, into: &mut ThreadData) {
         let old = self.active.load(SeqCst);
         self.active.store(1 - old, SeqCst);
         while self.busy[old].load(SeqCst) {
@@ -83,50 +128,24 @@ impl Slot {
     }
 }
 
-/// Connection counters updated once per connection event (not per message).
+/// Gauges of a run (values now, not counts) and its event log, updated
+/// once per connection event or error, never per message.
 #[derive(Debug, Default)]
 pub struct ConnectionGauges {
-    /// Connection attempts started.
-    pub attempted: AtomicU64,
-    /// Connections that completed the upgrade.
-    pub opened: AtomicU64,
-    /// Attempts that failed (connect or handshake).
-    pub failed: AtomicU64,
     /// Connections open now.
     pub open: AtomicU64,
-    /// Highest number open at once.
-    pub peak_open: AtomicU64,
-    /// Open connections that the server closed or reset.
-    pub closed_by_server: AtomicU64,
-    /// Connections that agreed permessage-deflate with the server.
-    pub compressed: AtomicU64,
-    /// Connections for which the server chose one of the offered subprotocols.
-    pub subprotocol: AtomicU64,
-    /// Close codes received and the latest distinct error messages. Touched
-    /// once per connection event or error, never per message.
-    events: Mutex<EventLog>,
-}
-
-/// How many distinct error messages are kept.
-const RECENT_ERRORS: usize = 5;
-
-/// Close codes received and recent distinct error messages.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct EventLog {
-    /// Count of close frames received, by close code.
-    pub close_codes: BTreeMap<u16, u64>,
-    /// Upgrades refused, by the HTTP status the server answered with.
-    pub http_statuses: BTreeMap<u16, u64>,
-    /// The last few distinct error messages, oldest first.
-    pub recent_errors: VecDeque<String>,
+    /// Most connections open at once since the collector last looked.
+    pub interval_peak: AtomicU64,
+    /// Close codes, refused upgrades and recent errors since the collector
+    /// last took them.
+    events: Mutex<Events>,
 }
 
 impl ConnectionGauges {
     /// Marks one more connection open.
     pub fn opened(&self) {
-        self.opened.fetch_add(1, SeqCst);
         let now = self.open.fetch_add(1, SeqCst) + 1;
-        self.peak_open.fetch_max(now, SeqCst);
+        self.interval_peak.fetch_max(now, SeqCst);
     }
 
     /// Marks an open connection as gone.
@@ -152,18 +171,28 @@ impl ConnectionGauges {
     /// log is busy: during an error storm one message of each kind suffices.
     pub fn note_error(&self, message: impl FnOnce() -> String) {
         if let Ok(mut e) = self.events.try_lock() {
-            let m = message();
-            e.recent_errors.retain(|x| *x != m);
-            e.recent_errors.push_back(m);
-            if e.recent_errors.len() > RECENT_ERRORS {
-                e.recent_errors.pop_front();
-            }
+            e.note(message());
         }
     }
 
-    /// A copy of the close codes and recent errors.
-    pub fn events(&self) -> EventLog {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    /// Takes the counts since the last call (recent errors stay, for the
+    /// next look).
+    pub fn take_events(&self) -> Events {
+        self.events
+            .lock()
+            .map(|mut e| Events {
+                close_codes: std::mem::take(&mut e.close_codes),
+                http_statuses: std::mem::take(&mut e.http_statuses),
+                recent_errors: e.recent_errors.clone(),
+            })
+            .unwrap_or_default()
+    }
+
+    /// The most open at once since the last call; starts the next interval
+    /// from the number open now.
+    pub fn take_peak(&self) -> u64 {
+        let now = self.open.load(SeqCst);
+        self.interval_peak.swap(now, SeqCst).max(now)
     }
 }
 
@@ -189,14 +218,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder for a run with `phases` phases.
-    pub fn new(phases: usize) -> Self {
-        Recorder::with_roles(phases, 0)
-    }
-
-    /// A recorder for a run with `phases` phases that also keeps the
-    /// recorded phases of each of `roles` roles apart.
-    pub fn with_roles(phases: usize, roles: usize) -> Self {
+    /// A recorder for a run with `roles` roles (at least 1) and `phases` phases.
+    pub fn new(roles: usize, phases: usize) -> Self {
         Recorder {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, SeqCst),
@@ -208,9 +231,9 @@ impl Recorder {
         }
     }
 
-    /// Roles kept apart (0 when only totals are kept).
-    pub fn roles(&self) -> usize {
-        self.inner.roles
+    /// Roles and phases recorded.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.inner.roles.max(1), self.inner.phases)
     }
 
     /// Connection counters of this run.
@@ -218,10 +241,10 @@ impl Recorder {
         &self.inner.gauges
     }
 
-    /// Records into this thread's shard. No lock after the thread's first
+    /// Records into this thread's data. No lock after the thread's first
     /// call for this run.
     #[inline]
-    pub fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut ThreadData) -> R) -> R {
         LOCAL.with(|local| {
             let mut local = local.borrow_mut();
             if let Some((_, slot)) = local.iter().find(|(id, _)| *id == self.inner.id) {
@@ -242,7 +265,7 @@ impl Recorder {
     }
 
     /// Moves everything recorded since the last call into `into`.
-    pub fn collect_into(&self, into: &mut Shard) {
+    pub fn collect_into(&self, into: &mut ThreadData) {
         let slots = self.inner.slots.lock().expect("slot registry poisoned");
         for slot in slots.iter() {
             slot.drain_into(into);
@@ -257,7 +280,7 @@ mod tests {
 
     #[test]
     fn collects_every_record_from_many_threads_while_they_write() {
-        let rec = Recorder::new(1);
+        let rec = Recorder::new(1, 1);
         let per_thread = 200_000u64;
         let threads: Vec<_> = (0..4)
             .map(|t| {
@@ -265,15 +288,15 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..per_thread {
                         rec.with(|s| {
-                            let st = &mut s.stages[1];
-                            st.sent += 1;
+                            let st = s.cell(0, 1);
+                            st.counters.sent += 1;
                             st.record(LatencyMetric::Rtt, 1000 + (i % 1000) + t);
                         });
                     }
                 })
             })
             .collect();
-        let mut total = Shard::new(1);
+        let mut total = ThreadData::new(1, 1);
         let mut collections = 0;
         while threads.iter().any(|h| !h.is_finished()) {
             rec.collect_into(&mut total);
@@ -284,9 +307,9 @@ mod tests {
         }
         rec.collect_into(&mut total);
         assert!(collections > 0);
-        assert_eq!(total.stages[1].sent, 4 * per_thread);
+        assert_eq!(total.cell(0, 1).counters.sent, 4 * per_thread);
         assert_eq!(
-            total.stages[1].histogram(LatencyMetric::Rtt).len(),
+            total.cell(0, 1).histogram(LatencyMetric::Rtt).len(),
             4 * per_thread
         );
     }

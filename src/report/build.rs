@@ -1,34 +1,61 @@
-//! Builds a [`Report`] from a run's measurements, evaluating the thresholds
-//! on the merged histograms (never on averaged percentiles).
+//! The one derivation: [`build`] turns a run's plan ([`ScenarioInfo`]) and
+//! its [`RunData`] into a [`Report`]: totals, phases, roles, timeline,
+//! saturation, thresholds and verdict. `run`, `run --processes`, `merge`,
+//! `report` and `compare` all come through here, so a saved report and a
+//! fresh one cannot disagree. Thresholds are evaluated on added histograms,
+//! never on averaged percentiles.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
 use super::model::*;
-use crate::engine::RunResult;
 use crate::metrics::evaluate::{EvalContext, PhaseData, evaluate};
-use crate::metrics::{ErrorKind, StageData, encode_histogram};
+use crate::metrics::{
+    Counters, ErrorKind, RunData, Second, StageData, decode_histogram, encode_histogram,
+    new_histogram,
+};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Threshold};
-
-/// What a report is built from.
-pub struct BuildInput<'a> {
-    /// The scenario as run.
-    pub scenario: &'a Scenario,
-    /// Path of the scenario file, if any.
-    pub file: Option<String>,
-    /// The URL actually connected to.
-    pub target: String,
-    /// The scenario file's text, if any.
-    pub source: Option<String>,
-    /// The measurements.
-    pub result: &'a RunResult,
-}
 
 /// send_lag p99 above which an open-model phase counts as saturated.
 pub const SATURATION_LAG_NS: u64 = 10_000_000;
-/// Share of the target rate below which an open-model phase counts as saturated.
+/// Share of the schedule below which an open-model phase counts as saturated.
 pub const SATURATION_RATE: f64 = 0.99;
+
+/// The plan of a run as the report keeps it: what the derivation needs of
+/// the scenario (after command-line overrides and sharding).
+pub fn plan(
+    s: &Scenario,
+    file: Option<String>,
+    target: String,
+    source: Option<String>,
+) -> ScenarioInfo {
+    ScenarioInfo {
+        name: s.name.clone(),
+        file,
+        target,
+        connections: s.connections.count,
+        connection_rate: s.connections.rate.per_second,
+        phases: s
+            .phases
+            .iter()
+            .map(|p| PhasePlan {
+                name: p.name.clone(),
+                duration_s: p.duration.as_secs_f64(),
+                rate: match p.rate {
+                    PhaseRate::PerSecond(rate) => Some(rate.per_second),
+                    PhaseRate::Max | PhaseRate::None => None,
+                },
+                max: p.rate == PhaseRate::Max,
+                inflight: p.inflight,
+                record: p.record,
+            })
+            .collect(),
+        source,
+        thresholds: s.thresholds.iter().map(|t| t.expr.clone()).collect(),
+    }
+}
 
 /// Summarises a histogram of nanosecond values.
 pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
@@ -52,17 +79,6 @@ pub fn summarize(h: &Histogram<u64>) -> MetricSummary {
     }
 }
 
-/// A threshold's line in the report.
-pub fn result_of(t: &Threshold, ctx: &EvalContext<'_>) -> ThresholdResult {
-    let e = evaluate(t, ctx);
-    ThresholdResult {
-        expr: t.expr.clone(),
-        observed: e.observed,
-        observed_text: e.observed_text,
-        pass: e.pass,
-    }
-}
-
 fn metric_map(d: &StageData, metrics: &[LatencyMetric]) -> BTreeMap<String, MetricSummary> {
     metrics
         .iter()
@@ -70,263 +86,326 @@ fn metric_map(d: &StageData, metrics: &[LatencyMetric]) -> BTreeMap<String, Metr
         .collect()
 }
 
-/// Builds the report of a finished run.
-pub fn build(input: &BuildInput<'_>) -> Report {
-    let s = input.scenario;
-    let r = input.result;
-    // Setup stage plus the phases marked `record`.
-    let mut recorded = r.totals.stages[0].clone();
-    for (i, p) in s.phases.iter().enumerate() {
-        if p.record {
-            recorded.add(&r.totals.stages[i + 1]);
+/// The message counters of `c`.
+fn message_totals(c: &Counters) -> MessageTotals {
+    MessageTotals {
+        sent: c.sent,
+        paced: c.paced,
+        received: c.received,
+        replies: c.replies,
+        awaited: c.awaited,
+        unanswered: c.unanswered,
+        delivered: c.delivered,
+        unmatched: c.unmatched,
+        not_sent: c.not_sent,
+    }
+}
+
+fn errors_by_kind(c: &Counters) -> BTreeMap<String, u64> {
+    ErrorKind::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), c.errors_of(*k)))
+        .collect()
+}
+
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// The planned phase lengths in ms.
+fn durations_ms(plan: &ScenarioInfo) -> Vec<u64> {
+    plan.phases
+        .iter()
+        .map(|p| (p.duration_s * 1000.0).round() as u64)
+        .collect()
+}
+
+/// Whether phase `d` fell behind its open-model schedule.
+fn saturated(plan: &PhasePlan, d: &StageData) -> bool {
+    let c = &d.counters;
+    let scheduled = c.paced + c.not_sent;
+    if plan.rate.is_none() || scheduled == 0 {
+        return false;
+    }
+    let lag = d.histogram(LatencyMetric::SendLag);
+    (!lag.is_empty() && lag.value_at_quantile(0.99) > SATURATION_LAG_NS)
+        || (c.paced as f64) < scheduled as f64 * SATURATION_RATE
+}
+
+/// The recorded data and every phase's data, for threshold evaluation.
+pub struct Derived {
+    /// Setup and the recorded phases, every role added.
+    pub recorded: StageData,
+    /// Each phase, every role added.
+    pub phases: Vec<StageData>,
+    /// Seconds each phase ran.
+    pub phase_secs: Vec<f64>,
+}
+
+impl Derived {
+    /// Adds up `data` as `plan` says.
+    pub fn new(plan: &ScenarioInfo, data: &RunData) -> Derived {
+        let record: Vec<bool> = plan.phases.iter().map(|p| p.record).collect();
+        let durations = durations_ms(plan);
+        Derived {
+            recorded: data.recorded(&record),
+            phases: (0..plan.phases.len()).map(|i| data.stage(i + 1)).collect(),
+            phase_secs: (0..plan.phases.len())
+                .map(|i| secs(data.phase_ms(&durations, i)))
+                .collect(),
         }
     }
-    let all = r.totals.total();
+
+    /// The context thresholds are evaluated in at the end of a run.
+    pub fn context<'a>(&'a self, plan: &'a ScenarioInfo) -> EvalContext<'a> {
+        EvalContext {
+            recorded: &self.recorded,
+            phases: plan
+                .phases
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PhaseData {
+                    name: &p.name,
+                    data: &self.phases[i],
+                    open: p.rate.is_some(),
+                    secs: self.phase_secs[i],
+                    record: p.record,
+                })
+                .collect(),
+            ended: true,
+        }
+    }
+}
+
+/// Builds the report of `data`, run as `plan` says.
+pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
+    let d = Derived::new(plan, data);
+    let f = &data.facts;
     let per_phase = [
         LatencyMetric::Rtt,
         LatencyMetric::Service,
         LatencyMetric::SendLag,
+        LatencyMetric::Delivery,
     ];
-    let phases = s
+    let phases: Vec<PhaseReport> = plan
         .phases
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let d = &r.totals.stages[i + 1];
-            let secs = r.phase_elapsed(&s.phases, i).as_secs_f64();
-            let achieved = if secs > 0.0 {
-                d.sent as f64 / secs
-            } else {
-                0.0
-            };
-            let lag = d.histogram(LatencyMetric::SendLag);
-            let saturated = match p.rate {
-                PhaseRate::PerSecond(rate) => {
-                    (!lag.is_empty() && lag.value_at_quantile(0.99) > SATURATION_LAG_NS)
-                        || (secs > 0.0 && achieved < rate.per_second * SATURATION_RATE)
-                }
-                PhaseRate::Max => false,
-            };
+            let st = &d.phases[i];
+            let c = &st.counters;
+            let secs = d.phase_secs[i];
             PhaseReport {
                 name: p.name.clone(),
                 duration_s: secs,
-                target_rate: match p.rate {
-                    PhaseRate::PerSecond(rate) => Some(rate.per_second),
-                    PhaseRate::Max => None,
-                },
+                target_rate: p.rate,
                 achieved_rate: if secs > 0.0 {
-                    d.sent as f64 / secs
+                    c.paced as f64 / secs
                 } else {
                     0.0
                 },
+                scheduled: if p.rate.is_some() {
+                    c.paced + c.not_sent
+                } else {
+                    0
+                },
                 record: p.record,
-                messages: message_totals(d),
-                errors: d.error_total(),
-                errors_by_kind: ErrorKind::ALL
-                    .iter()
-                    .map(|k| (k.name().to_string(), d.errors[*k as usize]))
-                    .collect(),
-                saturated,
-                metrics: metric_map(d, &per_phase),
+                messages: message_totals(c),
+                errors: c.error_total(),
+                errors_by_kind: errors_by_kind(c),
+                saturated: saturated(p, st),
+                metrics: metric_map(st, &per_phase),
             }
         })
-        .collect::<Vec<PhaseReport>>();
-    let last = &r.last;
-    let phase_secs: Vec<f64> = (0..s.phases.len())
-        .map(|i| r.phase_elapsed(&s.phases, i).as_secs_f64())
         .collect();
-    let ctx = EvalContext {
-        recorded: &recorded,
-        phases: s
-            .phases
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PhaseData {
-                name: &p.name,
-                data: &r.totals.stages[i + 1],
-                target: match p.rate {
-                    PhaseRate::PerSecond(rate) => Some(rate.per_second),
-                    PhaseRate::Max => None,
-                },
-                secs: phase_secs[i],
-                record: p.record,
-            })
-            .collect(),
-        attempted: last.attempted,
-        opened: last.opened,
-        failed: last.failed,
+    let ctx = d.context(plan);
+    let thresholds: Vec<ThresholdResult> = plan
+        .thresholds
+        .iter()
+        .map(|expr| match Threshold::parse(expr) {
+            Ok(t) => {
+                let e = evaluate(&t, &ctx);
+                ThresholdResult {
+                    expr: t.expr.clone(),
+                    observed: e.observed,
+                    observed_text: e.observed_text,
+                    pass: e.pass,
+                }
+            }
+            Err(e) => ThresholdResult {
+                expr: expr.clone(),
+                observed: 0.0,
+                observed_text: format!("cannot evaluate: {e}"),
+                pass: false,
+            },
+        })
+        .collect();
+    let rc = &d.recorded.counters;
+    let error = f.failure.clone().or_else(|| {
+        (!f.interrupted && rc.opened == 0)
+            .then(|| "no connection opened: is the target up and reachable?".to_string())
+    });
+    let verdict = if error.is_some() {
+        Verdict::Error
+    } else if f.aborted.is_some() || thresholds.iter().any(|t| !t.pass) {
+        Verdict::Fail
+    } else {
+        Verdict::Pass
     };
     let saturated = phases.iter().any(|p| p.record && p.saturated);
-    let ramp_s = r.load_started.unwrap_or(r.elapsed).as_secs_f64();
-    let thresholds: Vec<ThresholdResult> =
-        s.thresholds.iter().map(|t| result_of(t, &ctx)).collect();
-    let verdict = if r.aborted.is_none() && thresholds.iter().all(|t| t.pass) {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    let timeline = r
-        .timeline
-        .iter()
-        .scan(0u64, |before, p| {
-            let attempts = p.attempted.saturating_sub(*before);
-            *before = p.attempted;
-            Some((p, attempts))
-        })
-        .map(|(p, attempts)| TimelinePoint {
-            t_s: (p.t_s * 1000.0).round() / 1000.0,
-            phase: p.phase.map(|i| s.phases[i].name.clone()),
-            open: p.open,
-            attempts,
-            sent: p.sent,
-            received: p.received,
-            errors: p.errors,
-            rtt_p50_us: p.rtt_p50_ns as f64 / 1000.0,
-            rtt_p99_us: p.rtt_p99_ns as f64 / 1000.0,
-            histograms: p
-                .encoded
-                .iter()
-                .map(|(name, enc)| (name.to_string(), enc.clone()))
-                .collect(),
-            target_rate: p.phase.and_then(|i| match s.phases[i].rate {
-                PhaseRate::PerSecond(_) if p.paused => Some(0.0),
-                PhaseRate::PerSecond(rate) => Some(rate.per_second * p.rate_factor),
-                PhaseRate::Max => None,
-            }),
-        })
-        .collect();
-    let rate_changes = r
-        .rate_changes
+    let ramp_s = secs(f.load_started_ms.unwrap_or(f.elapsed_ms));
+    let peak_open = data.timeline.iter().map(|s| s.peak_open).max().unwrap_or(0);
+    let timeline = data.timeline.iter().map(|s| point(plan, data, s)).collect();
+    let rate_changes = data
+        .control
         .iter()
         .map(|c| RateChangeReport {
-            t_s: c.at.saturating_duration_since(r.epoch).as_secs_f64(),
+            t_s: secs(c.at_ms),
             factor: c.factor,
             paused: c.paused,
         })
         .collect();
+    let roles = if data.roles.len() > 1 {
+        let record = d.context(plan).phases.iter().map(|p| p.record).collect::<Vec<_>>();
+        data.roles
+            .iter()
+            .map(|r| {
+                let rd = RunData::recorded_of(&r.stages, &record);
+                let metrics = LatencyMetric::ALL
+                    .iter()
+                    .filter(|m| {
+                        !matches!(m, LatencyMetric::Connect | LatencyMetric::Tls | LatencyMetric::Handshake)
+                            && !rd.histogram(**m).is_empty()
+                    })
+                    .map(|m| (m.name().to_string(), summarize(rd.histogram(*m))))
+                    .collect();
+                let report = RoleReport {
+                    connections: r.assigned,
+                    messages: message_totals(&rd.counters),
+                    errors: rd.counters.error_total(),
+                    metrics,
+                };
+                (r.name.clone(), report)
+            })
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let shard_count = f.shards.first().map(|s| s.count);
+    let merged = (f.runs > 1).then(|| MergeInfo {
+        reports: f.runs,
+        shard_count,
+        shards: f.shards.iter().map(|s| s.index).collect(),
+        missing: shard_count.map_or_else(Vec::new, |n| {
+            (0..n)
+                .filter(|i| !f.shards.iter().any(|s| s.index == *i))
+                .collect()
+        }),
+    });
     Report {
         schema: SCHEMA.to_string(),
         barrage_version: env!("CARGO_PKG_VERSION").to_string(),
-        scenario: ScenarioInfo {
-            name: s.name.clone(),
-            file: input.file.clone(),
-            target: input.target.clone(),
-            connections: s.connections.count,
-            connection_rate: s.connections.rate.per_second,
-            phases: s
-                .phases
-                .iter()
-                .map(|p| PhasePlan {
-                    name: p.name.clone(),
-                    duration_s: p.duration.as_secs_f64(),
-                    rate: match p.rate {
-                        PhaseRate::PerSecond(rate) => Some(rate.per_second),
-                        PhaseRate::Max => None,
-                    },
-                    inflight: p.inflight,
-                    record: p.record,
-                })
-                .collect(),
-            source: input.source.clone(),
-        },
+        scenario: plan.clone(),
         // Milliseconds: shards started together are aligned by it when merged.
-        started_at: humantime::format_rfc3339_millis(r.started_at).to_string(),
-        duration_s: r.elapsed.as_secs_f64(),
+        started_at: humantime::format_rfc3339_millis(
+            UNIX_EPOCH + Duration::from_millis(f.started_at_ms),
+        )
+        .to_string(),
+        duration_s: secs(f.elapsed_ms),
         verdict,
-        interrupted: r.interrupted,
-        aborted: r.aborted.as_ref().map(|(threshold, t_s)| Aborted {
-            threshold: threshold.clone(),
-            t_s: (t_s * 1000.0).round() / 1000.0,
+        error,
+        interrupted: f.interrupted,
+        aborted: f.aborted.as_ref().map(|a| Aborted {
+            threshold: a.threshold.clone(),
+            t_s: secs(a.at_ms),
         }),
         saturated,
         totals: Totals {
             connections: ConnectionTotals {
-                attempted: last.attempted,
-                opened: last.opened,
-                failed: last.failed,
-                peak_open: last.peak_open,
-                closed_by_server: last.closed_by_server,
-                compressed: last.compressed,
-                subprotocol: last.subprotocol,
+                attempted: rc.attempted,
+                opened: rc.opened,
+                failed: rc.failed,
+                peak_open,
+                closed_by_server: rc.closed_by_server,
+                compressed: rc.compressed,
+                subprotocol: rc.subprotocol,
                 open_rate: if ramp_s > 0.0 {
-                    last.opened as f64 / ramp_s
+                    rc.opened as f64 / ramp_s
                 } else {
                     0.0
                 },
             },
-            messages: message_totals(&recorded),
+            messages: message_totals(rc),
             bytes: ByteTotals {
-                sent: recorded.bytes_sent,
-                received: recorded.bytes_received,
-                wire_sent: recorded.wire_sent,
-                wire_received: recorded.wire_received,
+                sent: rc.bytes_sent,
+                received: rc.bytes_received,
+                wire_sent: rc.wire_sent,
+                wire_received: rc.wire_received,
             },
-            errors: ErrorKind::ALL
-                .iter()
-                .map(|k| (k.name().to_string(), all.errors[*k as usize]))
-                .collect(),
-            close_codes: last
+            errors: errors_by_kind(rc),
+            close_codes: data
                 .events
                 .close_codes
                 .iter()
                 .map(|(code, n)| (code.to_string(), *n))
                 .collect(),
-            http_statuses: last
+            http_statuses: data
                 .events
                 .http_statuses
                 .iter()
                 .map(|(status, n)| (status.to_string(), *n))
                 .collect(),
-            recent_errors: last.events.recent_errors.iter().cloned().collect(),
+            recent_errors: data.events.recent_errors.iter().cloned().collect(),
         },
-        metrics: metric_map(&recorded, &LatencyMetric::ALL),
+        metrics: metric_map(&d.recorded, &LatencyMetric::ALL),
         phases,
         timeline,
         rate_changes,
-        roles: role_reports(r),
+        roles,
         thresholds,
-        shard: s.sharding.map(|sh| sh.spec),
-        merged: None,
+        shard: (f.runs <= 1 && f.shards.len() == 1).then(|| f.shards[0]),
+        merged,
+        run_data: data.clone(),
     }
 }
 
-/// The per-role sections (none for a scenario with one role).
-fn role_reports(r: &RunResult) -> BTreeMap<String, RoleReport> {
-    if r.totals.roles.is_empty() {
-        return BTreeMap::new();
+/// The rtt histogram of a second, recorded and unrecorded added.
+fn second_rtt(s: &Second) -> Histogram<u64> {
+    let mut h = new_histogram();
+    for enc in [&s.histograms, &s.unrecorded_histograms] {
+        if let Some(g) = enc.get("rtt").and_then(|b| decode_histogram(b).ok()) {
+            let _ = h.add(&g);
+        }
     }
-    r.roles
-        .iter()
-        .zip(&r.totals.roles)
-        .map(|((name, connections), d)| {
-            let metrics = [
-                LatencyMetric::Rtt,
-                LatencyMetric::Service,
-                LatencyMetric::SendLag,
-                LatencyMetric::Delivery,
-                LatencyMetric::Ping,
-            ]
-            .iter()
-            .filter(|m| !d.histogram(**m).is_empty())
-            .map(|m| (m.name().to_string(), summarize(d.histogram(*m))))
-            .collect();
-            let report = RoleReport {
-                connections: *connections,
-                messages: message_totals(d),
-                errors: d.error_total(),
-                metrics,
-            };
-            (name.clone(), report)
-        })
-        .collect()
+    h
 }
 
-/// The message counters of `d`.
-fn message_totals(d: &StageData) -> MessageTotals {
-    MessageTotals {
-        sent: d.sent,
-        received: d.received,
-        unmatched: d.unmatched,
-        not_sent: d.not_sent,
+/// One timeline point of `s`.
+fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
+    let mut c = s.recorded;
+    c.add(&s.unrecorded);
+    let rtt = second_rtt(s);
+    let q = |q: f64| {
+        if rtt.is_empty() {
+            0.0
+        } else {
+            rtt.value_at_quantile(q) as f64 / 1000.0
+        }
+    };
+    let phase = s.phase.and_then(|i| plan.phases.get(i));
+    TimelinePoint {
+        t_s: secs(s.t_ms),
+        phase: phase.map(|p| p.name.clone()),
+        open: s.open,
+        attempts: c.attempted,
+        sent: c.sent,
+        received: c.received,
+        errors: c.error_total(),
+        rtt_p50_us: q(0.5),
+        rtt_p99_us: q(0.99),
+        target_rate: phase.and_then(|p| p.rate).map(|rate| {
+            let (factor, paused) = data.control_at(s.t_ms);
+            if paused { 0.0 } else { rate * factor }
+        }),
     }
 }

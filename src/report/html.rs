@@ -134,19 +134,21 @@ fn latency_over_time(r: &Report) -> String {
     let mut p90 = Vec::new();
     let mut p99 = Vec::new();
     let mut max = Vec::new();
-    for p in &r.timeline {
+    for p in &r.run_data.timeline {
         let Some(h) = p
             .histograms
             .get("rtt")
+            .or_else(|| p.unrecorded_histograms.get("rtt"))
             .and_then(|b| decode_histogram(b).ok())
         else {
             continue;
         };
+        let t_s = p.t_ms as f64 / 1000.0;
         let ms = |ns: u64| ns as f64 / 1e6;
-        p50.push((p.t_s, ms(h.value_at_quantile(0.5))));
-        p90.push((p.t_s, ms(h.value_at_quantile(0.9))));
-        p99.push((p.t_s, ms(h.value_at_quantile(0.99))));
-        max.push((p.t_s, ms(h.max())));
+        p50.push((t_s, ms(h.value_at_quantile(0.5))));
+        p90.push((t_s, ms(h.value_at_quantile(0.9))));
+        p99.push((t_s, ms(h.value_at_quantile(0.99))));
+        max.push((t_s, ms(h.max())));
     }
     let top = max.iter().map(|p| p.1).fold(0.001, f64::max);
     let y = Axis::linear("rtt, ms", 0.0, top, num);
@@ -253,6 +255,7 @@ pub fn render(r: &Report) -> String {
     let (class, word) = match r.verdict {
         Verdict::Pass => ("pass", "PASS"),
         Verdict::Fail => ("fail", "FAIL"),
+        Verdict::Error => ("fail", "ERROR"),
     };
     body.push_str(&format!(
         "<h1>barrage · {} <span class=\"verdict {class}\">{word}</span></h1>\n<div class=\"sub\">{}<br>started {} · barrage {}</div>\n",

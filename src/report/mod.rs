@@ -12,6 +12,6 @@ pub mod svg;
 pub mod table;
 pub mod write;
 
-pub use build::{BuildInput, build};
+pub use build::{build, plan};
 pub use model::{Report, SCHEMA, Verdict};
 pub use write::{Format, ReportError, write_set};

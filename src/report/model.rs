@@ -1,21 +1,36 @@
-//! The report as written to `report.json`. Field names are the schema;
-//! docs/report.md documents each one.
+//! The report as written to `report.json`: the run data it was derived
+//! from (`run_data`) and everything `report::build` derives from it. Field
+//! names are the schema; docs/report.md documents each one.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 /// Value of the `schema` field.
-pub const SCHEMA: &str = "barrage/report/v1";
+pub const SCHEMA: &str = "barrage/report/v2";
 
-/// Whether every threshold held.
+/// The outcome of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
-    /// All thresholds held (or there were none).
+    /// The run ran and every threshold held (or there were none).
     Pass,
-    /// At least one threshold failed.
+    /// A threshold failed, or `abort_on_fail` stopped the run.
     Fail,
+    /// The run itself failed (no connection opened, shards missing): its
+    /// numbers say nothing about the thresholds. See `error`.
+    Error,
+}
+
+impl Verdict {
+    /// The word people read: PASS, FAIL, ERROR.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERROR",
+        }
+    }
 }
 
 /// A whole run.
@@ -31,8 +46,11 @@ pub struct Report {
     pub started_at: String,
     /// Run length in seconds, connection ramp and drain included.
     pub duration_s: f64,
-    /// Pass or fail of the thresholds.
+    /// pass, fail (a threshold) or error (the run failed; see `error`).
     pub verdict: Verdict,
+    /// Why the run failed, with verdict `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// True when the run was stopped early (Ctrl-C); totals cover what ran.
     pub interrupted: bool,
     /// Set when an `abort_on_fail` threshold stopped the run early.
@@ -66,6 +84,9 @@ pub struct Report {
     /// Set on a report made by `barrage merge`: what it was made of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergeInfo>,
+    /// Everything the run measured, from which every other field here is
+    /// derived (`barrage report`, `compare` and `merge` derive again from it).
+    pub run_data: crate::metrics::RunData,
 }
 
 /// What a merged report was made of.
@@ -94,6 +115,13 @@ pub struct Aborted {
     pub t_s: f64,
 }
 
+impl Report {
+    /// Every phase's `record` flag, in order.
+    pub fn record_flags(&self) -> Vec<bool> {
+        self.scenario.phases.iter().map(|p| p.record).collect()
+    }
+}
+
 /// The scenario as run (after command-line overrides).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioInfo {
@@ -112,6 +140,10 @@ pub struct ScenarioInfo {
     /// The scenario file's text (at most 64 KiB), shown in report.html.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The thresholds as written (evaluated again whenever the report is
+    /// derived).
+    #[serde(default)]
+    pub thresholds: Vec<String>,
 }
 
 /// A phase as planned.
@@ -121,8 +153,11 @@ pub struct PhasePlan {
     pub name: String,
     /// Planned duration in seconds.
     pub duration_s: f64,
-    /// Total messages per second, `null` for `rate: max`.
+    /// Total messages per second, `null` for `rate: max` or no rate.
     pub rate: Option<f64>,
+    /// `rate: max` (the closed model).
+    #[serde(default)]
+    pub max: bool,
     /// Messages in flight per connection for `rate: max`.
     pub inflight: u32,
     /// Whether the phase counts in totals and thresholds.
@@ -189,17 +224,32 @@ pub struct ConnectionTotals {
     pub subprotocol: u64,
 }
 
-/// Message counters.
+/// Message counters (docs/report.md says exactly what each counts).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MessageTotals {
-    /// Messages sent.
+    /// Messages sent: `paced` plus other sends (a flow's join, subscribe).
     pub sent: u64,
-    /// Replies received and matched.
+    /// Of `sent`, the first send of each paced loop iteration.
+    #[serde(default)]
+    pub paced: u64,
+    /// Messages received and consumed: `replies` plus `expect` matches.
     pub received: u64,
-    /// Messages received that matched nothing sent.
+    /// Replies matched to a correlated send.
+    #[serde(default)]
+    pub replies: u64,
+    /// Replies correlated sends awaited.
+    #[serde(default)]
+    pub awaited: u64,
+    /// Awaited replies that never came (`awaited = replies + unanswered`).
+    #[serde(default)]
+    pub unanswered: u64,
+    /// Messages that carried a delivery timestamp and answered nothing.
+    #[serde(default)]
+    pub delivered: u64,
+    /// Messages received during the phases that matched nothing.
     pub unmatched: u64,
-    /// Open model: messages scheduled in a phase that the tester did not get
-    /// to send before the phase ended (it was saturated).
+    /// Open model: paced messages that came due but were not sent before
+    /// their phase ended (the tester fell behind).
     #[serde(default)]
     pub not_sent: u64,
 }
@@ -253,8 +303,13 @@ pub struct PhaseReport {
     pub duration_s: f64,
     /// Planned total messages per second, `null` for `rate: max`.
     pub target_rate: Option<f64>,
-    /// Messages sent per second of phase.
+    /// Paced sends per second of phase (a flow's other sends are in
+    /// `messages.sent` only).
     pub achieved_rate: f64,
+    /// Open model: the schedule, `messages.paced + messages.not_sent`:
+    /// what the target rate (times the live factor, 0 while paused) came to.
+    #[serde(default)]
+    pub scheduled: u64,
     /// Whether it counts in totals and thresholds.
     pub record: bool,
     /// Message counters of the phase.
@@ -265,7 +320,7 @@ pub struct PhaseReport {
     #[serde(default)]
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Open model only: the tester fell behind its schedule (send_lag p99
-    /// over 10 ms, or under 99% of the target rate sent).
+    /// over 10 ms, or under 99% of `scheduled` sent).
     pub saturated: bool,
     /// `rtt`, `service`, `send_lag` of messages scheduled in this phase.
     pub metrics: BTreeMap<String, MetricSummary>,
@@ -298,11 +353,6 @@ pub struct TimelinePoint {
     /// while paused); `null` outside open-model phases.
     #[serde(default)]
     pub target_rate: Option<f64>,
-    /// The second's latency histograms with samples, by metric name, each
-    /// base64 of the V2 + DEFLATE serialization in ns (the `.hlog` files and
-    /// `barrage merge` are made from these).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub histograms: BTreeMap<String, String>,
 }
 
 /// A live change of the sending rate.

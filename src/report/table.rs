@@ -1,7 +1,7 @@
 //! The summary tables of a report, built once and rendered either as
 //! Markdown (summary.md) or as aligned text (the terminal summary).
 
-use super::model::{MetricSummary, Report, Verdict};
+use super::model::{MetricSummary, Report};
 
 /// A table of text cells.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,10 +126,7 @@ const LATENCY_HEADERS: [&str; 9] = [
 
 /// The verdict line.
 pub fn verdict_line(r: &Report) -> String {
-    let v = match r.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-    };
+    let v = r.verdict.word();
     let passed = r.thresholds.iter().filter(|t| t.pass).count();
     let mut s = format!(
         "{v}: {} — {passed}/{} thresholds held, {:.1}s against {}",
@@ -138,6 +135,9 @@ pub fn verdict_line(r: &Report) -> String {
         r.duration_s,
         r.scenario.target
     );
+    if let Some(e) = &r.error {
+        s = format!("{v}: {} — the run failed: {e}", r.scenario.name);
+    }
     if r.interrupted {
         s.push_str(" (interrupted)");
     }
@@ -150,7 +150,7 @@ pub fn verdict_line(r: &Report) -> String {
     if r.saturated {
         s.push_str(
             " — WARNING: the tester fell behind its schedule (see SATURATED phases: send_lag p99 over 10ms \
-             or under 99% of the target rate); give it more cores or connections, or lower the rate",
+             or under 99% of its schedule sent); give it more cores or connections, or lower the rate",
         );
     }
     s
@@ -170,7 +170,13 @@ pub fn tables(r: &Report) -> Vec<Table> {
         ("connections closed by server", c.closed_by_server),
         ("connections opened per second", c.open_rate.round() as u64),
         ("messages sent", t.messages.sent),
+        ("messages sent by paced loops", t.messages.paced),
+        ("messages sent by other steps (join, subscribe)", t.messages.sent - t.messages.paced.min(t.messages.sent)),
         ("messages received", t.messages.received),
+        ("replies awaited", t.messages.awaited),
+        ("replies matched", t.messages.replies),
+        ("replies never received", t.messages.unanswered),
+        ("deliveries (timestamped, unsolicited)", t.messages.delivered),
         ("messages unmatched", t.messages.unmatched),
         ("messages not sent (tester behind)", t.messages.not_sent),
         ("connections compressed (permessage-deflate)", c.compressed),

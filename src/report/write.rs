@@ -88,6 +88,17 @@ pub enum Format {
 }
 
 impl Format {
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Md => "md",
+            Format::Junit => "junit",
+            Format::Hlog => "hlog",
+            Format::Html => "html",
+        }
+    }
+
     /// Every format, the default set.
     pub const ALL: [Format; 5] = [
         Format::Json,

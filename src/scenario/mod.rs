@@ -37,7 +37,9 @@ pub use shard::{ShardSpec, Sharding, assign_roles};
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
 pub use template::{Template, TemplateVars};
-pub use threshold::{CmpOp, Counter, ERROR_KINDS, LatencyMetric, Stat, Threshold, ThresholdMetric};
+pub use threshold::{
+    COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, Stat, Threshold, ThresholdMetric, metric_names,
+};
 pub use units::{Rate, parse_duration, parse_rate, parse_size};
 
 /// Reads and parses a scenario file. A read failure is reported as a
@@ -196,6 +198,23 @@ fn finish_flows(
         t.bind(&columns)
             .map_err(|e| error(t.names().next().unwrap_or(""), "message.text", e))?;
         t.resolve(&columns);
+    }
+    // A loop paced by the phase rate needs a rate in every phase.
+    let phase_paced = match (&s.flow, s.roles.is_empty()) {
+        (Some(f), _) => is_paced(f),
+        (None, false) => s.roles.iter().any(|r| r.rate.is_none() && is_paced(&r.flow)),
+        (None, true) => true,
+    };
+    if phase_paced && let Some(p) = s.phases.iter().find(|p| p.rate == PhaseRate::None) {
+        return Err(error(
+            &format!("name: {}", p.name),
+            &format!("phases.{}.rate", p.name),
+            format!(
+                "phase {:?} has no rate, but the flow has a loop paced by the phase rate; \
+                 give a rate (e.g. 100/s or max), or a flow without a paced loop",
+                p.name
+            ),
+        ));
     }
     let flows: Vec<(String, &mut Vec<Step>)> = match (&mut s.flow, s.roles.is_empty()) {
         (Some(f), _) => vec![("flow".to_string(), f)],

@@ -150,6 +150,7 @@ impl Scenario {
                 Some((rate.per_second * phase.duration.as_secs_f64()).round() as u64)
             }
             PhaseRate::Max => None,
+            PhaseRate::None => Some(0),
         }
     }
 }
@@ -192,7 +193,9 @@ pub struct Phase {
     /// How long the phase lasts, e.g. `30s`. Required, greater than 0.
     pub duration: Duration,
     /// Total message rate over all open connections: a rate like `2000/s`,
-    /// or `max` to send as fast as replies come back (closed model). Required.
+    /// or `max` to send as fast as replies come back (closed model).
+    /// Required when a flow has a loop paced by the phase rate; a phase
+    /// without it paces nothing (a listen-only phase) and has no schedule.
     pub rate: PhaseRate,
     /// Whether this phase's samples count in totals and thresholds; set
     /// `false` for warm-up. Default `true`.
@@ -210,6 +213,9 @@ pub enum PhaseRate {
     /// Closed model: send the next message as soon as a reply arrives
     /// (keeping `inflight` outstanding). YAML `max`.
     Max,
+    /// No rate: nothing is paced in the phase (listen-only, or roles with
+    /// their own rates). YAML: `rate` left out.
+    None,
 }
 
 /// serde helper: a non-empty string.
@@ -349,7 +355,7 @@ impl<'de> Visitor<'de> for PhaseVisitor<'_> {
         Ok(Phase {
             name: name.ok_or_else(|| de::Error::missing_field("name"))?,
             duration: duration.ok_or_else(|| de::Error::missing_field("duration"))?,
-            rate: rate.ok_or_else(|| de::Error::missing_field("rate"))?,
+            rate: rate.unwrap_or(PhaseRate::None),
             record: record.unwrap_or(true),
             inflight: inflight.unwrap_or(1),
         })

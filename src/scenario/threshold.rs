@@ -31,24 +31,84 @@ pub struct Threshold {
 /// Default of `grace`.
 pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Error kinds a threshold may name as `errors.KIND`.
-pub const ERROR_KINDS: [&str; 7] = [
-    "connect",
-    "tls",
-    "handshake",
-    "timeout",
-    "protocol",
-    "closed",
-    "close_timeout",
+/// Kinds of error a run counts; each fault is one error of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// TCP connect failed or timed out.
+    Connect,
+    /// The TLS handshake failed (certificate, protocol) or timed out.
+    Tls,
+    /// The upgrade failed (status, headers, accept key) or timed out.
+    Handshake,
+    /// A reply or an `expect` did not come in time.
+    Timeout,
+    /// The server broke RFC 6455 (bad frame, bad UTF-8, bad close).
+    Protocol,
+    /// The connection was closed or reset by the server during the run.
+    Closed,
+    /// Our close frame got no close back within the close wait.
+    CloseTimeout,
+}
+
+impl ErrorKind {
+    /// Every kind, in report order.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::Handshake,
+        ErrorKind::Timeout,
+        ErrorKind::Protocol,
+        ErrorKind::Closed,
+        ErrorKind::CloseTimeout,
+    ];
+
+    /// Name used in reports and thresholds (`errors.NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Handshake => "handshake",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Closed => "closed",
+            ErrorKind::CloseTimeout => "close_timeout",
+        }
+    }
+}
+
+/// The counters a threshold may name, by name: the one table the parser
+/// and its error message use.
+pub const COUNTERS: [(&str, Counter); 6] = [
+    ("errors.count", Counter::Errors),
+    ("connections.failed", Counter::ConnectionsFailed),
+    ("connections.opened", Counter::ConnectionsOpened),
+    ("messages.sent", Counter::MessagesSent),
+    ("messages.received", Counter::MessagesReceived),
+    ("messages.paced", Counter::MessagesPaced),
 ];
+
+/// Every name a threshold may start with, for the unknown-metric error:
+/// derived from [`LatencyMetric::ALL`], [`ErrorKind::ALL`] and
+/// [`COUNTERS`].
+pub fn metric_names() -> String {
+    let latency: Vec<&str> = LatencyMetric::ALL.iter().map(|m| m.name()).collect();
+    let kinds: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+    let counters: Vec<&str> = COUNTERS.iter().map(|(n, _)| *n).collect();
+    format!(
+        "{} followed by .min, .mean, .max, .pN, .count or .rate; or errors.rate, errors.KIND ({}), {}, throughput.ratio",
+        latency.join(", "),
+        kinds.join(", "),
+        counters.join(", ")
+    )
+}
 
 /// A count a threshold can look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
     /// `errors.count`: all errors.
     Errors,
-    /// `errors.KIND`: errors of one kind (a name from [`ERROR_KINDS`]).
-    ErrorsOf(&'static str),
+    /// `errors.KIND`: errors of one kind.
+    ErrorsOf(ErrorKind),
     /// `connections.failed`.
     ConnectionsFailed,
     /// `connections.opened`.
@@ -57,6 +117,8 @@ pub enum Counter {
     MessagesSent,
     /// `messages.received`.
     MessagesReceived,
+    /// `messages.paced`: sends of paced loops.
+    MessagesPaced,
     /// `METRIC.count`: samples of a latency metric.
     Samples(LatencyMetric),
     /// `METRIC.rate`: samples of a latency metric per second of the recorded
@@ -279,24 +341,24 @@ fn parse_metric(lhs: &str) -> Result<ThresholdMetric, String> {
     let counter = match lhs {
         "errors.rate" => return Ok(ThresholdMetric::ErrorRate),
         "throughput.ratio" => return Ok(ThresholdMetric::ThroughputRatio),
-        "errors.count" => Some(Counter::Errors),
-        "connections.failed" => Some(Counter::ConnectionsFailed),
-        "connections.opened" => Some(Counter::ConnectionsOpened),
-        "messages.sent" => Some(Counter::MessagesSent),
-        "messages.received" => Some(Counter::MessagesReceived),
-        _ => lhs
-            .strip_prefix("errors.")
-            .and_then(|k| ERROR_KINDS.iter().find(|e| **e == k))
-            .map(|k| Counter::ErrorsOf(k)),
+        _ => COUNTERS
+            .iter()
+            .find(|(name, _)| *name == lhs)
+            .map(|(_, c)| *c)
+            .or_else(|| {
+                let k = lhs.strip_prefix("errors.")?;
+                ErrorKind::ALL
+                    .iter()
+                    .find(|e| e.name() == k)
+                    .map(|k| Counter::ErrorsOf(*k))
+            }),
     };
     if let Some(c) = counter {
         return Ok(ThresholdMetric::Count(c));
     }
     let (name, stat) = lhs.split_once('.').unwrap_or((lhs, ""));
     let Some(metric) = LatencyMetric::ALL.into_iter().find(|m| m.name() == name) else {
-        return Err(format!(
-            "unknown metric \"{lhs}\"; use one of rtt, service, connect, handshake, send_lag followed by .min, .mean, .max, .pN or .count, or errors.rate, errors.count, errors.KIND (connect, handshake, timeout, protocol, closed), connections.failed, connections.opened, messages.sent, messages.received, throughput.ratio"
-        ));
+        return Err(format!("unknown metric \"{lhs}\"; use one of {}", metric_names()));
     };
     if stat.is_empty() {
         return Err(format!(
@@ -461,7 +523,7 @@ mod tests {
         let t = Threshold::parse("errors.timeout < 5").unwrap();
         assert_eq!(
             t.metric,
-            ThresholdMetric::Count(Counter::ErrorsOf("timeout"))
+            ThresholdMetric::Count(Counter::ErrorsOf(ErrorKind::Timeout))
         );
         let t = Threshold::parse("rtt.rate >= 1000").unwrap();
         assert_eq!(

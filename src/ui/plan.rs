@@ -26,6 +26,7 @@ pub fn render(file: &str, s: &Scenario) -> String {
                 "max (closed model, {} in flight per connection)",
                 p.inflight
             ),
+            PhaseRate::None => "none (nothing paced)".to_string(),
         };
         out.push_str(&format!(
             "    {:<12} {:>8.1}s  rate {rate}  expected messages {}{}\n",

@@ -3,49 +3,79 @@
 //! is a terminal) and one plain line per snapshot (always, unless quiet).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
-use crate::metrics::Snapshot;
+use crate::metrics::{RunData, StageData};
 use crate::report::table::fmt_ns;
-use crate::scenario::Scenario;
+use crate::scenario::{LatencyMetric, Scenario};
 
-/// Formats one progress line for `s`.
-pub fn line(scenario: &Scenario, s: &Snapshot) -> String {
-    let phase = match s.phase {
+/// Every stage of `d` added.
+fn all(d: &RunData) -> StageData {
+    let mut a = StageData::default();
+    for i in 0..=d.phase_count() {
+        a.add(&d.stage(i));
+    }
+    a
+}
+
+/// Formats one progress line for the newest `delta`, with `total` the run
+/// so far (the delta included).
+pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData) -> String {
+    let Some(sec) = total.timeline.last() else {
+        return String::new();
+    };
+    let so_far = all(total).counters;
+    let iv = all(delta);
+    let phase = match sec.phase {
         Some(i) => format!(
             "{} {}/{}",
             scenario.phases[i].name,
             i + 1,
             scenario.phases.len()
         ),
-        None if s.total_sent == 0 => "connecting".to_string(),
+        None if so_far.sent == 0 => "connecting".to_string(),
         None => "draining".to_string(),
     };
+    let interval_s = delta.timeline.last().map_or(0, |s| s.interval_ms) as f64 / 1000.0;
     let per_s = |n: u64| {
-        if s.interval_s > 0.0 {
-            n as f64 / s.interval_s
+        if interval_s > 0.0 {
+            n as f64 / interval_s
         } else {
             0.0
         }
     };
-    let rtt = if s.rtt_count == 0 {
+    let lat = |m: LatencyMetric| {
+        let h = iv.histogram(m);
+        (!h.is_empty()).then(|| {
+            format!(
+                "{} p50 {} p99 {}",
+                m.name(),
+                fmt_ns(h.value_at_quantile(0.5) as f64),
+                fmt_ns(h.value_at_quantile(0.99) as f64)
+            )
+        })
+    };
+    let latency: Vec<String> = [LatencyMetric::Rtt, LatencyMetric::Delivery]
+        .into_iter()
+        .filter_map(lat)
+        .collect();
+    let latency = if latency.is_empty() {
         "rtt -".to_string()
     } else {
-        format!(
-            "rtt p50 {} p99 {}",
-            fmt_ns(s.rtt_p50_ns as f64),
-            fmt_ns(s.rtt_p99_ns as f64)
-        )
+        latency.join(" | ")
     };
+    let c = &iv.counters;
     format!(
-        "[{:>5.1}s] {phase} | open {}/{} failed {} | sent {:.0}/s recv {:.0}/s | {rtt} | errors {}",
-        s.t_s,
-        s.open,
+        "[{:>5.1}s] {phase} | open {}/{} failed {} | sent {:.0}/s recv {:.0}/s | {latency} | errors {}",
+        sec.t_ms as f64 / 1000.0,
+        sec.open,
         scenario.connections.count,
-        s.failed,
-        per_s(s.sent),
-        per_s(s.received),
-        s.total_error_count()
+        so_far.failed,
+        per_s(c.sent),
+        per_s(c.received + c.delivered + c.unmatched),
+        so_far.error_total()
     )
 }
 
@@ -66,15 +96,24 @@ fn phase_bar(scenario: &Scenario, i: usize) -> ProgressBar {
 /// Shows progress until the channel closes. `quiet`: nothing at all.
 pub async fn print_lines(
     scenario: Scenario,
-    mut rx: mpsc::UnboundedReceiver<Snapshot>,
+    mut rx: mpsc::UnboundedReceiver<Arc<RunData>>,
     quiet: bool,
 ) {
     let mut bar: Option<(usize, ProgressBar)> = None;
-    while let Some(s) = rx.recv().await {
+    let mut total = RunData::default();
+    while let Some(delta) = rx.recv().await {
+        total.add(&delta);
         if quiet {
             continue;
         }
-        if let Some(i) = s.phase {
+        let Some(sec) = total.timeline.last() else {
+            continue;
+        };
+        let load_s = total
+            .facts
+            .load_started_ms
+            .map_or(0.0, |l| sec.t_ms.saturating_sub(l) as f64 / 1000.0);
+        if let Some(i) = sec.phase {
             if bar.as_ref().is_none_or(|(j, _)| *j != i) {
                 if let Some((_, b)) = bar.take() {
                     b.finish_and_clear();
@@ -86,10 +125,10 @@ pub async fn print_lines(
                     .iter()
                     .map(|p| p.duration.as_secs_f64())
                     .sum();
-                b.set_position(((s.load_s - offset).max(0.0) * 1000.0) as u64);
+                b.set_position(((load_s - offset).max(0.0) * 1000.0) as u64);
             }
         }
-        let text = line(&scenario, &s);
+        let text = line(&scenario, &total, &delta);
         match &bar {
             Some((_, b)) => b.suspend(|| eprintln!("{text}")),
             None => eprintln!("{text}"),

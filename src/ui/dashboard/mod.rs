@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use state::DashboardState;
 
-use crate::engine::Control;
-use crate::metrics::Snapshot;
+use crate::control::Control;
+use crate::metrics::RunData;
 
 /// Time between two frames (10 per second): how soon a key or a snapshot shows.
 pub const FRAME: Duration = Duration::from_millis(100);
@@ -80,15 +80,15 @@ pub fn apply(a: Action, state: &mut DashboardState, control: &Control, cancel: &
         Action::NextMetric => state.next_metric(),
         Action::ToggleHelp => state.show_help = !state.show_help,
     }
-    // Show the new controls at once, before the next snapshot.
-    state.last.rate_factor = control.factor();
-    state.last.paused = control.paused();
+    // Show the new controls at once, before the next delta.
+    state.now.rate_factor = control.factor();
+    state.now.paused = control.paused();
 }
 
 /// Starts the dashboard thread; it ends when `rx` closes (the run is over).
 pub fn spawn(
     state: DashboardState,
-    rx: UnboundedReceiver<Snapshot>,
+    rx: UnboundedReceiver<Arc<RunData>>,
     control: Arc<Control>,
     cancel: CancellationToken,
 ) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
@@ -99,7 +99,7 @@ pub fn spawn(
 
 fn run(
     mut state: DashboardState,
-    mut rx: UnboundedReceiver<Snapshot>,
+    mut rx: UnboundedReceiver<Arc<RunData>>,
     control: &Control,
     cancel: &CancellationToken,
 ) -> std::io::Result<()> {
@@ -113,7 +113,7 @@ fn run(
         loop {
             match rx.try_recv() {
                 Ok(s) => {
-                    state.push(s);
+                    state.push(&s);
                     dirty = true;
                 }
                 Err(TryRecvError::Empty) => break,

@@ -1,8 +1,10 @@
-//! What the dashboard shows, folded from the snapshots the engine hands over
-//! once per second. Holds no terminal state, so layouts can be tested.
+//! What the dashboard shows: the run data deltas the engine hands over once
+//! per second, added into the run's data so far (the same `RunData::add`
+//! that builds the report). Holds no terminal state, so layouts can be
+//! tested.
 
 use crate::metrics::evaluate::{EvalContext, evaluate, stat_ns};
-use crate::metrics::{ErrorKind, Snapshot, StageData};
+use crate::metrics::{Counters, ErrorKind, RunData, StageData};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat};
 
 /// Latency metrics the dashboard can chart, in Tab order.
@@ -53,6 +55,27 @@ pub struct LiveThreshold {
     pub observed: String,
     /// Whether it holds right now.
     pub pass: bool,
+    /// No value yet (no samples, or decided only at the end).
+    pub pending: bool,
+}
+
+/// Where the run is, as of the newest delta.
+#[derive(Debug, Clone, Default)]
+pub struct Now {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// Phase running, if any.
+    pub phase: Option<usize>,
+    /// Seconds since the phases started (0 before).
+    pub load_s: f64,
+    /// Connections open.
+    pub open: u64,
+    /// Most open at once so far.
+    pub peak_open: u64,
+    /// Live rate multiplier.
+    pub rate_factor: f64,
+    /// Whether sending is paused.
+    pub paused: bool,
 }
 
 /// Everything the dashboard draws.
@@ -62,8 +85,12 @@ pub struct DashboardState {
     pub scenario: Scenario,
     /// Target URL shown in the header.
     pub target: String,
-    /// The newest snapshot.
-    pub last: Snapshot,
+    /// Everything so far (every stage).
+    pub total: RunData,
+    /// The newest delta: the last interval.
+    pub last: RunData,
+    /// Where the run is.
+    pub now: Now,
     /// One point per snapshot.
     pub history: Vec<Point>,
     /// Index into [`CHART_METRICS`] of the charted metric (Tab cycles).
@@ -86,7 +113,12 @@ impl DashboardState {
         DashboardState {
             scenario,
             target,
-            last: Snapshot::default(),
+            total: RunData::default(),
+            last: RunData::default(),
+            now: Now {
+                rate_factor: 1.0,
+                ..Now::default()
+            },
             history: Vec::new(),
             metric: 0,
             show_help: false,
@@ -97,59 +129,102 @@ impl DashboardState {
         }
     }
 
-    /// Folds in one snapshot.
-    pub fn push(&mut self, s: Snapshot) {
+    /// Setup and the recorded phases so far, every role added: what the
+    /// run's totals and thresholds count.
+    pub fn recorded(&self) -> StageData {
+        let record: Vec<bool> = self.scenario.phases.iter().map(|p| p.record).collect();
+        self.total.recorded(&record)
+    }
+
+    /// Every stage of `d` added.
+    fn all(d: &RunData) -> StageData {
+        let mut a = StageData::default();
+        for i in 0..=d.phase_count() {
+            a.add(&d.stage(i));
+        }
+        a
+    }
+
+    /// Counters of every stage so far (warm-up included).
+    pub fn counters(&self) -> Counters {
+        Self::all(&self.total).counters
+    }
+
+    /// Folds in one delta.
+    pub fn push(&mut self, delta: &RunData) {
+        self.total.add(delta);
+        let Some(sec) = delta.timeline.last().cloned() else {
+            return;
+        };
+        let interval_s = sec.interval_ms as f64 / 1000.0;
         let per_s = |n: u64| {
-            if s.interval_s > 0.0 {
-                n as f64 / s.interval_s
+            if interval_s > 0.0 {
+                n as f64 / interval_s
             } else {
                 0.0
             }
         };
+        let iv = Self::all(delta);
         let latency = std::array::from_fn(|i| {
-            let h = s.interval.histogram(CHART_METRICS[i]);
+            let h = iv.histogram(CHART_METRICS[i]);
             (!h.is_empty()).then(|| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
         });
-        self.opening_rate = per_s(s.opened.saturating_sub(self.last.opened));
+        let t_ms = self.total.timeline.last().map_or(sec.t_ms, |s| s.t_ms);
+        let (rate_factor, paused) = self.total.control_at(t_ms);
+        self.now = Now {
+            t_s: t_ms as f64 / 1000.0,
+            phase: sec.phase,
+            load_s: self
+                .total
+                .facts
+                .load_started_ms
+                .map_or(0.0, |l| t_ms.saturating_sub(l) as f64 / 1000.0),
+            open: sec.open,
+            peak_open: self.now.peak_open.max(sec.peak_open),
+            rate_factor,
+            paused,
+        };
+        self.opening_rate = per_s(iv.counters.opened);
         self.fds_open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+        let c = &iv.counters;
         self.history.push(Point {
-            t_s: s.t_s,
-            sent_per_s: per_s(s.sent),
-            received_per_s: per_s(s.received),
-            target: self.target_rate(&s),
-            bytes_per_s: per_s(s.bytes_sent + s.bytes_received),
+            t_s: self.now.t_s,
+            sent_per_s: per_s(c.sent),
+            received_per_s: per_s(c.received + c.delivered + c.unmatched),
+            target: self.target_rate(),
+            bytes_per_s: per_s(c.bytes_sent + c.bytes_received),
             latency,
         });
+        let recorded = self.recorded();
+        let ctx = EvalContext {
+            recorded: &recorded,
+            phases: Vec::new(),
+            ended: false,
+        };
         self.thresholds = self
             .scenario
             .thresholds
             .iter()
             .map(|t| {
-                let ctx = EvalContext {
-                    recorded: &s.recorded,
-                    phases: Vec::new(),
-                    attempted: s.attempted,
-                    opened: s.opened,
-                    failed: s.failed,
-                };
                 let r = evaluate(t, &ctx);
                 LiveThreshold {
                     expr: t.expr.clone(),
                     observed: r.observed_text,
                     pass: r.pass,
+                    pending: r.pending,
                 }
             })
             .collect();
-        self.last = s;
+        self.last = delta.clone();
     }
 
-    /// The open-model target rate at snapshot `s`, with the live factor.
-    pub fn target_rate(&self, s: &Snapshot) -> Option<f64> {
-        let phase = self.scenario.phases.get(s.phase?)?;
+    /// The open-model target rate now, with the live factor.
+    pub fn target_rate(&self) -> Option<f64> {
+        let phase = self.scenario.phases.get(self.now.phase?)?;
         match phase.rate {
-            PhaseRate::PerSecond(_) if s.paused => Some(0.0),
-            PhaseRate::PerSecond(r) => Some(r.per_second * s.rate_factor),
-            PhaseRate::Max => None,
+            PhaseRate::PerSecond(_) if self.now.paused => Some(0.0),
+            PhaseRate::PerSecond(r) => Some(r.per_second * self.now.rate_factor),
+            PhaseRate::Max | PhaseRate::None => None,
         }
     }
 
@@ -169,27 +244,23 @@ impl DashboardState {
         let stats = |d: &StageData, m: LatencyMetric| {
             TABLE_STATS.map(|(_, st)| stat_ns(d.histogram(m), st))
         };
+        let interval = Self::all(&self.last);
+        let recorded = self.recorded();
         CHART_METRICS
             .iter()
             .filter(|m| {
-                !self.last.recorded.histogram(**m).is_empty()
-                    || !self.last.interval.histogram(**m).is_empty()
+                !recorded.histogram(**m).is_empty() || !interval.histogram(**m).is_empty()
             })
-            .map(|m| {
-                (
-                    m.name(),
-                    stats(&self.last.interval, *m),
-                    stats(&self.last.recorded, *m),
-                )
-            })
+            .map(|m| (m.name(), stats(&interval, *m), stats(&recorded, *m)))
             .collect()
     }
 
-    /// Error counts by kind so far.
+    /// Error counts by kind so far (every stage).
     pub fn errors(&self) -> Vec<(&'static str, u64)> {
+        let c = self.counters();
         ErrorKind::ALL
             .iter()
-            .map(|k| (k.name(), self.last.errors_of(*k)))
+            .map(|k| (k.name(), c.errors_of(*k)))
             .collect()
     }
 

@@ -97,11 +97,12 @@ pub fn draw(f: &mut Frame, s: &DashboardState) {
 }
 
 fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
-    let last = &s.last;
+    let last = &s.now;
     let n = s.scenario.phases.len();
+    let any_sent = s.counters().sent > 0;
     let phase = match last.phase {
         Some(i) => format!("{} {}/{}", s.scenario.phases[i].name, i + 1, n),
-        None if last.total_sent == 0 => "connecting".into(),
+        None if !any_sent => "connecting".into(),
         None => "draining".into(),
     };
     let planned = s.planned_s();
@@ -121,7 +122,7 @@ fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
         status.push_str(&format!("  rate ×{:.2}", last.rate_factor));
     }
     let title = format!(" barrage · {} → {} ", s.scenario.name, s.target);
-    let done = if last.phase.is_some() || last.total_sent == 0 {
+    let done = if last.phase.is_some() || !any_sent {
         last.load_s
     } else {
         planned
@@ -140,7 +141,8 @@ fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
 }
 
 fn draw_connections(f: &mut Frame, area: Rect, s: &DashboardState) {
-    let l = &s.last;
+    let l = &s.now;
+    let c = s.counters();
     let target = s.scenario.connections.count;
     let lines = vec![
         Line::from(format!("open {:>7} / {target}", l.open)),
@@ -151,7 +153,7 @@ fn draw_connections(f: &mut Frame, area: Rect, s: &DashboardState) {
         )),
         Line::from(format!(
             "failed {}  closed by server {}",
-            l.failed, l.closed_by_server
+            c.failed, c.closed_by_server
         )),
         Line::from(format!("fds {} / {}", s.fds_open, s.fd_limit)),
     ];
@@ -338,7 +340,7 @@ fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
             Line::from(spans)
         })
         .collect();
-    let ev = &s.last.events;
+    let ev = &s.total.events;
     if !ev.close_codes.is_empty() {
         let codes: Vec<String> = ev
             .close_codes
@@ -360,7 +362,9 @@ fn draw_thresholds(f: &mut Frame, area: Rect, s: &DashboardState) {
         s.thresholds
             .iter()
             .map(|t| {
-                let (mark, color) = if t.pass {
+                let (mark, color) = if t.pending {
+                    ("pending", Color::DarkGray)
+                } else if t.pass {
                     ("pass", Color::Green)
                 } else {
                     ("FAIL", Color::Red)

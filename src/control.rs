@@ -1,5 +1,7 @@
 //! Live control of a running load: pause and rate changes, set by the UI's
-//! keys and read by every connection with one atomic load per loop turn.
+//! keys (or a parent process) and read by every connection with one atomic
+//! load per loop turn. A leaf module: the engine, the metrics collector and
+//! the UI all use it.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
