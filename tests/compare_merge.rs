@@ -40,16 +40,26 @@ async fn compare_passes_identical_reports_and_flags_a_doubled_p99() {
         "{table}"
     );
 
-    // The same run with every rtt sample doubled.
+    // Derived numbers edited by hand change nothing: compare derives the
+    // report again from its run data.
+    let mut edited = json(&base);
+    edited["metrics"]["rtt"]["p99_us"] = 1e9.into();
+    let edited_path = dir.path().join("edited.json");
+    std::fs::write(&edited_path, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let o = run_bin(&["compare", base.to_str().unwrap(), edited_path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // The same run with every rtt sample doubled, in its run data.
     let mut slow = json(&base);
-    let h = decode_histogram(slow["metrics"]["rtt"]["histogram"].as_str().unwrap()).unwrap();
+    let cell = &mut slow["run_data"]["roles"][0]["stages"][1]["histograms"]["rtt"];
+    let h = decode_histogram(cell.as_str().unwrap()).unwrap();
     let mut doubled = new_histogram();
     for v in h.iter_recorded() {
         doubled
             .record_n(v.value_iterated_to() * 2, v.count_at_value())
             .unwrap();
     }
-    slow["metrics"]["rtt"]["histogram"] = encode_histogram(&doubled).into();
+    *cell = encode_histogram(&doubled).into();
     let slow_path = dir.path().join("slow.json");
     std::fs::write(&slow_path, serde_json::to_vec(&slow).unwrap()).unwrap();
     let o = run_bin(&[
@@ -111,6 +121,7 @@ async fn merge_adds_histograms_and_counters_losslessly() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    check_report(&twice, o.status.code());
     let jt = json(&twice);
     for path in [
         ["messages", "sent"],
@@ -134,7 +145,7 @@ async fn merge_adds_histograms_and_counters_losslessly() {
         jt["metrics"]["rtt"]["count"].as_u64().unwrap(),
         2 * ja["metrics"]["rtt"]["count"].as_u64().unwrap()
     );
-    assert_eq!(jt["schema"], "barrage/report/v1");
+    assert_eq!(jt["schema"], "barrage/report/v2");
     assert_eq!(jt["thresholds"][0]["pass"], true);
 
     // Two runs merged: counts add up, percentiles are those of the added histograms.
@@ -147,6 +158,7 @@ async fn merge_adds_histograms_and_counters_losslessly() {
         both.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0));
+    check_report(&both, o.status.code());
     let jm = json(&both);
     let sum = |j: &serde_json::Value, k: &str| j["totals"]["messages"][k].as_u64().unwrap();
     assert_eq!(sum(&jm, "sent"), sum(&ja, "sent") + sum(&jb, "sent"));
@@ -171,4 +183,32 @@ async fn merge_adds_histograms_and_counters_losslessly() {
         .map(|p| p["sent"].as_u64().unwrap())
         .sum();
     assert_eq!(timeline_sent, sum(&jm, "sent"));
+}
+
+/// Merge refuses reports of different scenarios (exit 2), naming the field
+/// that differs: name, phases, roles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_refuses_reports_of_different_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = real_report(&dir.path().join("a")).await;
+    let edits: [(&str, fn(&mut serde_json::Value)); 4] = [
+        ("scenario name", |j| j["scenario"]["name"] = "other".into()),
+        ("phases", |j| j["scenario"]["phases"][0]["name"] = "other".into()),
+        ("phases.steady.duration", |j| {
+            j["scenario"]["phases"][0]["duration_s"] = 9.0.into()
+        }),
+        ("roles", |j| j["run_data"]["roles"][0]["name"] = "publisher".into()),
+    ];
+    for (field, edit) in edits {
+        let mut j = json(&a);
+        edit(&mut j);
+        let other = dir.path().join("other.json");
+        std::fs::write(&other, serde_json::to_vec(&j).unwrap()).unwrap();
+        let out = dir.path().join("m.json");
+        let o = run_bin(&["merge", a.to_str().unwrap(), other.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{field}: {err}");
+        assert!(err.contains(field), "{field} not named in: {err}");
+        assert!(!out.exists());
+    }
 }

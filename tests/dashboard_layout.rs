@@ -179,7 +179,7 @@ fn keys_change_controls_and_view() {
 /// Case 10 of the one-run-data issue: a threshold with no samples yet, one
 /// scoped to a phase and a rate are `pending` on the dashboard, never `pass`.
 #[test]
-fn dashboard_shows_pending_for_thresholds_without_a_value_yet() {
+fn case_10_dashboard_shows_pending_for_thresholds_without_a_value_yet() {
     let yaml = YAML.replace(
         r#"thresholds: [ "rtt.p99 < 50ms", "rtt.p50 < 1ms" ]"#,
         r#"thresholds: [ "delivery.p99 < 10ms", "steady: rtt.p99 < 50ms", "throughput.ratio > 99%", "rtt.p99 < 50ms" ]"#,

@@ -72,7 +72,7 @@ thresholds: [ "rtt.p99 < 10s" ]
 
     // report.json on disk: schema, and histograms that decode to the same numbers.
     let json = common::read_report(dir.path());
-    assert_eq!(json["schema"], "barrage/report/v1");
+    assert_eq!(json["schema"], "barrage/report/v2");
     for name in ["rtt", "service", "connect", "handshake"] {
         let m = &json["metrics"][name];
         let b64 = m["histogram"].as_str().unwrap();

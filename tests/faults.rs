@@ -5,107 +5,13 @@
 
 mod common;
 
-use common::{read_report, run_yaml};
+use common::{bad_server, frame, read_report, run_yaml};
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use barrage::ws::Decoder;
-use barrage::ws::codec::Event;
-use barrage::ws::deflate::Role;
-use barrage::ws::handshake::accept_key;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A server that upgrades every connection by hand (or answers `status`
-/// instead when given), then writes `bytes` and records the close code the
-/// client answers with; `Some(hold)` instead stops reading after the upgrade
-/// and holds the socket that long.
-async fn bad_server(
-    bytes: Vec<u8>,
-    status: Option<&'static str>,
-    hold: Option<Duration>,
-) -> (SocketAddr, Arc<Mutex<Vec<u16>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let codes: Arc<Mutex<Vec<u16>>> = Arc::default();
-    let seen = codes.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let bytes = bytes.clone();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 2048];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
-                    }
-                }
-                if let Some(status) = status {
-                    let resp = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
-                    let _ = s.write_all(resp.as_bytes()).await;
-                    return;
-                }
-                let text = String::from_utf8_lossy(&head);
-                let key = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let resp = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-                    accept_key(&key)
-                );
-                if s.write_all(resp.as_bytes()).await.is_err() {
-                    return;
-                }
-                let _ = s.write_all(&bytes).await;
-                if let Some(hold) = hold {
-                    tokio::time::sleep(hold).await;
-                    if hold < Duration::from_secs(1) {
-                        // A short hold ends in a reset: linger 0 sends RST.
-                        let _ = s.set_zero_linger();
-                    }
-                    return;
-                }
-                // The client's answer: a masked close frame with its code.
-                let mut dec = Decoder::with_role(Role::Server, 1 << 20, None, Vec::new());
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-                loop {
-                    let read =
-                        tokio::time::timeout_at(deadline, s.read_buf(dec.buffer_mut())).await;
-                    if !matches!(read, Ok(Ok(n)) if n > 0) {
-                        return;
-                    }
-                    while let Ok(Some(ev)) = dec.next_event() {
-                        if let Event::Close { code } = ev {
-                            seen.lock().unwrap().push(code);
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (addr, codes)
-}
-
-/// An unmasked server frame header for `len` payload bytes.
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![first];
-    if payload.len() < 126 {
-        v.push(payload.len() as u8);
-    } else {
-        v.push(126);
-        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    }
-    v.extend_from_slice(payload);
-    v
-}
 
 async fn run_against(addr: SocketAddr) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();

@@ -527,3 +527,139 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------- run data
+
+/// The plan of a two-phase, two-role scenario, as a shard of `shards`.
+fn plan_of(shards: u32) -> barrage::report::model::ScenarioInfo {
+    let yaml = "name: prop\ntarget: builtin\nconnections: { count: 20 }\n\
+                phases:\n  - { name: warm, duration: 1s, rate: 100/s, record: false }\n\
+                \x20 - { name: steady, duration: 2s, rate: 200/s }\n\
+                roles:\n  a: { weight: 1, flow: [ { loop: [ { send: { text: x } } ] } ] }\n\
+                \x20 b: { weight: 1, flow: [ { loop: [ { send: { text: y } } ] } ] }\n\
+                thresholds: [ \"rtt.p99 < 5ms\", \"errors.rate < 10%\", \"throughput.ratio > 90%\", \"steady: rtt.p50 < 1ms\" ]\n";
+    let mut s = parse("prop.yaml", yaml).unwrap();
+    if shards > 1 {
+        s.apply_shard(barrage::scenario::ShardSpec { index: 0, count: shards })
+            .unwrap();
+    }
+    barrage::report::plan(&s, None, "ws://127.0.0.1:1/".into(), None)
+}
+
+/// Random run data of one shard of 2 of that scenario: counters and
+/// latencies in every role × stage cell, a timeline and control changes.
+fn run_data(index: u32) -> impl Strategy<Value = barrage::metrics::RunData> {
+    use barrage::metrics::{RunData, Second};
+    let cell = (
+        prop::collection::vec(0u64..5_000, 8),
+        prop::collection::vec(1u64..50_000_000, 0..40),
+        0usize..8,
+    );
+    (
+        prop::collection::vec(cell, 6),
+        1_700_000_000_000u64..1_700_000_000_500,
+        prop::collection::vec((0u64..5, 0u64..100), 1..6),
+        prop::option::of((0u64..3000, 0.5f64..2.0, any::<bool>())),
+        any::<bool>(),
+    )
+        .prop_map(move |(cells, start, seconds, change, interrupted)| {
+            let names = ["a".to_string(), "b".to_string()];
+            let mut d = RunData::new(&names, 2, start);
+            for (i, (counts, lat, metric)) in cells.into_iter().enumerate() {
+                let st = &mut d.roles[i / 3].stages[i % 3];
+                let c = &mut st.counters;
+                (c.sent, c.received, c.attempted, c.opened, c.not_sent) =
+                    (counts[0], counts[1], counts[2], counts[3], counts[4]);
+                c.paced = counts[0] / 2;
+                c.awaited = counts[5];
+                c.replies = counts[5] / 2;
+                c.unanswered = counts[5] - counts[5] / 2;
+                c.errors[counts[6] as usize % 7] = counts[7] % 50;
+                let m = LatencyMetric::ALL[metric];
+                for v in lat {
+                    st.record(m, v);
+                    st.record(LatencyMetric::Rtt, v / 3);
+                }
+            }
+            for (k, (gap, n)) in seconds.into_iter().enumerate() {
+                let mut s = Second {
+                    t_ms: (k as u64 + 1) * 1000 + gap,
+                    interval_ms: 1000,
+                    phase: Some(k % 2),
+                    open: n,
+                    peak_open: n + 1,
+                    ..Second::default()
+                };
+                s.recorded.sent = n;
+                s.unrecorded.sent = n / 2;
+                let mut h = barrage::metrics::new_histogram();
+                h.record(1000 + n).unwrap();
+                s.histograms.insert("rtt".into(), barrage::metrics::encode_histogram(&h));
+                d.timeline.push(s);
+            }
+            if let Some((at_ms, factor, paused)) = change {
+                d.control.push(barrage::metrics::ControlChange { at_ms, factor, paused });
+            }
+            d.facts.elapsed_ms = 3500;
+            d.facts.load_started_ms = Some(200);
+            d.facts.interrupted = interrupted;
+            d.facts.runs = 1;
+            d.facts.shards = vec![barrage::scenario::ShardSpec { index, count: 2 }];
+            d.roles[0].assigned = 5;
+            d.roles[1].assigned = 5;
+            d
+        })
+}
+
+/// The first path at which two JSON values differ, with both sides.
+fn json_diff(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x
+            .keys()
+            .chain(y.keys())
+            .find_map(|k| json_diff(&x[k.as_str()], y.get(k).unwrap_or(&Value::Null), &format!("{at}.{k}")))
+            .or_else(|| (x.len() != y.len()).then(|| format!("{at}: keys differ"))),
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| json_diff(p, q, &format!("{at}[{i}]"))),
+        _ => (a != b).then(|| format!("{at}: {a} ≠ {b}")),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(config().cases.min(64)))]
+
+    /// Merging two shards' saved reports (JSON and back, as `barrage
+    /// merge` reads them) gives the report of their added run data,
+    /// percentiles, thresholds and verdict included.
+    #[test]
+    fn merge_of_built_reports_is_build_of_added_data(a in run_data(0), b in run_data(1)) {
+        use barrage::report::{Report, build, merge::merge};
+        let plan = plan_of(2);
+        let saved = |d| -> Report {
+            let json = serde_json::to_string(&build(&plan, d)).unwrap();
+            serde_json::from_str(&json).unwrap()
+        };
+        let merged = merge(&[saved(&a), saved(&b)]).unwrap();
+        let mut sum = a.clone();
+        sum.add(&b);
+        let mut merged_plan = plan.clone();
+        merged_plan.connections *= 2;
+        merged_plan.connection_rate *= 2.0;
+        for p in &mut merged_plan.phases {
+            p.rate = p.rate.map(|r| r * 2.0);
+        }
+        merged_plan.file = None;
+        let want = serde_json::to_value(build(&merged_plan, &sum)).unwrap();
+        let got = serde_json::to_value(&merged).unwrap();
+        prop_assert_eq!(json_diff(&got, &want, ""), None);
+        // And the addition is the same either way round.
+        let mut other = b.clone();
+        other.add(&a);
+        let flipped = serde_json::to_value(build(&merged_plan, &other)).unwrap();
+        prop_assert_eq!(json_diff(&flipped, &want, ""), None);
+    }
+}

@@ -59,25 +59,27 @@ async fn report_set_is_complete_and_readable_by_other_tools() {
     assert!(dir.join("connect.hlog").exists());
     assert!(dir.join("handshake.hlog").exists());
 
-    // junit.xml: a test case per threshold, the failing one with its reason.
+    // junit.xml: the verdict and a test case per threshold, the failing
+    // ones with their reason.
     let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let cases: Vec<_> = doc
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), 3);
+    assert_eq!(cases.len(), 3 + 1);
     let suite = doc
         .descendants()
         .find(|n| n.has_tag_name("testsuite"))
         .unwrap();
-    assert_eq!(suite.attribute("failures"), Some("1"));
+    assert_eq!(suite.attribute("failures"), Some("2"));
     let failed: Vec<_> = cases
         .iter()
         .filter(|c| c.children().any(|x| x.has_tag_name("failure")))
         .collect();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].attribute("name"), Some("rtt.max < 1ns"));
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0].attribute("name"), Some("verdict"));
+    assert_eq!(failed[1].attribute("name"), Some("rtt.max < 1ns"));
     let failure = failed[0]
         .children()
         .find(|x| x.has_tag_name("failure"))
@@ -117,7 +119,7 @@ fn report_command_rejects_a_broken_file_with_its_position() {
     let f = write_scenario(
         dir.path(),
         "report.json",
-        "{\n  \"schema\": \"barrage/report/v1\",\n  \"oops\n",
+        "{\n  \"schema\": \"barrage/report/v2\",\n  \"oops\n",
     );
     let o = run_bin(&["report", f.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

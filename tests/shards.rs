@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{barrage, read_report, write_scenario};
+use common::{barrage, check_report, read_report, write_scenario};
 use serde_json::Value;
 
 /// A free loopback port (bound, read, released).
@@ -122,12 +122,12 @@ fn shards_started_together_add_up_when_merged() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        // Snapshots every second, then the report as the last line.
+        // A run data delta every second, then the report as the last line.
         assert!(lines.len() >= 3, "{text}");
         assert!(
             lines[..lines.len() - 1]
                 .iter()
-                .all(|l| l.get("snapshot").is_some())
+                .all(|l| l.get("tick").is_some())
         );
         let r = &lines.last().unwrap()["report"];
         assert_eq!(u(r, "/shard/index"), i);
@@ -172,6 +172,7 @@ fn shards_started_together_add_up_when_merged() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    check_report(&merged, out.status.code());
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
     assert_eq!(u(&m, "/totals/messages/sent"), sent);
     assert_eq!(u(&m, "/totals/connections/opened"), 30);
@@ -192,14 +193,23 @@ fn shards_started_together_add_up_when_merged() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("shard 0/3 is given twice"));
+    // A missing shard makes the merged run an error (exit 3), said in
+    // every file: its numbers cover part of the run.
+    let part = dir.path().join("part/report.json");
     let out = barrage()
         .arg("merge")
         .args(&logs[..2])
         .arg("--out")
-        .arg(dir.path().join("part.json"))
+        .arg(&part)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("shards [2] of 3 are missing"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("shards [2] of 3 gave no report"), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    check_report(&part, out.status.code());
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&part).unwrap()).unwrap();
+    assert_eq!(m["verdict"], "error");
+    assert_eq!(m["merged"]["missing"], serde_json::json!([2]));
 }
 
 #[test]
@@ -215,6 +225,7 @@ fn processes_run_as_one_and_write_one_merged_report() {
     let out = run_processes(&file, 3, &out_dir).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+    check_report(&out_dir, out.status.code());
     let r = read_report(&out_dir);
     assert_eq!(r["merged"]["shards"], serde_json::json!([0, 1, 2]));
     assert_eq!(u(&r, "/totals/connections/opened"), 30);
@@ -257,6 +268,7 @@ fn processes_stop_on_ctrl_c_and_still_write_the_report() {
     signal(&child, "-INT");
     let st = wait_for(&mut child, Duration::from_secs(15));
     assert_eq!(st.code(), Some(130));
+    check_report(&out_dir, st.code());
     let r = read_report(&out_dir);
     assert_eq!(r["interrupted"], true);
     assert_eq!(r["merged"]["missing"], serde_json::json!([]));

@@ -148,10 +148,15 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
 /// writes in base64). The buffer is sized for the worst case: keep a copy,
 /// not the buffer (shrinking it in place left fragments behind in a long
 /// run: bench/SOAK.md).
+/// The bytes depend only on the recorded values, not on how the histogram
+/// grew (added in one order or another), so equal data encodes equally.
 pub fn serialize_histogram(h: &Histogram<u64>) -> Vec<u8> {
     let mut bytes = Vec::new();
+    let canonical = Histogram::<u64>::new_with_bounds(1, h.max().max(2), 3)
+        .ok()
+        .and_then(|mut c| c.add(h).ok().map(|()| c));
     V2DeflateSerializer::new()
-        .serialize(h, &mut bytes)
+        .serialize(canonical.as_ref().unwrap_or(h), &mut bytes)
         .expect("serializing into memory does not fail");
     bytes
 }

@@ -261,8 +261,12 @@ impl RunData {
         let (shift_self, shift_other) = (a.saturating_sub(start), b.saturating_sub(start));
         if shift_self > 0 {
             self.facts = self.facts.shifted(shift_self);
-            for s in &mut self.timeline {
-                s.t_ms += shift_self;
+            // Shifted seconds may fall into other buckets: bucket again.
+            for s in std::mem::take(&mut self.timeline) {
+                self.insert_second(Second {
+                    t_ms: s.t_ms + shift_self,
+                    ..s
+                });
             }
             for c in &mut self.control {
                 c.at_ms += shift_self;
@@ -311,16 +315,10 @@ impl RunData {
         self.events.add(&other.events);
 
         for s in &other.timeline {
-            let t = s.t_ms + shift_other;
-            let key = Second::bucket(t);
-            let shifted = Second { t_ms: t, ..s.clone() };
-            match self
-                .timeline
-                .binary_search_by_key(&key, |x| Second::bucket(x.t_ms))
-            {
-                Ok(i) => self.timeline[i].add(&shifted),
-                Err(i) => self.timeline.insert(i, shifted),
-            }
+            self.insert_second(Second {
+                t_ms: s.t_ms + shift_other,
+                ..s.clone()
+            });
         }
 
         for c in &other.control {
@@ -358,6 +356,19 @@ impl RunData {
             }
         }
         d
+    }
+
+    /// Adds `s` to the second of the timeline it falls in, or inserts it
+    /// in order.
+    fn insert_second(&mut self, s: Second) {
+        let key = Second::bucket(s.t_ms);
+        match self
+            .timeline
+            .binary_search_by_key(&key, |x| Second::bucket(x.t_ms))
+        {
+            Ok(i) => self.timeline[i].add(&s),
+            Err(i) => self.timeline.insert(i, s),
+        }
     }
 
     /// Setup and the recorded phases, every role added.

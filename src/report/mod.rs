@@ -1,4 +1,4 @@
-//! The report model (the JSON schema `barrage/report/v1`, see docs/report.md),
+//! The report model (the JSON schema `barrage/report/v2`, see docs/report.md),
 //! how it is built from a run, and its writers.
 
 pub mod build;

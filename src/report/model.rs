@@ -187,7 +187,8 @@ pub struct Totals {
     pub messages: MessageTotals,
     /// Payload bytes over the recorded phases.
     pub bytes: ByteTotals,
-    /// Errors by kind (connect, handshake, timeout, protocol, closed), whole run.
+    /// Errors by kind, over setup and the recorded phases (what `errors.*`
+    /// thresholds count).
     pub errors: BTreeMap<String, u64>,
     /// Close frames received from the server, by close code.
     #[serde(default)]
@@ -341,7 +342,8 @@ pub struct TimelinePoint {
     pub attempts: u64,
     /// Messages sent in the second.
     pub sent: u64,
-    /// Replies received in the second.
+    /// Messages received and consumed in the second (replies and `expect`
+    /// matches).
     pub received: u64,
     /// Errors in the second.
     pub errors: u64,

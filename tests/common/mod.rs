@@ -64,5 +64,232 @@ pub fn ensure_installed(bin: &str, package: &str) {
 pub async fn run_yaml(yaml: &str, out: &Path) -> barrage::RunOutcome {
     let mut opts = barrage::RunOptions::new(barrage::scenario::parse("test.yaml", yaml).unwrap());
     opts.out = Some(out.to_path_buf());
-    barrage::run(opts).await.unwrap()
+    let o = barrage::run(opts).await.unwrap();
+    check_report(out, Some(i32::from(o.exit_code())));
+    o
 }
+
+/// Checks a report folder written by a run, `run --processes` or `merge`
+/// for consistency (docs/report.md, "How the numbers fit together"), and
+/// that the exit code `exit` (when known) agrees with it:
+/// - the report is exactly what `report::build` derives from its run data;
+/// - setup and the recorded phases add up to the totals, and so do the
+///   timeline's recorded seconds;
+/// - each `.hlog` file's untagged intervals hold exactly the report's count
+///   of that metric;
+/// - errors never exceed connection attempts plus sends;
+/// - `awaited = replies + unanswered`, `sent >= paced`;
+/// - verdict and exit code agree in report.json, summary.md, junit.xml,
+///   report.html and the exit code.
+pub fn check_report(path: &Path, exit: Option<i32>) {
+    use barrage::report::{Report, Verdict};
+    // A folder of a report set, or one report file (`merge --out`).
+    let (dir, file) = if path.is_dir() {
+        (path.to_path_buf(), path.join("report.json"))
+    } else {
+        (path.parent().unwrap().to_path_buf(), path.to_path_buf())
+    };
+    let dir = dir.as_path();
+    let text = std::fs::read_to_string(&file).expect("report.json written");
+    let r: Report = serde_json::from_str(&text).expect("report.json is a report");
+    let saved: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let fresh = serde_json::to_value(barrage::report::merge::rederive(&r)).unwrap();
+    assert_eq!(
+        saved, fresh,
+        "{}: the saved report differs from its run data's derivation",
+        dir.display()
+    );
+    let data = &r.run_data;
+    let record = r.record_flags();
+    let recorded = data.recorded(&record).counters;
+    let mut sum = data.stage(0).counters;
+    for (i, p) in r.phases.iter().enumerate() {
+        if p.record {
+            sum.add(&data.stage(i + 1).counters);
+        }
+    }
+    assert_eq!(sum, recorded, "setup + recorded phases ≠ totals");
+    let m = &r.totals.messages;
+    let t = (m.sent, m.paced, m.received, m.replies, m.unmatched, m.not_sent);
+    assert_eq!(
+        t,
+        (sum.sent, sum.paced, sum.received, sum.replies, sum.unmatched, sum.not_sent),
+        "totals.messages ≠ setup + recorded phases"
+    );
+    let phase_sent: u64 = r.phases.iter().filter(|p| p.record).map(|p| p.messages.sent).sum();
+    assert_eq!(phase_sent + data.stage(0).counters.sent, m.sent);
+    let mut seconds = barrage::metrics::Counters::default();
+    for s in &data.timeline {
+        seconds.add(&s.recorded);
+    }
+    assert_eq!(seconds, recorded, "the timeline's recorded seconds ≠ totals");
+    let errors: u64 = r.totals.errors.values().sum();
+    assert_eq!(errors, recorded.error_total());
+    assert!(
+        errors <= r.totals.connections.attempted + m.sent,
+        "{errors} errors for {} attempts and {} sends",
+        r.totals.connections.attempted,
+        m.sent
+    );
+    assert_eq!(m.awaited, m.replies + m.unanswered, "awaited ≠ replies + unanswered");
+    assert!(m.sent >= m.paced && m.received >= m.replies);
+    // Every .hlog holds, untagged, exactly the report's samples.
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(metric) = name.strip_suffix(".hlog") else { continue };
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let mut total = 0u64;
+        for item in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&bytes) {
+            if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) = item
+                && h.tag().is_none()
+            {
+                let mut d = hdrhistogram::serialization::Deserializer::new();
+                let b64 = base64_decode(h.encoded_histogram());
+                let hist: hdrhistogram::Histogram<u64> = d.deserialize(&mut &b64[..]).unwrap();
+                total += hist.len();
+            }
+        }
+        let count = r.metrics.get(metric).map_or(0, |s| s.count);
+        assert_eq!(total, count, "{name}: {total} samples, the report counts {count}");
+    }
+    // One verdict in every file and the exit code.
+    let word = r.verdict.word();
+    if let Ok(md) = std::fs::read_to_string(dir.join("summary.md")) {
+        assert!(md.contains(&format!("{word}: ")), "summary.md does not say {word}");
+    }
+    if let Ok(x) = std::fs::read_to_string(dir.join("junit.xml")) {
+        let doc = roxmltree::Document::parse(&x).unwrap();
+        let case = doc
+            .descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("verdict"))
+            .expect("junit.xml has a verdict test case");
+        let failed = case.children().any(|c| c.has_tag_name("failure"));
+        let errored = case.children().any(|c| c.has_tag_name("error"));
+        assert_eq!(
+            (failed, errored),
+            (r.verdict == Verdict::Fail, r.verdict == Verdict::Error),
+            "junit.xml's verdict ≠ {word}"
+        );
+    }
+    if let Ok(h) = std::fs::read_to_string(dir.join("report.html")) {
+        assert!(h.contains(&format!(">{word}</span>")), "report.html does not say {word}");
+    }
+    if let Some(code) = exit {
+        let want = if r.interrupted {
+            vec![130, 143]
+        } else {
+            match r.verdict {
+                Verdict::Pass => vec![0],
+                Verdict::Fail => vec![1],
+                Verdict::Error => vec![3],
+            }
+        };
+        assert!(want.contains(&code), "exit {code} for verdict {word}");
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s.trim()).unwrap()
+}
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use barrage::ws::Decoder;
+use barrage::ws::codec::Event;
+use barrage::ws::deflate::Role;
+use barrage::ws::handshake::accept_key;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A server that upgrades every connection by hand (or answers `status`
+/// instead when given), then writes `bytes` and records the close code the
+/// client answers with; `Some(hold)` instead stops reading after the upgrade
+/// and holds the socket that long.
+pub async fn bad_server(
+    bytes: Vec<u8>,
+    status: Option<&'static str>,
+    hold: Option<Duration>,
+) -> (SocketAddr, Arc<Mutex<Vec<u16>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let codes: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let seen = codes.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let bytes = bytes.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 2048];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                if let Some(status) = status {
+                    let resp = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                    let _ = s.write_all(resp.as_bytes()).await;
+                    return;
+                }
+                let text = String::from_utf8_lossy(&head);
+                let key = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let resp = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                    accept_key(&key)
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = s.write_all(&bytes).await;
+                if let Some(hold) = hold {
+                    tokio::time::sleep(hold).await;
+                    if hold < Duration::from_secs(1) {
+                        // A short hold ends in a reset: linger 0 sends RST.
+                        let _ = s.set_zero_linger();
+                    }
+                    return;
+                }
+                // The client's answer: a masked close frame with its code.
+                let mut dec = Decoder::with_role(Role::Server, 1 << 20, None, Vec::new());
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                loop {
+                    let read =
+                        tokio::time::timeout_at(deadline, s.read_buf(dec.buffer_mut())).await;
+                    if !matches!(read, Ok(Ok(n)) if n > 0) {
+                        return;
+                    }
+                    while let Ok(Some(ev)) = dec.next_event() {
+                        if let Event::Close { code } = ev {
+                            seen.lock().unwrap().push(code);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, codes)
+}
+
+/// An unmasked server frame header for `len` payload bytes.
+pub fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![first];
+    if payload.len() < 126 {
+        v.push(payload.len() as u8);
+    } else {
+        v.push(126);
+        v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    v.extend_from_slice(payload);
+    v
+}
+
