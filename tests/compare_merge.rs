@@ -46,8 +46,17 @@ async fn compare_passes_identical_reports_and_flags_a_doubled_p99() {
     edited["metrics"]["rtt"]["p99_us"] = 1e9.into();
     let edited_path = dir.path().join("edited.json");
     std::fs::write(&edited_path, serde_json::to_vec(&edited).unwrap()).unwrap();
-    let o = run_bin(&["compare", base.to_str().unwrap(), edited_path.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        edited_path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 
     // The same run with every rtt sample doubled, in its run data.
     let mut slow = json(&base);
@@ -191,13 +200,18 @@ async fn merge_adds_histograms_and_counters_losslessly() {
 async fn merge_refuses_reports_of_different_scenarios() {
     let dir = tempfile::tempdir().unwrap();
     let a = real_report(&dir.path().join("a")).await;
-    let edits: [(&str, fn(&mut serde_json::Value)); 4] = [
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
         ("scenario name", |j| j["scenario"]["name"] = "other".into()),
-        ("phases", |j| j["scenario"]["phases"][0]["name"] = "other".into()),
+        ("phases", |j| {
+            j["scenario"]["phases"][0]["name"] = "other".into()
+        }),
         ("phases.steady.duration", |j| {
             j["scenario"]["phases"][0]["duration_s"] = 9.0.into()
         }),
-        ("roles", |j| j["run_data"]["roles"][0]["name"] = "publisher".into()),
+        ("roles", |j| {
+            j["run_data"]["roles"][0]["name"] = "publisher".into()
+        }),
     ];
     for (field, edit) in edits {
         let mut j = json(&a);
@@ -205,7 +219,13 @@ async fn merge_refuses_reports_of_different_scenarios() {
         let other = dir.path().join("other.json");
         std::fs::write(&other, serde_json::to_vec(&j).unwrap()).unwrap();
         let out = dir.path().join("m.json");
-        let o = run_bin(&["merge", a.to_str().unwrap(), other.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let o = run_bin(&[
+            "merge",
+            a.to_str().unwrap(),
+            other.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{field}: {err}");
         assert!(err.contains(field), "{field} not named in: {err}");

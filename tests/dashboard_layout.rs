@@ -186,7 +186,11 @@ fn case_10_dashboard_shows_pending_for_thresholds_without_a_value_yet() {
     );
     let st = state_of(&yaml);
     let screen = render(&st, 160, 48);
-    for t in ["delivery.p99 < 10ms", "steady: rtt.p99 < 50ms", "throughput.ratio > 99%"] {
+    for t in [
+        "delivery.p99 < 10ms",
+        "steady: rtt.p99 < 50ms",
+        "throughput.ratio > 99%",
+    ] {
         let line = screen
             .lines()
             .find(|l| l.contains(t))

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-
 async fn run_against(addr: SocketAddr) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(

@@ -110,7 +110,13 @@ async fn case_3_a_failed_run_has_verdict_error_everywhere() {
     let o = run_yaml(&yaml, &out).await;
     assert_eq!(o.report.verdict, Verdict::Error);
     assert_eq!(o.exit_code(), 3);
-    assert!(o.report.error.as_deref().unwrap().contains("no connection opened"));
+    assert!(
+        o.report
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no connection opened")
+    );
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("ERROR: down"), "{md}");
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
@@ -207,7 +213,10 @@ async fn case_7_hlog_totals_equal_the_report_counts() {
     let o = run_yaml(yaml, &out).await;
     let hlog = std::fs::read_to_string(out.join("rtt.hlog")).unwrap();
     assert!(hlog.contains("Tag=unrecorded"), "{hlog}");
-    assert_eq!(o.report.metrics["rtt"].count, o.report.phases[1].metrics["rtt"].count);
+    assert_eq!(
+        o.report.metrics["rtt"].count,
+        o.report.phases[1].metrics["rtt"].count
+    );
 }
 
 /// A server that answers nothing and pushes a text message every 50 ms.
@@ -241,7 +250,9 @@ async fn push_only_server() -> std::net::SocketAddr {
                 }
                 let (mut rd, mut wr) = s.into_split();
                 // Reads and drops what the client sends (a close ends it).
-                tokio::spawn(async move { while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {} });
+                tokio::spawn(
+                    async move { while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {} },
+                );
                 for _ in 0..100 {
                     if wr.write_all(&frame(0x81, b"{\"push\":1}")).await.is_err() {
                         return;

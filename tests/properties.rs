@@ -540,8 +540,11 @@ fn plan_of(shards: u32) -> barrage::report::model::ScenarioInfo {
                 thresholds: [ \"rtt.p99 < 5ms\", \"errors.rate < 10%\", \"throughput.ratio > 90%\", \"steady: rtt.p50 < 1ms\" ]\n";
     let mut s = parse("prop.yaml", yaml).unwrap();
     if shards > 1 {
-        s.apply_shard(barrage::scenario::ShardSpec { index: 0, count: shards })
-            .unwrap();
+        s.apply_shard(barrage::scenario::ShardSpec {
+            index: 0,
+            count: shards,
+        })
+        .unwrap();
     }
     barrage::report::plan(&s, None, "ws://127.0.0.1:1/".into(), None)
 }
@@ -594,11 +597,16 @@ fn run_data(index: u32) -> impl Strategy<Value = barrage::metrics::RunData> {
                 s.unrecorded.sent = n / 2;
                 let mut h = barrage::metrics::new_histogram();
                 h.record(1000 + n).unwrap();
-                s.histograms.insert("rtt".into(), barrage::metrics::encode_histogram(&h));
+                s.histograms
+                    .insert("rtt".into(), barrage::metrics::encode_histogram(&h));
                 d.timeline.push(s);
             }
             if let Some((at_ms, factor, paused)) = change {
-                d.control.push(barrage::metrics::ControlChange { at_ms, factor, paused });
+                d.control.push(barrage::metrics::ControlChange {
+                    at_ms,
+                    factor,
+                    paused,
+                });
             }
             d.facts.elapsed_ms = 3500;
             d.facts.load_started_ms = Some(200);
@@ -618,7 +626,13 @@ fn json_diff(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<S
         (Value::Object(x), Value::Object(y)) => x
             .keys()
             .chain(y.keys())
-            .find_map(|k| json_diff(&x[k.as_str()], y.get(k).unwrap_or(&Value::Null), &format!("{at}.{k}")))
+            .find_map(|k| {
+                json_diff(
+                    &x[k.as_str()],
+                    y.get(k).unwrap_or(&Value::Null),
+                    &format!("{at}.{k}"),
+                )
+            })
             .or_else(|| (x.len() != y.len()).then(|| format!("{at}: keys differ"))),
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
             .iter()

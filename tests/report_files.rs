@@ -80,7 +80,7 @@ async fn report_set_is_complete_and_readable_by_other_tools() {
     assert_eq!(failed.len(), 2);
     assert_eq!(failed[0].attribute("name"), Some("verdict"));
     assert_eq!(failed[1].attribute("name"), Some("rtt.max < 1ns"));
-    let failure = failed[0]
+    let failure = failed[1]
         .children()
         .find(|x| x.has_tag_name("failure"))
         .unwrap();

@@ -327,14 +327,15 @@ fn merge(a: &MergeArgs) -> u8 {
             return exit::BAD_INPUT;
         }
     };
-    finish(merged, &Destination::File(a.out.clone()), exit::INTERRUPTED, |r| {
-        eprintln!(
-            "merged {} reports into {}",
-            reports.len(),
-            a.out.display()
-        );
-        print!("{}", ui::summary::render(r));
-    })
+    finish(
+        merged,
+        &Destination::File(a.out.clone()),
+        exit::INTERRUPTED,
+        |r| {
+            eprintln!("merged {} reports into {}", reports.len(), a.out.display());
+            print!("{}", ui::summary::render(r));
+        },
+    )
 }
 
 /// Ends `run`, `run --processes` and `merge`: writes the report through

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::time::sleep_until;
 
 use super::correlate::Pending;
-use super::program::Program;
 use super::interpret::{Cursor, Next};
 use super::pacing::Pacer;
+use super::program::Program;
 use super::setup::{Opened, open as open_conn};
 use super::{LoadStart, Shared};
 use crate::metrics::ErrorKind;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::connection::{Conn, End, WRITE_QUEUE_LIMIT};
 use super::correlate::{InFlight, echo_signature, json_value};
-use super::program::{Body, Corr, Op};
 use super::pacing::Pacer;
+use super::program::{Body, Corr, Op};
 use crate::metrics::{ErrorKind, StageData, ThreadData};
 use crate::scenario::{LatencyMetric, OnTimeout, TemplateVars};
 use crate::ws::codec::{Event, opcode};
@@ -172,6 +172,7 @@ impl Conn<'_> {
                         self.cursor.pc += 1;
                     }
                     Op::Expect(idx) => {
+                        shard.cell(role, stage).counters.expects += 1;
                         let e = &program.expects[idx];
                         self.cursor.wait = Wait::Expect {
                             idx,
@@ -212,14 +213,7 @@ impl Conn<'_> {
 
     /// Renders and queues `sends[i]`, registers it for its replies and
     /// counts it.
-    fn send(
-        &mut self,
-        i: usize,
-        now: Instant,
-        stage: usize,
-        role: usize,
-        shard: &mut ThreadData,
-    ) {
+    fn send(&mut self, i: usize, now: Instant, stage: usize, role: usize, shard: &mut ThreadData) {
         let shared = self.shared;
         let s = &self.program.sends[i];
         let (op, payload): (u8, &[u8]) = match &s.body {

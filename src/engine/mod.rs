@@ -8,9 +8,9 @@
 mod connection;
 mod correlate;
 mod interpret;
-mod program;
 pub mod pacing;
 pub mod preflight;
+mod program;
 mod roles;
 mod setup;
 

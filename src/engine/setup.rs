@@ -122,7 +122,9 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
         }
     };
     let t1 = Instant::now();
-    shared.setup(id, |d| d.record(LatencyMetric::Connect, (t1 - t0).as_nanos() as u64));
+    shared.setup(id, |d| {
+        d.record(LatencyMetric::Connect, (t1 - t0).as_nanos() as u64)
+    });
     let _ = tcp.set_nodelay(true);
     let mut rng = fastrand::Rng::with_seed(shared.seed.wrapping_add(id));
     let (stream, upgraded, t2) = match &proto.tls {
@@ -147,7 +149,9 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
                 }
             };
             let t2 = Instant::now();
-            shared.setup(id, |d| d.record(LatencyMetric::Tls, (t2 - t1).as_nanos() as u64));
+            shared.setup(id, |d| {
+                d.record(LatencyMetric::Tls, (t2 - t1).as_nanos() as u64)
+            });
             let hs = client_handshake(&mut tls, &proto.request, &mut rng);
             let r = timeout_at(deadline, hs).await;
             let (tcp, conn) = tls.into_inner();
@@ -160,7 +164,9 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
             if let HandshakeError::Status(status) = e {
                 shared.recorder.gauges().http_status(status);
             }
-            failed(shared, id, ErrorKind::Handshake, || format!("handshake: {e}"));
+            failed(shared, id, ErrorKind::Handshake, || {
+                format!("handshake: {e}")
+            });
             return None;
         }
         Err(_) => {
@@ -175,13 +181,17 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
         Some(offer) => match offer.accept_response(&upgraded.extensions) {
             Ok(agreed) => agreed,
             Err(e) => {
-                failed(shared, id, ErrorKind::Handshake, || format!("handshake: {e}"));
+                failed(shared, id, ErrorKind::Handshake, || {
+                    format!("handshake: {e}")
+                });
                 return None;
             }
         },
     };
     let t3 = Instant::now();
-    shared.setup(id, |d| d.record(LatencyMetric::Handshake, (t3 - t2).as_nanos() as u64));
+    shared.setup(id, |d| {
+        d.record(LatencyMetric::Handshake, (t3 - t2).as_nanos() as u64)
+    });
     let (compressed, subprotocol) = (agreed.is_some(), upgraded.subprotocol.is_some());
     shared.setup_count(id, |c| {
         c.compressed += u64::from(compressed);

@@ -65,6 +65,9 @@ counters! {
     /// Messages received and consumed: replies plus messages that satisfied
     /// an `expect` without answering a send.
     received,
+    /// `expect` steps that began waiting: operations that can time out, as
+    /// sends can (`errors.rate` counts them with attempts and sends).
+    expects,
     /// Messages received that carried a `delivery` timestamp and answered
     /// nothing else.
     delivered,
@@ -116,7 +119,9 @@ mod errors_by_name {
         m.serialize(s)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u64; N_ERRORS], D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<[u64; N_ERRORS], D::Error> {
         let m: BTreeMap<String, u64> = BTreeMap::deserialize(d)?;
         let mut e = [0; N_ERRORS];
         for (name, n) in m {
@@ -191,7 +196,12 @@ pub fn encode_all(hist: &[Histogram<u64>; N_METRICS]) -> EncodedHistograms {
     LatencyMetric::ALL
         .iter()
         .filter(|m| !hist[metric_index(**m)].is_empty())
-        .map(|m| (m.name().to_string(), encode_histogram(&hist[metric_index(*m)])))
+        .map(|m| {
+            (
+                m.name().to_string(),
+                encode_histogram(&hist[metric_index(*m)]),
+            )
+        })
         .collect()
 }
 

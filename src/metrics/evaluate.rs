@@ -115,7 +115,7 @@ pub fn evaluate(t: &Threshold, ctx: &EvalContext<'_>) -> Evaluation {
             None => (f64::NAN, "no samples".to_string()),
         },
         ThresholdMetric::ErrorRate => {
-            let ops = c.attempted.saturating_add(c.sent);
+            let ops = c.attempted.saturating_add(c.sent).saturating_add(c.expects);
             if ops == 0 {
                 (f64::NAN, "no operations".to_string())
             } else {

@@ -32,7 +32,9 @@ impl ThreadData {
         let stages = phases + 1;
         ThreadData {
             stages,
-            cells: (0..roles.max(1) * stages).map(|_| StageData::default()).collect(),
+            cells: (0..roles.max(1) * stages)
+                .map(|_| StageData::default())
+                .collect(),
         }
     }
 

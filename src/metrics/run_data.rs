@@ -398,7 +398,9 @@ impl RunData {
         };
         let begin = load + durations_ms[..i].iter().sum::<u64>();
         let stop = self.facts.stopped_ms.unwrap_or(self.facts.elapsed_ms);
-        let end = (begin + durations_ms[i]).min(stop).min(self.facts.elapsed_ms.max(begin));
+        let end = (begin + durations_ms[i])
+            .min(stop)
+            .min(self.facts.elapsed_ms.max(begin));
         end.saturating_sub(begin)
     }
 

@@ -96,6 +96,7 @@ fn message_totals(c: &Counters) -> MessageTotals {
         awaited: c.awaited,
         unanswered: c.unanswered,
         delivered: c.delivered,
+        expects: c.expects,
         unmatched: c.unmatched,
         not_sent: c.not_sent,
     }
@@ -266,7 +267,12 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         })
         .collect();
     let roles = if data.roles.len() > 1 {
-        let record = d.context(plan).phases.iter().map(|p| p.record).collect::<Vec<_>>();
+        let record = d
+            .context(plan)
+            .phases
+            .iter()
+            .map(|p| p.record)
+            .collect::<Vec<_>>();
         data.roles
             .iter()
             .map(|r| {
@@ -274,8 +280,10 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
                 let metrics = LatencyMetric::ALL
                     .iter()
                     .filter(|m| {
-                        !matches!(m, LatencyMetric::Connect | LatencyMetric::Tls | LatencyMetric::Handshake)
-                            && !rd.histogram(**m).is_empty()
+                        !matches!(
+                            m,
+                            LatencyMetric::Connect | LatencyMetric::Tls | LatencyMetric::Handshake
+                        ) && !rd.histogram(**m).is_empty()
                     })
                     .map(|m| (m.name().to_string(), summarize(rd.histogram(*m))))
                     .collect();

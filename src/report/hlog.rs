@@ -21,9 +21,10 @@ pub const UNRECORDED_TAG: &str = "unrecorded";
 pub fn render(r: &Report, metric: LatencyMetric) -> Option<Vec<u8>> {
     let name = metric.name();
     let timeline = &r.run_data.timeline;
-    if !timeline.iter().any(|p| {
-        p.histograms.contains_key(name) || p.unrecorded_histograms.contains_key(name)
-    }) {
+    if !timeline
+        .iter()
+        .any(|p| p.histograms.contains_key(name) || p.unrecorded_histograms.contains_key(name))
+    {
         return None;
     }
     let start = humantime::parse_rfc3339(&r.started_at).unwrap_or(UNIX_EPOCH);

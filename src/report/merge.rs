@@ -19,7 +19,13 @@ fn differs(a: &Report, b: &Report) -> Option<String> {
     if pa.name != pb.name {
         return Some(format!("scenario name: {:?} and {:?}", pa.name, pb.name));
     }
-    let names = |r: &Report| r.scenario.phases.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    let names = |r: &Report| {
+        r.scenario
+            .phases
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
     if names(a) != names(b) {
         return Some(format!("phases: {:?} and {:?}", names(a), names(b)));
     }
@@ -31,18 +37,33 @@ fn differs(a: &Report, b: &Report) -> Option<String> {
             ));
         }
         if x.record != y.record {
-            return Some(format!("phases.{}.record: {} and {}", x.name, x.record, y.record));
+            return Some(format!(
+                "phases.{}.record: {} and {}",
+                x.name, x.record, y.record
+            ));
         }
         if (x.max, x.rate.is_some()) != (y.max, y.rate.is_some()) {
-            return Some(format!("phases.{}.rate: {:?} and {:?}", x.name, x.rate, y.rate));
+            return Some(format!(
+                "phases.{}.rate: {:?} and {:?}",
+                x.name, x.rate, y.rate
+            ));
         }
     }
-    let roles = |r: &Report| r.run_data.roles.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+    let roles = |r: &Report| {
+        r.run_data
+            .roles
+            .iter()
+            .map(|x| x.name.clone())
+            .collect::<Vec<_>>()
+    };
     if roles(a) != roles(b) {
         return Some(format!("roles: {:?} and {:?}", roles(a), roles(b)));
     }
     if pa.thresholds != pb.thresholds {
-        return Some(format!("thresholds: {:?} and {:?}", pa.thresholds, pb.thresholds));
+        return Some(format!(
+            "thresholds: {:?} and {:?}",
+            pa.thresholds, pb.thresholds
+        ));
     }
     None
 }
@@ -58,9 +79,11 @@ fn check_shards(reports: &[Report]) -> Result<(), MergeError> {
         return Ok(());
     }
     if reports.iter().any(|r| r.run_data.facts.shards.is_empty()) {
-        return err("some reports are shards (--shard) and some are whole runs; \
+        return err(
+            "some reports are shards (--shard) and some are whole runs; \
                     merge the shards of one run together"
-            .into());
+                .into(),
+        );
     }
     let n = sharded[0].count;
     if let Some(bad) = sharded.iter().find(|s| s.count == 0 || s.index >= s.count) {

@@ -247,6 +247,9 @@ pub struct MessageTotals {
     /// Messages that carried a delivery timestamp and answered nothing.
     #[serde(default)]
     pub delivered: u64,
+    /// `expect` steps that began waiting (each may time out once).
+    #[serde(default)]
+    pub expects: u64,
     /// Messages received during the phases that matched nothing.
     pub unmatched: u64,
     /// Open model: paced messages that came due but were not sent before

@@ -38,7 +38,8 @@ pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
 pub use template::{Template, TemplateVars};
 pub use threshold::{
-    COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, Stat, Threshold, ThresholdMetric, metric_names,
+    COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, Stat, Threshold, ThresholdMetric,
+    metric_names,
 };
 pub use units::{Rate, parse_duration, parse_rate, parse_size};
 
@@ -202,7 +203,10 @@ fn finish_flows(
     // A loop paced by the phase rate needs a rate in every phase.
     let phase_paced = match (&s.flow, s.roles.is_empty()) {
         (Some(f), _) => is_paced(f),
-        (None, false) => s.roles.iter().any(|r| r.rate.is_none() && is_paced(&r.flow)),
+        (None, false) => s
+            .roles
+            .iter()
+            .any(|r| r.rate.is_none() && is_paced(&r.flow)),
         (None, true) => true,
     };
     if phase_paced && let Some(p) = s.phases.iter().find(|p| p.rate == PhaseRate::None) {

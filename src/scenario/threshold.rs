@@ -358,7 +358,10 @@ fn parse_metric(lhs: &str) -> Result<ThresholdMetric, String> {
     }
     let (name, stat) = lhs.split_once('.').unwrap_or((lhs, ""));
     let Some(metric) = LatencyMetric::ALL.into_iter().find(|m| m.name() == name) else {
-        return Err(format!("unknown metric \"{lhs}\"; use one of {}", metric_names()));
+        return Err(format!(
+            "unknown metric \"{lhs}\"; use one of {}",
+            metric_names()
+        ));
     };
     if stat.is_empty() {
         return Err(format!(

@@ -95,7 +95,8 @@ pub fn check_report(path: &Path, exit: Option<i32>) {
     let saved: serde_json::Value = serde_json::from_str(&text).unwrap();
     let fresh = serde_json::to_value(barrage::report::merge::rederive(&r)).unwrap();
     assert_eq!(
-        saved, fresh,
+        saved,
+        fresh,
         "{}: the saved report differs from its run data's derivation",
         dir.display()
     );
@@ -110,33 +111,62 @@ pub fn check_report(path: &Path, exit: Option<i32>) {
     }
     assert_eq!(sum, recorded, "setup + recorded phases ≠ totals");
     let m = &r.totals.messages;
-    let t = (m.sent, m.paced, m.received, m.replies, m.unmatched, m.not_sent);
+    let t = (
+        m.sent,
+        m.paced,
+        m.received,
+        m.replies,
+        m.unmatched,
+        m.not_sent,
+    );
     assert_eq!(
         t,
-        (sum.sent, sum.paced, sum.received, sum.replies, sum.unmatched, sum.not_sent),
+        (
+            sum.sent,
+            sum.paced,
+            sum.received,
+            sum.replies,
+            sum.unmatched,
+            sum.not_sent
+        ),
         "totals.messages ≠ setup + recorded phases"
     );
-    let phase_sent: u64 = r.phases.iter().filter(|p| p.record).map(|p| p.messages.sent).sum();
+    let phase_sent: u64 = r
+        .phases
+        .iter()
+        .filter(|p| p.record)
+        .map(|p| p.messages.sent)
+        .sum();
     assert_eq!(phase_sent + data.stage(0).counters.sent, m.sent);
     let mut seconds = barrage::metrics::Counters::default();
     for s in &data.timeline {
         seconds.add(&s.recorded);
     }
-    assert_eq!(seconds, recorded, "the timeline's recorded seconds ≠ totals");
+    assert_eq!(
+        seconds, recorded,
+        "the timeline's recorded seconds ≠ totals"
+    );
     let errors: u64 = r.totals.errors.values().sum();
     assert_eq!(errors, recorded.error_total());
     assert!(
-        errors <= r.totals.connections.attempted + m.sent,
-        "{errors} errors for {} attempts and {} sends",
+        errors <= r.totals.connections.attempted + m.sent + m.expects,
+        "{errors} errors for {} attempts, {} sends and {} expects",
         r.totals.connections.attempted,
-        m.sent
+        m.sent,
+        m.expects
     );
-    assert_eq!(m.awaited, m.replies + m.unanswered, "awaited ≠ replies + unanswered");
+    assert_eq!(
+        m.awaited,
+        m.replies + m.unanswered,
+        "awaited ≠ replies + unanswered"
+    );
     assert!(m.sent >= m.paced && m.received >= m.replies);
     // Every .hlog holds, untagged, exactly the report's samples.
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(metric) = name.strip_suffix(".hlog") else { continue };
+        let Some(metric) = name.strip_suffix(".hlog") else {
+            continue;
+        };
         let bytes = std::fs::read(entry.path()).unwrap();
         let mut total = 0u64;
         for item in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&bytes) {
@@ -150,12 +180,18 @@ pub fn check_report(path: &Path, exit: Option<i32>) {
             }
         }
         let count = r.metrics.get(metric).map_or(0, |s| s.count);
-        assert_eq!(total, count, "{name}: {total} samples, the report counts {count}");
+        assert_eq!(
+            total, count,
+            "{name}: {total} samples, the report counts {count}"
+        );
     }
     // One verdict in every file and the exit code.
     let word = r.verdict.word();
     if let Ok(md) = std::fs::read_to_string(dir.join("summary.md")) {
-        assert!(md.contains(&format!("{word}: ")), "summary.md does not say {word}");
+        assert!(
+            md.contains(&format!("{word}: ")),
+            "summary.md does not say {word}"
+        );
     }
     if let Ok(x) = std::fs::read_to_string(dir.join("junit.xml")) {
         let doc = roxmltree::Document::parse(&x).unwrap();
@@ -172,7 +208,10 @@ pub fn check_report(path: &Path, exit: Option<i32>) {
         );
     }
     if let Ok(h) = std::fs::read_to_string(dir.join("report.html")) {
-        assert!(h.contains(&format!(">{word}</span>")), "report.html does not say {word}");
+        assert!(
+            h.contains(&format!(">{word}</span>")),
+            "report.html does not say {word}"
+        );
     }
     if let Some(code) = exit {
         let want = if r.interrupted {
@@ -190,7 +229,9 @@ pub fn check_report(path: &Path, exit: Option<i32>) {
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s.trim()).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .unwrap()
 }
 
 use std::net::SocketAddr;
@@ -292,4 +333,3 @@ pub fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(payload);
     v
 }
-

@@ -248,9 +248,7 @@ impl DashboardState {
         let recorded = self.recorded();
         CHART_METRICS
             .iter()
-            .filter(|m| {
-                !recorded.histogram(**m).is_empty() || !interval.histogram(**m).is_empty()
-            })
+            .filter(|m| !recorded.histogram(**m).is_empty() || !interval.histogram(**m).is_empty())
             .map(|m| (m.name(), stats(&interval, *m), stats(&recorded, *m)))
             .collect()
     }
