@@ -36,6 +36,7 @@ fn passing_thresholds_exit_0_and_write_reports() {
         "stdout: {stdout}\nstderr: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    check_report(&out, o.status.code());
     assert!(stdout.contains("PASS: exit-pass"), "{stdout}");
     let r = read_report(&out);
     assert_eq!(r["verdict"], "pass");
@@ -60,6 +61,7 @@ fn failing_threshold_exits_1() {
         "--quiet",
     ]);
     assert_eq!(o.status.code(), Some(1));
+    check_report(&out, o.status.code());
     let r = read_report(&out);
     assert_eq!(r["verdict"], "fail");
     assert_eq!(r["thresholds"][0]["pass"], false);
@@ -139,6 +141,7 @@ fn unreachable_target_exits_3_quickly() {
         "took {:?}",
         t0.elapsed()
     );
+    check_report(&out, o.status.code());
     let r = read_report(&out);
     assert_eq!(r["totals"]["connections"]["opened"], 0);
     assert_eq!(r["totals"]["errors"]["connect"], 5);
@@ -226,6 +229,7 @@ fn long_run() -> (std::process::Child, tempfile::TempDir, std::path::PathBuf) {
 fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
     let (mut child, _dir, out) = long_run();
     interrupt_and_expect_130_within_3s(&mut child);
+    check_report(&out, Some(130));
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
     assert!(r["totals"]["messages"]["sent"].as_u64().unwrap() > 0);
@@ -244,6 +248,7 @@ fn ctrl_c_stops_gracefully_writes_report_and_exits_130() {
 fn sigterm_stops_gracefully_writes_a_complete_report_and_exits_143() {
     let (mut child, _dir, out) = long_run();
     signal_and_expect_within_3s(&mut child, "TERM", 143);
+    check_report(&out, Some(143));
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
     let t = &r["totals"];
@@ -293,5 +298,6 @@ fn ctrl_c_does_not_wait_for_connections_stuck_in_the_handshake() {
     ]);
     std::thread::sleep(Duration::from_millis(1000));
     interrupt_and_expect_130_within_3s(&mut child);
+    check_report(&out, Some(130));
     assert_eq!(read_report(&out)["interrupted"], true);
 }

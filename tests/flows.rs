@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{read_report, run_bin, run_yaml, write_scenario};
+use common::{check_report, read_report, run_bin, run_yaml, write_scenario};
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -260,7 +260,8 @@ flow:
     let out = dir.path().join("out");
     let mut opts = barrage::RunOptions::new(scenario);
     opts.out = Some(out.clone());
-    barrage::run(opts).await.unwrap();
+    let o = barrage::run(opts).await.unwrap();
+    check_report(&out, Some(i32::from(o.exit_code())));
     let r = read_report(&out);
     let t = &r["totals"];
     assert_eq!(t["errors"]["timeout"], 0, "{t}");
@@ -314,6 +315,10 @@ async fn replies_in_flight_at_a_stop_are_still_counted() {
         cancel.cancel();
     });
     let outcome = barrage::run(opts).await.unwrap();
+    check_report(
+        outcome.report_path.parent().unwrap(),
+        Some(i32::from(outcome.exit_code())),
+    );
     let r = read_report(outcome.report_path.parent().unwrap());
     let t = &r["totals"];
     assert_eq!(r["interrupted"], true);

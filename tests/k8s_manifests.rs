@@ -1,8 +1,12 @@
 //! `barrage k8s`: the printed manifests, parsed as YAML and checked by
 //! structure, and the inputs it refuses.
 
+mod common;
+
 use std::process::Output;
 use std::time::SystemTime;
+
+use common::check_report;
 
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -276,8 +280,14 @@ fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
                 .unwrap()
         })
         .collect();
-    for mut p in pods {
-        assert!(p.wait().unwrap().success(), "a pod failed");
+    for (i, mut p) in pods.into_iter().enumerate() {
+        let status = p.wait().unwrap();
+        assert!(status.success(), "a pod failed");
+        // Each pod's own report set, in its /tmp/barrage.
+        check_report(
+            &dir.path().join(format!("pod-{i}")).join("barrage"),
+            status.code(),
+        );
     }
     drop(server);
 
@@ -300,6 +310,7 @@ fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
         .output()
         .unwrap();
     assert_eq!(m.status.code(), Some(0), "{m:?}");
+    check_report(&merged_path, m.status.code());
     let merged: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&merged_path).unwrap()).unwrap();
 

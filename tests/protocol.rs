@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{read_report, run_bin, run_yaml, write_scenario};
+use common::{check_report, read_report, run_bin, run_yaml, write_scenario};
 
 use std::net::SocketAddr;
 
@@ -222,6 +222,7 @@ async fn refused_upgrades_are_counted_by_status_and_secrets_stay_out_of_reports(
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
+    check_report(&out, status.status.code());
     for f in std::fs::read_dir(&out).unwrap() {
         let text = std::fs::read_to_string(f.unwrap().path()).unwrap_or_default();
         assert!(
@@ -251,6 +252,7 @@ async fn refused_upgrades_are_counted_by_status_and_secrets_stay_out_of_reports(
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    check_report(&out, o.status.code());
     let report = std::fs::read_to_string(out.join("report.json")).unwrap();
     assert!(report.contains("<redacted>") && !report.contains("let-me-in"));
 

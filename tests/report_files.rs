@@ -22,7 +22,9 @@ thresholds: [ "rtt.p99 < 5s", "rtt.max < 1ns", "errors.rate < 1%" ]
 async fn run_into(base: &std::path::Path) -> barrage::RunOutcome {
     let mut opts = RunOptions::new(parse("report-files.yaml", SCENARIO).unwrap());
     opts.reports_base = base.to_path_buf();
-    run(opts).await.unwrap()
+    let o = run(opts).await.unwrap();
+    check_report(&o.report_path, Some(i32::from(o.exit_code())));
+    o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,6 +106,10 @@ async fn report_set_is_complete_and_readable_by_other_tools() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The re-rendered set has no report.json of its own: checked against
+    // the report it came from (its exit code is the command's, not a verdict).
+    std::fs::copy(&o.report_path, again.join("report.json")).unwrap();
+    check_report(&again, None);
     for (name, bytes) in originals {
         assert_eq!(
             std::fs::read(again.join(&name)).unwrap(),

@@ -15,7 +15,9 @@ async fn run_against(addr: SocketAddr, body: &str) -> barrage::RunOutcome {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = RunOptions::new(parse("scale.yaml", &yaml).unwrap());
     opts.out = Some(dir.path().to_path_buf());
-    run(opts).await.unwrap()
+    let o = run(opts).await.unwrap();
+    check_report(dir.path(), Some(i32::from(o.exit_code())));
+    o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,6 +81,7 @@ thresholds:
         Some(1),
         "the failing threshold fails the merge too"
     );
+    check_report(&merged, out.status.code());
     validate(&merged);
     // A report of a run that opened nothing, too.
     let f = write_scenario(
@@ -100,6 +101,7 @@ thresholds:
         "-q",
     ]);
     assert_eq!(out.status.code(), Some(3));
+    check_report(&down, out.status.code());
     validate(&down.join("report.json"));
 }
 
@@ -125,6 +127,7 @@ thresholds:
         "took {:?}",
         t0.elapsed()
     );
+    check_report(&o.report_path, Some(i32::from(o.exit_code())));
     assert_eq!(o.exit_code(), 1);
     assert_eq!(o.exit_code(), 1);
     let r = &o.report;

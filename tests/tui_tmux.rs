@@ -71,6 +71,8 @@ fn dashboard_of_shard_processes_acts_as_one() {
     let dir = tempfile::tempdir().unwrap();
     let out = drive_dashboard(dir.path(), "--processes 2");
     for i in 0..2 {
+        // Each shard process's own report (its exit code is not seen here).
+        check_report(&out.join(format!("shards/shard-{i}")), None);
         let shard = read_report(&out.join(format!("shards/shard-{i}")));
         let change = &shard["rate_changes"][0];
         assert!(
@@ -163,6 +165,7 @@ fn drive_dashboard(dir: &Path, flags: &str) -> std::path::PathBuf {
     std::thread::sleep(Duration::from_millis(100));
     let code = std::fs::read_to_string(&code_file).unwrap();
     assert_eq!(code.trim(), "130");
+    check_report(&out, code.trim().parse().ok());
     let r = read_report(Path::new(&out));
     assert_eq!(r["interrupted"], true);
     let change = &r["rate_changes"][0];
