@@ -395,20 +395,30 @@ fn rerender(a: &ReportArgs) -> u8 {
 /// file, line and column of any problem.
 pub fn load_report(path: &Path) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let report: Report = match serde_json::from_str(&text) {
+    let mut de = serde_json::Deserializer::from_str(&text);
+    let report: Report = match serde_path_to_error::deserialize(&mut de) {
         Ok(r) => r,
         Err(e) => match report_line(&text) {
             Some(r) => r,
             None => {
+                let (field, inner) = (e.path().to_string(), e.into_inner());
                 return Err(format!(
-                    "{}:{}:{}: not a barrage report (nor JSON lines with a report line): {e}",
+                    "{}:{}:{}: {}not a barrage report (nor JSON lines with a report line): {inner}",
                     path.display(),
-                    e.line(),
-                    e.column()
+                    inner.line(),
+                    inner.column(),
+                    if field == "." || field.is_empty() {
+                        String::new()
+                    } else {
+                        format!("field {field}: ")
+                    }
                 ));
             }
         },
     };
+    if let Err(e) = report.run_data.check() {
+        return Err(format!("{}: {e}", path.display()));
+    }
     if report.schema != SCHEMA {
         return Err(format!(
             "{}: schema {:?}, this barrage reads {SCHEMA:?}",

@@ -149,6 +149,9 @@ pub(super) struct Conn<'a> {
     pub ping_sent: Option<(u64, Instant)>,
     /// Pings sent so far (the payload of the next one).
     pub pings: u64,
+    /// The latest server ping not answered yet because the write queue was
+    /// full (RFC 6455 §5.5.3 allows answering only the latest).
+    pub pong_owed: Option<Vec<u8>>,
     /// Where the flow is.
     pub cursor: Cursor,
     /// Feeder columns, then captured values.
@@ -189,6 +192,7 @@ impl<'a> Conn<'a> {
             close_received: false,
             ping_sent: None,
             pings: 0,
+            pong_owed: None,
             cursor: Cursor::default(),
             slots,
         }
@@ -302,6 +306,7 @@ impl<'a> Conn<'a> {
         self.close_sent = false;
         self.close_received = false;
         self.ping_sent = None;
+        self.pong_owed = None;
     }
 
     /// Runs the phases (and the flow) to their end and drains replies.
@@ -527,6 +532,11 @@ impl<'a> Conn<'a> {
         }
         self.wbuf.clear();
         self.wpos = 0;
+        if let Some(p) = self.pong_owed.take() {
+            self.encoder
+                .control(&mut self.wbuf, opcode::PONG, &p, &mut self.rng);
+            return self.flush();
+        }
         self.stream.flush_pending()
     }
 

@@ -431,8 +431,15 @@ impl Conn<'_> {
                                 d.counters.wire_received += p.len() as u64 + 2;
                             });
                         }
-                        self.encoder
-                            .control(&mut self.wbuf, opcode::PONG, p, &mut self.rng);
+                        // Pongs obey the write-queue bound as data does: a
+                        // server that pings and never reads gets an answer
+                        // to its latest ping once the queue drains.
+                        if self.wbuf.len() >= WRITE_QUEUE_LIMIT {
+                            self.pong_owed = Some(p.to_vec());
+                        } else {
+                            self.encoder
+                                .control(&mut self.wbuf, opcode::PONG, p, &mut self.rng);
+                        }
                     }
                     Ok(Some(Event::Pong(p))) => {
                         // Only the pong of the ping in flight is timed;

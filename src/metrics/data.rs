@@ -166,13 +166,67 @@ pub fn serialize_histogram(h: &Histogram<u64>) -> Vec<u8> {
     bytes
 }
 
+/// HdrHistogram V2 cookies (uncompressed, and V2 + DEFLATE).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// Size of a V2 header: cookie, payload length, offset, digits, low, high,
+/// ratio.
+const V2_HEADER: usize = 40;
+/// Most bytes a histogram may inflate to: every bucket of a 3-digit
+/// histogram over the whole u64 range takes under 1 MiB.
+const MAX_INFLATED: u64 = 8 << 20;
+
 /// The histogram in `b64` (see [`encode_histogram`]), growing as needed.
+/// Decoding is bounded by the input: declared lengths must fit the bytes
+/// given, and the DEFLATE stream may inflate to at most 8 MiB, so a crafted
+/// report cannot make it allocate gigabytes.
 pub fn decode_histogram(b64: &str) -> Result<Histogram<u64>, String> {
+    use std::io::Read;
     let bytes = STANDARD
         .decode(b64.trim())
         .map_err(|e| format!("not base64: {e}"))?;
+    let be32 = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as usize)
+            .ok_or_else(|| "not an HdrHistogram: too short".to_string())
+    };
+    let plain: Vec<u8> = match be32(&bytes, 0)? as u32 {
+        V2_COMPRESSED_COOKIE => {
+            let len = be32(&bytes, 4)?;
+            let body = bytes.get(8..8 + len).ok_or_else(|| {
+                format!(
+                    "not an HdrHistogram: declares {len} compressed bytes, has {}",
+                    bytes.len().saturating_sub(8)
+                )
+            })?;
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(body)
+                .take(MAX_INFLATED + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("not an HdrHistogram: bad DEFLATE data: {e}"))?;
+            if out.len() as u64 > MAX_INFLATED {
+                return Err(format!(
+                    "not an HdrHistogram: inflates past {} MiB",
+                    MAX_INFLATED >> 20
+                ));
+            }
+            out
+        }
+        V2_COOKIE => bytes,
+        other => return Err(format!("not an HdrHistogram: unknown cookie {other:#x}")),
+    };
+    if be32(&plain, 0)? as u32 != V2_COOKIE {
+        return Err("not an HdrHistogram: bad inner cookie".into());
+    }
+    let declared = be32(&plain, 4)?;
+    if declared > plain.len().saturating_sub(V2_HEADER) {
+        return Err(format!(
+            "not an HdrHistogram: declares a {declared}-byte payload, has {}",
+            plain.len().saturating_sub(V2_HEADER)
+        ));
+    }
     let mut h: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut &bytes[..])
+        .deserialize(&mut &plain[..])
         .map_err(|e| format!("not an HdrHistogram: {e:?}"))?;
     h.auto(true);
     Ok(h)

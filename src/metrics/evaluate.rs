@@ -93,7 +93,10 @@ pub fn schedule<'a>(phases: impl Iterator<Item = &'a PhaseData<'a>>) -> (u64, u6
         .filter(|p| p.open)
         .fold((0, 0), |(planned, paced), p| {
             let c = &p.data.counters;
-            (planned + c.paced + c.not_sent, paced + c.paced)
+            (
+                planned.saturating_add(c.paced.saturating_add(c.not_sent)),
+                paced.saturating_add(c.paced),
+            )
         })
 }
 

@@ -161,7 +161,7 @@ impl Second {
     /// The second this entry falls in, counting from 1: an interval ending
     /// at 1.003 s is second 1, one ending at 6.3 s second 7.
     pub fn bucket(t_ms: u64) -> u64 {
-        (t_ms + 949) / 1000
+        t_ms.saturating_add(949) / 1000
     }
 
     fn add(&mut self, o: &Second) {
@@ -216,11 +216,11 @@ pub struct ControlChange {
 impl RunFacts {
     fn shifted(&self, by: u64) -> RunFacts {
         RunFacts {
-            elapsed_ms: self.elapsed_ms + by,
-            load_started_ms: self.load_started_ms.map(|t| t + by),
-            stopped_ms: self.stopped_ms.map(|t| t + by),
+            elapsed_ms: self.elapsed_ms.saturating_add(by),
+            load_started_ms: self.load_started_ms.map(|t| t.saturating_add(by)),
+            stopped_ms: self.stopped_ms.map(|t| t.saturating_add(by)),
             aborted: self.aborted.clone().map(|a| Aborted {
-                at_ms: a.at_ms + by,
+                at_ms: a.at_ms.saturating_add(by),
                 ..a
             }),
             ..self.clone()
@@ -264,12 +264,12 @@ impl RunData {
             // Shifted seconds may fall into other buckets: bucket again.
             for s in std::mem::take(&mut self.timeline) {
                 self.insert_second(Second {
-                    t_ms: s.t_ms + shift_self,
+                    t_ms: s.t_ms.saturating_add(shift_self),
                     ..s
                 });
             }
             for c in &mut self.control {
-                c.at_ms += shift_self;
+                c.at_ms = c.at_ms.saturating_add(shift_self);
             }
         }
         let o = other.facts.shifted(shift_other);
@@ -316,14 +316,14 @@ impl RunData {
 
         for s in &other.timeline {
             self.insert_second(Second {
-                t_ms: s.t_ms + shift_other,
+                t_ms: s.t_ms.saturating_add(shift_other),
                 ..s.clone()
             });
         }
 
         for c in &other.control {
             self.control.push(ControlChange {
-                at_ms: c.at_ms + shift_other,
+                at_ms: c.at_ms.saturating_add(shift_other),
                 ..c.clone()
             });
         }
@@ -356,6 +356,21 @@ impl RunData {
             }
         }
         d
+    }
+
+    /// Checks what deserializing does not: every histogram of the timeline
+    /// decodes (the cells' are decoded as they are read). The error names
+    /// the field.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, s) in self.timeline.iter().enumerate() {
+            for (which, enc) in [
+                ("histograms", &s.histograms),
+                ("unrecorded_histograms", &s.unrecorded_histograms),
+            ] {
+                decode_all(enc).map_err(|e| format!("run_data.timeline[{i}].{which}.{e}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds `s` to the second of the timeline it falls in, or inserts it
@@ -396,9 +411,13 @@ impl RunData {
         let Some(load) = self.facts.load_started_ms else {
             return 0;
         };
-        let begin = load + durations_ms[..i].iter().sum::<u64>();
+        let before = durations_ms[..i]
+            .iter()
+            .fold(0u64, |a, d| a.saturating_add(*d));
+        let begin = load.saturating_add(before);
         let stop = self.facts.stopped_ms.unwrap_or(self.facts.elapsed_ms);
-        let end = (begin + durations_ms[i])
+        let end = begin
+            .saturating_add(durations_ms[i])
             .min(stop)
             .min(self.facts.elapsed_ms.max(begin));
         end.saturating_sub(begin)

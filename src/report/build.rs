@@ -124,7 +124,7 @@ fn durations_ms(plan: &ScenarioInfo) -> Vec<u64> {
 /// Whether phase `d` fell behind its open-model schedule.
 fn saturated(plan: &PhasePlan, d: &StageData) -> bool {
     let c = &d.counters;
-    let scheduled = c.paced + c.not_sent;
+    let scheduled = c.paced.saturating_add(c.not_sent);
     if plan.rate.is_none() || scheduled == 0 {
         return false;
     }
@@ -206,7 +206,7 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
                     0.0
                 },
                 scheduled: if p.rate.is_some() {
-                    c.paced + c.not_sent
+                    c.paced.saturating_add(c.not_sent)
                 } else {
                     0
                 },
@@ -315,8 +315,9 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         barrage_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario: plan.clone(),
         // Milliseconds: shards started together are aligned by it when merged.
+        // Years past 9999 have no RFC 3339 form: a crafted start is clamped.
         started_at: humantime::format_rfc3339_millis(
-            UNIX_EPOCH + Duration::from_millis(f.started_at_ms),
+            UNIX_EPOCH + Duration::from_millis(f.started_at_ms.min(253_402_300_799_000)),
         )
         .to_string(),
         duration_s: secs(f.elapsed_ms),

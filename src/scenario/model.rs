@@ -47,12 +47,13 @@ pub struct Scenario {
     /// Extra upgrade request headers; `${env:NAME}` is substituted. Default none.
     #[serde(default)]
     pub headers: Headers,
-    /// `Origin` header of the upgrade request. Default: none sent.
-    #[serde(default)]
+    /// `Origin` header of the upgrade request; no control characters.
+    /// Default: none sent.
+    #[serde(default, deserialize_with = "super::protocol::de_origin")]
     pub origin: Option<String>,
     /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order of
-    /// preference. Default: none offered.
-    #[serde(default)]
+    /// preference; each an HTTP token. Default: none offered.
+    #[serde(default, deserialize_with = "super::protocol::de_subprotocols")]
     pub subprotocols: Vec<String>,
     /// permessage-deflate: `none` (default) or `deflate`.
     #[serde(default)]

@@ -117,9 +117,9 @@ impl<'de> Deserialize<'de> for Headers {
                     let raw: String = map.next_value()?;
                     let value = substitute_env(&raw, &|n| std::env::var(n).ok())
                         .map_err(|e| de::Error::custom(format!("header {name}: {e}")))?;
-                    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+                    if value.bytes().any(is_control) {
                         return Err(de::Error::custom(format!(
-                            "header {name}: the value must not contain line breaks"
+                            "header {name}: the value must not contain line breaks, NUL or other control characters"
                         )));
                     }
                     out.push((name, value));
@@ -129,6 +129,90 @@ impl<'de> Deserialize<'de> for Headers {
         }
         d.deserialize_map(V)
     }
+}
+
+/// A control character that must never reach the upgrade request: all
+/// below 0x20 but the tab, and DEL. A CR or LF would end the header line
+/// and let the rest of the value write headers of its own.
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Whether `s` is an HTTP token (RFC 9110): what a subprotocol must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A string checked as it is read, so an error carries the line and
+/// column of the value.
+struct Checked(String);
+
+/// Reads a string and checks it with `check`.
+struct CheckedVisitor(fn(&str) -> Result<(), String>);
+
+impl Visitor<'_> for CheckedVisitor {
+    type Value = Checked;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Checked, E> {
+        (self.0)(v).map_err(E::custom)?;
+        Ok(Checked(v.to_string()))
+    }
+}
+
+fn check_origin(v: &str) -> Result<(), String> {
+    if v.bytes().any(is_control) {
+        return Err(
+            "origin must not contain line breaks, NUL or other control characters".to_string(),
+        );
+    }
+    Ok(())
+}
+
+fn check_subprotocol(v: &str) -> Result<(), String> {
+    if !is_token(v) {
+        return Err(format!(
+            "subprotocol {v:?} is not a token (letters, digits and !#$%&'*+-.^_`|~; no spaces, commas or control characters)"
+        ));
+    }
+    Ok(())
+}
+
+struct CheckedSeed(fn(&str) -> Result<(), String>);
+
+impl<'de> de::DeserializeSeed<'de> for CheckedSeed {
+    type Value = Checked;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        d.deserialize_str(CheckedVisitor(self.0))
+    }
+}
+
+/// `origin:`: a value without control characters (default none).
+pub fn de_origin<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use de::DeserializeSeed;
+    CheckedSeed(check_origin).deserialize(d).map(|c| Some(c.0))
+}
+
+/// `subprotocols:`: each an HTTP token, as RFC 6455 requires.
+pub fn de_subprotocols<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Seq;
+    impl<'de> Visitor<'de> for Seq {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of subprotocol names")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(c) = seq.next_element_seed(CheckedSeed(check_subprotocol))? {
+                out.push(c.0);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Seq)
 }
 
 /// A header name must be an HTTP token and not one barrage sets itself.

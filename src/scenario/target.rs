@@ -62,6 +62,13 @@ impl WsUrl {
             Some('?') => format!("/{tail}"),
             Some(_) => tail.to_string(),
         };
+        // Host and path go into the request as written: a space or a line
+        // break there would forge the request.
+        if original.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(format!(
+                "{original:?}: a URL must not contain spaces or control characters; percent-encode them in the path (a space is %20)"
+            ));
+        }
         if authority.contains('@') {
             return Err(format!(
                 "\"{original}\": user info (user@host) is not supported"
@@ -148,6 +155,23 @@ mod tests {
 
     fn url(s: &str) -> WsUrl {
         WsUrl::parse(s).unwrap()
+    }
+
+    #[test]
+    fn refuses_what_would_forge_the_upgrade_request() {
+        for bad in [
+            "ws://127.0.0.1:9/a b",
+            "ws://127.0.0.1:9/x\r\nX-Injected: 1",
+            "ws://127.0.0.1:9/\0",
+            "ws://127.0.0.1\r\nX: 1:9/",
+        ] {
+            let e = WsUrl::parse(bad).unwrap_err();
+            assert!(e.contains("control characters"), "{bad:?}: {e}");
+        }
+        assert_eq!(
+            WsUrl::parse("ws://h/a%20b").unwrap().path_and_query,
+            "/a%20b"
+        );
     }
 
     #[test]
