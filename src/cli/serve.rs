@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -70,6 +71,25 @@ pub struct ServeArgs {
     /// Default 128 bytes.
     #[arg(long, value_name = "SIZE", value_parser = parse_push_size)]
     pub push_size: Option<usize>,
+    /// Largest message a client may send (`64MiB`, `1MiB`, `4096`; 125 B to
+    /// 1 GiB), counted after its fragments are put together (and after
+    /// inflating, with --compression); a larger one closes the connection
+    /// with 1009 (message too big). Default 64MiB, as the client side's
+    /// `max_message_size`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_message_size)]
+    pub max_message_size: Option<usize>,
+    /// Closes a connection whose request headers are not all in within this
+    /// time (`10s`, `500ms`): the upgrade request, and a request after a
+    /// non-WebSocket answer. Stops slowloris clients from holding sockets.
+    /// Default 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub header_timeout: Option<Duration>,
+    /// Closes an upgraded connection that sends nothing (no message, no
+    /// ping, not a byte) for this long (`60s`, `5m`), with 1001 "idle
+    /// timeout". Default off: push and broadcast subscribers may
+    /// legitimately never send, and would be cut off.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Largest --push-size: what barrage's own client accepts by default.
@@ -81,6 +101,27 @@ fn parse_push_size(s: &str) -> Result<usize, String> {
         return Err(format!("{s} is over the limit of 64 MiB"));
     }
     Ok(n)
+}
+
+/// Bounds of --max-message-size: those of the client's `max_message_size`.
+const MESSAGE_SIZE_BOUNDS: (usize, usize) = (125, 1 << 30);
+
+fn parse_max_message_size(s: &str) -> Result<usize, String> {
+    let n = scenario::parse_size(s)?;
+    let (min, max) = MESSAGE_SIZE_BOUNDS;
+    if !(min..=max).contains(&n) {
+        return Err(format!("{s} is outside 125 bytes to 1 GiB"));
+    }
+    Ok(n)
+}
+
+/// A timeout: a duration with a unit, more than zero.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = scenario::parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s} is not a timeout: give a duration over zero"));
+    }
+    Ok(d)
 }
 
 /// The server options `barrage serve` was given; writes the self-signed
@@ -117,6 +158,9 @@ fn serve_options(a: &ServeArgs) -> anyhow::Result<server::Options> {
         subprotocols: a.subprotocols.clone(),
         push_rate: a.push_rate.map_or(defaults.push_rate, |r| r.per_second),
         push_size: a.push_size.unwrap_or(defaults.push_size),
+        max_message_size: a.max_message_size.unwrap_or(defaults.max_message_size),
+        header_timeout: a.header_timeout.or(defaults.header_timeout),
+        idle_timeout: a.idle_timeout.or(defaults.idle_timeout),
     })
 }
 
@@ -242,6 +286,17 @@ async fn serve_processes(a: ServeArgs, n: u16) -> u8 {
     }
     if let Some(sz) = a.push_size {
         args.extend(["--push-size".into(), sz.to_string()]);
+    }
+    if let Some(sz) = a.max_message_size {
+        args.extend(["--max-message-size".into(), sz.to_string()]);
+    }
+    for (flag, d) in [
+        ("--header-timeout", a.header_timeout),
+        ("--idle-timeout", a.idle_timeout),
+    ] {
+        if let Some(d) = d {
+            args.extend([flag.into(), format!("{}ns", d.as_nanos())]);
+        }
     }
     let exe = match std::env::current_exe() {
         Ok(e) => e,

@@ -16,14 +16,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::ServerStats;
+use super::idle::{self, IDLE_CLOSE, IDLE_REASON};
 use super::push::Ticker;
 use super::rooms::{self, Membership, Outbound};
 use crate::ws::codec::{Event, opcode};
 use crate::ws::deflate::{DeflateParams, Deflater, Inflater, Role};
 use crate::ws::{Decoder, Encoder};
-
-/// Largest message the server accepts (after inflation).
-const MAX_MESSAGE: usize = 64 << 20;
 
 /// Queued room messages encoded per wake-up before writing, so one busy
 /// room cannot keep a connection from reading.
@@ -75,16 +73,25 @@ impl Writer<'_> {
     }
 
     fn close(&mut self, code: u16) {
-        self.control(opcode::CLOSE, &code.to_be_bytes());
+        self.close_with(code, b"");
+    }
+
+    fn close_with(&mut self, code: u16, reason: &[u8]) {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason);
+        self.control(opcode::CLOSE, &payload);
     }
 }
 
-/// Serves until the client closes, breaks the protocol, goes away, or
+/// Serves until the client closes, breaks the protocol (a message over
+/// `max_message` bytes after inflation closes with 1009), goes away, or
 /// `cancel` fires (close 1001). `agreed` is the permessage-deflate the
-/// handshake agreed, if any.
+/// handshake agreed, if any. `io` may be an [`idle::Idle`] stream: its
+/// timeout closes with 1001 "idle timeout".
 pub(super) async fn serve<S>(
     mut io: S,
     agreed: Option<&DeflateParams>,
+    max_message: usize,
     mut behaviour: Behaviour,
     cancel: &CancellationToken,
     stats: &ServerStats,
@@ -92,7 +99,7 @@ pub(super) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let inflater = agreed.map(|a| Inflater::new(Role::Server, a));
-    let mut decoder = Decoder::with_role(Role::Server, MAX_MESSAGE, inflater, Vec::new());
+    let mut decoder = Decoder::with_role(Role::Server, max_message, inflater, Vec::new());
     let deflater = agreed.map(|a| Deflater::new(Role::Server, a));
     let mut w = Writer {
         encoder: Encoder::new(Role::Server, deflater, None),
@@ -111,12 +118,15 @@ pub(super) async fn serve<S>(
                 w.close(1001);
                 true
             }
-            r = io.read_buf(decoder.buffer_mut()) => {
-                if !matches!(r, Ok(n) if n > 0) {
-                    return;
+            r = io.read_buf(decoder.buffer_mut()) => match r {
+                Ok(0) => return,
+                Ok(_) => on_read(&mut decoder, &mut w, membership),
+                Err(e) if idle::is_idle_timeout(&e) => {
+                    w.close_with(IDLE_CLOSE, IDLE_REASON);
+                    true
                 }
-                on_read(&mut decoder, &mut w, membership)
-            }
+                Err(_) => return,
+            },
             first = recv(inbox) => deliver(first, &mut behaviour, &mut w),
             _ = tick(ticker) => match &mut behaviour {
                 Behaviour::Push(t) => !w.data(opcode::TEXT, t.next_message()),
@@ -126,9 +136,18 @@ pub(super) async fn serve<S>(
         if done {
             // The closing frames, then the end of our side; a client that
             // does not take them within the limit is dropped.
+            // Unless the server is stopping, what the client still sends
+            // is read, not left to turn our close into a reset (see
+            // `idle::linger`).
             let _ = tokio::time::timeout(CLOSE_LIMIT, async {
                 io.write_all(&w.out).await?;
-                io.shutdown().await
+                if cancel.is_cancelled() {
+                    return io.shutdown().await;
+                }
+                tokio::select! {
+                    r = idle::linger(&mut io) => r,
+                    _ = cancel.cancelled() => Ok(()),
+                }
             })
             .await;
             return;

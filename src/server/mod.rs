@@ -12,6 +12,7 @@
 mod coalesce;
 mod codec_conn;
 mod echo;
+mod idle;
 mod push;
 mod rooms;
 mod shared;
@@ -20,6 +21,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fastwebsockets::{WebSocketError, upgrade};
 use http_body_util::Empty;
@@ -28,7 +30,7 @@ use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -100,7 +102,28 @@ pub struct Options {
     pub push_rate: f64,
     /// Push mode: the size of each pushed message in bytes. Default 128.
     pub push_size: usize,
+    /// Largest message a client may send, in bytes after reassembling its
+    /// fragments (and inflating it); a larger one closes the connection
+    /// with 1009 (message too big). Default [`DEFAULT_MAX_MESSAGE_SIZE`],
+    /// the client side's default `max_message_size`.
+    pub max_message_size: usize,
+    /// How long a client may take to send a request's headers (the
+    /// upgrade request, and each request after a non-upgrade answer) before
+    /// its connection is closed; `None` waits forever. Default
+    /// [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Option<Duration>,
+    /// How long an upgraded connection may send nothing at all (any byte,
+    /// a ping included, counts as sending) before it is closed with 1001
+    /// "idle timeout". Default `None` (never): push and broadcast listeners
+    /// legitimately never send.
+    pub idle_timeout: Option<Duration>,
 }
+
+/// Default of [`Options::max_message_size`]: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = crate::scenario::DEFAULT_MAX_MESSAGE;
+
+/// Default of [`Options::header_timeout`]: 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for Options {
     fn default() -> Self {
@@ -112,6 +135,9 @@ impl Default for Options {
             subprotocols: Vec::new(),
             push_rate: 10.0,
             push_size: 128,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            header_timeout: Some(DEFAULT_HEADER_TIMEOUT),
+            idle_timeout: None,
         }
     }
 }
@@ -292,15 +318,20 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// How long a client may take over its TLS handshake.
-const HANDSHAKE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
-/// Serves HTTP/1.1 on one connection until it upgrades or ends.
+/// Serves HTTP/1.1 on one connection until it upgrades or ends. A request
+/// whose headers take longer than [`Options::header_timeout`] (slowloris)
+/// ends the connection.
 async fn serve_http<S>(io: S, shared: Arc<Shared>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let header_timeout = shared.opts.header_timeout;
     let service = service_fn(move |req| handle(req, shared.clone()));
     let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let _ = conn.await;
@@ -373,10 +404,11 @@ async fn handle(
         let Ok(ws) = fut.await else { return };
         let _open = OpenConn::new(shared.clone());
         shared.stats.connections.fetch_add(1, Relaxed);
-        let io = ws.into_inner();
+        let io = idle::Idle::new(ws.into_inner(), shared.opts.idle_timeout);
         codec_conn::serve(
             io,
             agreed.as_ref(),
+            shared.opts.max_message_size,
             behaviour,
             &shared.cancel,
             &shared.stats,
