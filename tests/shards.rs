@@ -375,3 +375,77 @@ fn serve_processes_share_one_port() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The pids of running processes whose command line holds every one of
+/// `needles`.
+fn pids_with(needles: &[&str]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let zombie =
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
+        if !zombie && needles.iter().all(|n| cmd.contains(n)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Hardening 6: SIGKILL of the `run --processes` parent leaves no time for
+/// a stop line; each shard notices its parent is gone (stdin EOF, parent
+/// pid), stops within seconds and still writes its report.
+#[test]
+fn shards_stop_and_write_their_reports_when_the_parent_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = serve(port, &[]);
+    let file = scenario(dir.path(), port, 60);
+    let out_dir = dir.path().join("out");
+    let mut parent = run_processes(&file, 2, &out_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = out_dir.to_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(15);
+    let shards = loop {
+        let p = pids_with(&["--shard", &out]);
+        if p.len() == 2 {
+            break p;
+        }
+        assert!(Instant::now() < until, "shards did not start: {p:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Let the load start, then kill the parent outright.
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&parent, "-KILL");
+    wait_for(&mut parent, Duration::from_secs(5));
+    let until = Instant::now() + Duration::from_secs(15);
+    while shards.iter().any(|p| {
+        std::path::Path::new(&format!("/proc/{p}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }) {
+        assert!(
+            Instant::now() < until,
+            "shards still running 15 s after the parent died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..2 {
+        let shard_out = out_dir.join(format!("shards/shard-{i}"));
+        check_report(&shard_out, None);
+        let r = read_report(&shard_out);
+        assert_eq!(r["interrupted"], true);
+        assert!(u(&r, "/totals/messages/sent") > 0);
+    }
+    signal(&server, "-INT");
+    wait_for(&mut server, Duration::from_secs(10));
+}

@@ -78,9 +78,52 @@ struct ControlLine {
     stop: Option<u8>,
 }
 
+/// The environment variable through which `run --processes` tells a shard
+/// its parent's pid: the shard stops when that parent is gone.
+const PARENT_ENV: &str = "BARRAGE_PARENT_PID";
+
+/// Longest control line read from stdin; a longer one is skipped.
+const MAX_CONTROL_LINE: usize = 64 * 1024;
+
+/// Reads one line of at most `max` bytes into `buf` (without the newline);
+/// a longer line is read to its end and dropped (`Some(false)`). `None` at
+/// EOF or on an error.
+async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Option<bool> {
+    buf.clear();
+    let mut fits = true;
+    loop {
+        let chunk = r.fill_buf().await.ok()?;
+        if chunk.is_empty() {
+            return (!buf.is_empty() || !fits).then_some(fits);
+        }
+        let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if fits && buf.len() + part.len() <= max {
+            buf.extend_from_slice(part);
+        } else {
+            fits = false;
+            buf.clear();
+        }
+        let used = done.unwrap_or(chunk.len());
+        r.consume(used);
+        if done.is_some() {
+            return Some(fits);
+        }
+    }
+}
+
 /// Follows the control lines a parent writes to stdin; not when stdin is a
 /// terminal (a shard started by hand in the background would be stopped
-/// by SIGTTIN).
+/// by SIGTTIN). A shard of `run --processes` (its parent's pid in
+/// `BARRAGE_PARENT_PID`) also stops, and writes its report, when its
+/// parent is gone: its stdin reaches EOF or its parent pid changes (a
+/// SIGKILL of the parent leaves no time to send a stop line).
 pub(super) fn follow_control(
     control: Arc<Control>,
     cancel: CancellationToken,
@@ -89,10 +132,43 @@ pub(super) fn follow_control(
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return;
     }
+    let parent: Option<i32> = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
+    let orphaned = {
+        let (cancel, exit_code) = (cancel.clone(), exit_code.clone());
+        move |why: &str| {
+            if !cancel.is_cancelled() {
+                // Not eprintln!: stderr is a pipe to the parent that is gone,
+                // and a failed write must not end this task.
+                let _ = writeln!(std::io::stderr(), "{why}: stopping and writing the report");
+                exit_code.store(exit::TERMINATED, std::sync::atomic::Ordering::SeqCst);
+                cancel.cancel();
+            }
+        }
+    };
+    if let Some(pid) = parent {
+        let (cancel, orphaned) = (cancel.clone(), orphaned.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+                // SAFETY: getppid has no preconditions.
+                if unsafe { libc::getppid() } != pid {
+                    orphaned("the parent process is gone");
+                    return;
+                }
+            }
+        });
+    }
     tokio::spawn(async move {
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let Ok(c) = serde_json::from_str::<ControlLine>(&line) else {
+        let mut stdin = BufReader::new(tokio::io::stdin());
+        let mut line = Vec::new();
+        while let Some(fits) = read_line_bounded(&mut stdin, &mut line, MAX_CONTROL_LINE).await {
+            if !fits {
+                continue;
+            }
+            let Ok(c) = serde_json::from_slice::<ControlLine>(&line) else {
                 continue;
             };
             if let Some(code) = c.stop {
@@ -103,6 +179,9 @@ pub(super) fn follow_control(
             if let (Some(paused), Some(factor)) = (c.paused, c.factor) {
                 control.set(paused, factor);
             }
+        }
+        if parent.is_some() {
+            orphaned("stdin closed: the parent process is gone");
         }
     });
 }
@@ -173,21 +252,18 @@ fn child_args(
 
 fn spawn_shard(args: &[String]) -> std::io::Result<ShardProcess> {
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(args)
+    cmd.env(PARENT_ENV, std::process::id().to_string())
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group: a Ctrl-C in the terminal reaches the
         // parent only, which passes it on once.
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to send
-    // SIGTERM to the child should this process die without stopping it.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    // No PR_SET_PDEATHSIG: it fires when the *thread* that spawned the
+    // child ends, not the process, so it both missed parents killed with
+    // SIGKILL and could stop shards of a live parent. A shard watches its
+    // parent itself (`BARRAGE_PARENT_PID`: stdin EOF, parent pid).
     let mut child = cmd.spawn()?;
     let pid = child.id().map_or(0, |p| p as i32);
     Ok(ShardProcess {
