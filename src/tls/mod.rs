@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
@@ -32,7 +33,9 @@ pub const SEND_BUFFER_LIMIT: usize = 64 * 1024;
 #[derive(Clone, Debug, Default)]
 pub struct ClientTlsOptions {
     /// Extra CA certificate(s) (PEM file) trusted in addition to the webpki
-    /// roots. Default: none.
+    /// roots; a server certificate identical to one of them is accepted
+    /// even when it is a CA certificate (pinned; name and dates still
+    /// checked). Default: none.
     pub ca: Option<PathBuf>,
     /// Client certificate chain (PEM) for mutual TLS; needs `key`. Default:
     /// none.
@@ -84,9 +87,11 @@ fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// Builds the client config: roots = webpki-roots + `ca`; client auth when
-/// `cert` + `key`; ALPN `["http/1.1"]`; `insecure` accepts any certificate
-/// but still verifies handshake signatures. `SSLKEYLOGFILE` is honoured.
+/// Builds the client config: roots = webpki-roots + `ca`, and a server
+/// certificate identical to one in `ca` accepted as pinned (name, dates and
+/// handshake signatures still checked); client auth when `cert` + `key`;
+/// ALPN `["http/1.1"]`; `insecure` accepts any certificate but still
+/// verifies handshake signatures. `SSLKEYLOGFILE` is honoured.
 ///
 /// Connections sharing the returned config share its session cache (TLS
 /// resumption), as a browser's would.
@@ -95,12 +100,16 @@ pub fn client_config(opts: &ClientTlsOptions) -> Result<Arc<ClientConfig>, TlsSe
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     // Read even when `insecure`, so a wrong path is reported either way.
+    // Each `ca` certificate is a root, and also pinned: accepted as the
+    // server's own certificate when identical (see `pin`).
+    let mut pinned = Vec::new();
     if let Some(path) = &opts.ca {
         let what = path.display().to_string();
         for cert in parse_certs(&read_file(path)?, &what)? {
             roots
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|e| TlsSetupError::BadCa(path.clone(), e))?;
+            pinned.push(cert);
         }
     }
     let provider = provider();
@@ -110,8 +119,15 @@ pub fn client_config(opts: &ClientTlsOptions) -> Result<Arc<ClientConfig>, TlsSe
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider }))
-    } else {
+    } else if pinned.is_empty() {
         builder.with_root_certificates(roots)
+    } else {
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(pin::PinningVerifier::new(webpki, pinned)))
     };
     let mut config = match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => {
@@ -263,6 +279,7 @@ impl ServerCertVerifier for AcceptAnyServerCert {
 }
 
 mod io;
+mod pin;
 
 pub use io::{ReadOutcome, TlsIo};
 

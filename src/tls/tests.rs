@@ -321,3 +321,221 @@ async fn mutual_tls_presents_the_client_certificate() {
     .await;
     assert_eq!(rx.await.unwrap(), Some(1));
 }
+
+/// A self-signed CA:TRUE certificate for localhost and 127.0.0.1 (what
+/// `openssl req -x509` makes), with `f` applied to its parameters first.
+fn ca_cert(f: impl FnOnce(&mut rcgen::CertificateParams)) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let sans = ["localhost", "127.0.0.1"].map(String::from).to_vec();
+    let mut params = rcgen::CertificateParams::new(sans).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    f(&mut params);
+    let key = rcgen::KeyPair::generate().unwrap();
+    (params.self_signed(&key).unwrap(), key)
+}
+
+/// The verifier `client_config` builds for `tls.ca` = `pinned`.
+fn pinning_verifier(pinned: &[&rcgen::Certificate]) -> pin::PinningVerifier {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let pinned: Vec<_> = pinned.iter().map(|c| c.der().clone()).collect();
+    for cert in &pinned {
+        roots.add(cert.clone()).unwrap();
+    }
+    let builder = rustls::client::WebPkiServerVerifier::builder_with_provider;
+    let webpki = builder(roots.into(), provider()).build().unwrap();
+    pin::PinningVerifier::new(webpki, pinned)
+}
+
+fn at(year: i64) -> UnixTime {
+    let secs = pin::days_from_civil(year, 6, 1) * 86_400;
+    UnixTime::since_unix_epoch(Duration::from_secs(secs.try_into().unwrap()))
+}
+
+#[test]
+fn a_pinned_ca_certificate_is_accepted_for_its_names_and_dates_only() {
+    let (a, _) = ca_cert(|p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    });
+    let (b, _) = ca_cert(|_| ());
+    let verifier = pinning_verifier(&[&a]);
+    let check = |cert: &rcgen::Certificate, host: &str, now| {
+        let name = server_name(&ClientTlsOptions::default(), host).unwrap();
+        verifier
+            .verify_server_cert(cert.der(), &[], &name, &[], now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    // webpki alone refuses it as a leaf, even with it as a root.
+    let mut roots = RootCertStore::empty();
+    roots.add(a.der().clone()).unwrap();
+    let builder = rustls::client::WebPkiServerVerifier::builder_with_provider;
+    let webpki = builder(roots.into(), provider()).build().unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let err = webpki.verify_server_cert(a.der(), &[], &name, &[], at(2025));
+    assert!(format!("{err:?}").contains("CaUsedAsEndEntity"), "{err:?}");
+
+    assert_eq!(check(&a, "localhost", at(2025)), Ok(()));
+    assert_eq!(check(&a, "127.0.0.1", at(2025)), Ok(()));
+    let err = check(&a, "a.example", at(2025)).unwrap_err();
+    assert!(err.contains("certificate not valid for name"), "{err}");
+    let err = check(&a, "localhost", at(2019)).unwrap_err();
+    assert!(err.contains("not valid yet"), "{err}");
+    let err = check(&a, "localhost", at(2031)).unwrap_err();
+    assert!(err.contains("expired"), "{err}");
+    // A CA certificate with the same names, not pinned: webpki's verdict.
+    let err = check(&b, "localhost", at(2025)).unwrap_err();
+    assert!(err.contains("CaUsedAsEndEntity"), "{err}");
+    // Pinned too: accepted.
+    let both = pinning_verifier(&[&a, &b]);
+    let r = both.verify_server_cert(b.der(), &[], &name, &[], UnixTime::now());
+    assert!(r.is_ok(), "{r:?}");
+}
+
+#[test]
+fn a_pinned_certificate_keeps_its_extended_key_usage() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let name = ServerName::try_from("localhost").unwrap();
+    for (ekus, ok) in [
+        (vec![], true),
+        (vec![ServerAuth], true),
+        (vec![ClientAuth, ServerAuth], true),
+        (vec![ClientAuth], false),
+    ] {
+        let (cert, _) = ca_cert(|p| p.extended_key_usages = ekus.clone());
+        let r = pinning_verifier(&[&cert]).verify_server_cert(
+            cert.der(),
+            &[],
+            &name,
+            &[],
+            UnixTime::now(),
+        );
+        assert_eq!(r.is_ok(), ok, "{ekus:?}: {r:?}");
+        if !ok {
+            assert!(format!("{r:?}").contains("InvalidPurpose"), "{r:?}");
+        }
+    }
+}
+
+#[test]
+fn certificates_issued_by_a_pinned_ca_are_verified_as_before() {
+    let (ca, ca_key) = ca_cert(|p| {
+        p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    });
+    let issuer_params = {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p
+    };
+    // rcgen names issuers by their distinguished name: the default one, as
+    // `ca_cert` leaves it.
+    let issuer = rcgen::Issuer::from_params(&issuer_params, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let make_leaf = |sans: &[&str], not_after| {
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.not_after = not_after;
+        p.signed_by(&leaf_key, &issuer).unwrap()
+    };
+    let verifier = pinning_verifier(&[&ca]);
+    let name = ServerName::try_from("localhost").unwrap();
+    let verify = |leaf: &rcgen::Certificate| {
+        verifier.verify_server_cert(leaf.der(), &[], &name, &[], UnixTime::now())
+    };
+    let good = make_leaf(&["localhost"], rcgen::date_time_ymd(4000, 1, 1));
+    assert!(verify(&good).is_ok(), "{:?}", verify(&good));
+    let wrong_name = make_leaf(&["a.example"], rcgen::date_time_ymd(4000, 1, 1));
+    let err = format!("{:?}", verify(&wrong_name));
+    assert!(err.contains("NotValidForName"), "{err}");
+    let expired = make_leaf(&["localhost"], rcgen::date_time_ymd(2001, 1, 1));
+    let err = format!("{:?}", verify(&expired));
+    assert!(err.contains("Expired"), "{err}");
+}
+
+#[test]
+fn certificate_facts_read_both_time_forms_and_refuse_garbage() {
+    assert_eq!(pin::days_from_civil(1970, 1, 1), 0);
+    assert_eq!(pin::days_from_civil(2000, 3, 1), 11_017);
+    assert_eq!(pin::days_from_civil(1969, 12, 31), -1);
+    // rcgen writes UTCTime for 1950..2050, GeneralizedTime otherwise.
+    let cases = [
+        ((1950, 1, 1), (2049, 12, 31), -631_152_000, 2_524_521_600),
+        ((1975, 1, 1), (4096, 1, 1), 157_766_400, 67_090_118_400),
+        ((1949, 12, 31), (2050, 1, 1), -631_238_400, 2_524_608_000),
+    ];
+    for ((y0, m0, d0), (y1, m1, d1), before, after) in cases {
+        let (cert, _) = ca_cert(|p| {
+            p.not_before = rcgen::date_time_ymd(y0, m0, d0);
+            p.not_after = rcgen::date_time_ymd(y1, m1, d1);
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        });
+        let facts = pin::CertFacts::read(cert.der()).unwrap();
+        assert_eq!(
+            facts,
+            pin::CertFacts {
+                not_before: before,
+                not_after: after,
+                server_auth_allowed: false,
+            },
+            "{y0}..{y1}"
+        );
+    }
+    let (cert, _) = ca_cert(|_| ());
+    let der = cert.der().as_ref();
+    assert!(pin::CertFacts::read(der).unwrap().server_auth_allowed);
+    for bad in [
+        &der[..der.len() / 2],
+        &der[1..],
+        b"",
+        b"\x30\x84\xff\xff\xff\xff",
+    ] {
+        assert_eq!(pin::CertFacts::read(bad), None);
+    }
+}
+
+#[tokio::test]
+async fn handshake_with_a_pinned_ca_certificate_checks_signatures_and_dates() {
+    let (cert, key) = ca_cert(|_| ());
+    let config = server_config(&cert.pem(), &key.serialize_pem()).unwrap();
+    let (_dir, ca) = temp_file(&cert.pem());
+    let o = opts(|o| o.ca = Some(ca));
+    let (tcp, mut io) = open(&o, serve(config.clone(), b"", echo).await, "127.0.0.1").await;
+    let data = vec![9u8; 3000];
+    assert_eq!(within(pump(&mut io, &tcp, &data, 0)).await, data);
+    drop((tcp, io));
+
+    // A server presenting the pinned certificate without its private key
+    // (signing with another key): the handshake signature is refused.
+    let (_, other_key) = ca_cert(|_| ());
+    let other_key = PrivateKeyDer::from_pem_slice(other_key.serialize_pem().as_bytes()).unwrap();
+    let signer = provider().key_provider.load_private_key(other_key).unwrap();
+    let forged = rustls::sign::CertifiedKey::new(vec![cert.der().clone()], signer);
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(forged)));
+    config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+    let addr = serve(Arc::new(config), b"", echo).await;
+    let err = handshake(&o, addr, "localhost")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("signature"), "{err}");
+
+    let (old, old_key) = ca_cert(|p| p.not_after = rcgen::date_time_ymd(2001, 1, 1));
+    let config = server_config(&old.pem(), &old_key.serialize_pem()).unwrap();
+    let (_dir, ca) = temp_file(&old.pem());
+    let err = handshake(
+        &opts(|o| o.ca = Some(ca)),
+        serve(config, b"", echo).await,
+        "localhost",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("expired"), "{err}");
+}
