@@ -143,7 +143,7 @@ impl Shared {
 /// Resolves `url` to the first address it names.
 pub async fn resolve(url: &WsUrl) -> Result<SocketAddr, EngineError> {
     let err = |reason: String| EngineError::Resolve {
-        target: url.original.clone(),
+        target: crate::scenario::redact_url(&url.original),
         reason,
     };
     let mut addrs = tokio::net::lookup_host((url.host.as_str(), url.port))

@@ -9,51 +9,452 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::model::Scenario;
+use super::target::Target;
 use super::units::{SizeVisitor, de_positive_duration};
 
 /// Header names whose values are secrets: never shown in reports or logs.
 const SECRET_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
-/// Whether a header's value is a secret that must be redacted.
+/// A header or query parameter whose name contains one of these (any
+/// case) holds a secret too: `X-Api-Key`, `access_token`, `X-Secret`.
+const SECRET_NAME_PARTS: [&str; 4] = ["token", "secret", "key", "password"];
+
+/// Authentication schemes: the first word of `Bearer S3CRET` is not the
+/// secret, and redacting it everywhere would mangle the report's copy of
+/// the scenario for nothing.
+const AUTH_SCHEMES: [&str; 11] = [
+    "bearer",
+    "basic",
+    "digest",
+    "negotiate",
+    "ntlm",
+    "token",
+    "oauth",
+    "dpop",
+    "hoba",
+    "mutual",
+    "aws4-hmac-sha256",
+];
+
+/// What a secret is replaced with.
+const REDACTED: &str = "<redacted>";
+
+/// A secret shorter than this is not searched for across the whole text
+/// (it would match everywhere); it is redacted where it is the value of
+/// its header or query parameter, and checked in the parsed result.
+const MIN_NEEDLE: usize = 4;
+
+/// Whether a header's (or a URL query parameter's) value is a secret that
+/// must be redacted: Authorization, Cookie, Proxy-Authorization, or a name
+/// containing `token`, `secret`, `key` or `password`, in any case.
 pub fn is_secret_header(name: &str) -> bool {
-    SECRET_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s))
+    let lower = name.to_ascii_lowercase();
+    SECRET_HEADERS.contains(&lower.as_str()) || SECRET_NAME_PARTS.iter().any(|p| lower.contains(p))
 }
 
-/// `text` (a scenario file) with the values of secret headers replaced by
-/// `<redacted>`, for reports that carry the file: `Authorization: Bearer x`
-/// and `{ Cookie: "a=b", ... }` alike.
-pub fn redact_secrets(text: &str) -> String {
+/// `url` with the values of secret query parameters ([`is_secret_header`]
+/// names, e.g. `?token=…`) replaced by `<redacted>`, for reports and
+/// output that show the target.
+pub fn redact_url(url: &str) -> String {
+    let Some((head, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((n, v)) if !v.is_empty() && is_secret_header(&percent_decode(n)) => {
+                format!("{n}={REDACTED}")
+            }
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{head}?{}", pairs.join("&"))
+}
+
+/// The secret `(name, value)` query pairs of `url`, as written.
+fn secret_query_pairs(url: &str) -> Vec<(String, String)> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(n, v)| !v.is_empty() && is_secret_header(&percent_decode(n)))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `%XX` escapes decoded (as lossy UTF-8); `+` kept.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The secrets of a parsed scenario, found by what they are rather than by
+/// how the file spells them.
+#[derive(Debug, Default)]
+struct Secrets {
+    /// Whole secret values: final header values, the `${env:…}` spellings
+    /// and the variables' values of env-derived headers, secret query values.
+    values: Vec<String>,
+    /// The words (at least [`MIN_NEEDLE`] characters) of those values but a
+    /// leading authentication scheme: what is left of a value that YAML
+    /// folds over lines (`>-`, a plain scalar on the next lines).
+    words: Vec<String>,
+    /// Names of the headers whose values are secret.
+    headers: Vec<String>,
+    /// Secret query parameters `(name, value)` of the target URLs.
+    pairs: Vec<(String, String)>,
+}
+
+impl Secrets {
+    /// The secrets of `s`, whose file's text parsed as YAML is `doc`: the
+    /// file tells which header values came from `${env:NAME}`.
+    /// `env` looks variables up, as the scenario did when it was parsed.
+    fn collect(
+        s: &Scenario,
+        doc: Option<&serde_yaml::Value>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Secrets {
+        let mut out = Secrets::default();
+        for (name, value) in &s.headers.0 {
+            if is_secret_header(name) {
+                out.add_header(name);
+                out.add_value(value);
+            }
+        }
+        let written = doc
+            .and_then(|d| d.get("headers"))
+            .and_then(|h| h.as_mapping());
+        for (name, raw) in written.into_iter().flatten() {
+            let (Some(name), Some(raw)) = (scalar_text(name), scalar_text(raw)) else {
+                continue;
+            };
+            if raw.contains("${") {
+                out.add_header(&name);
+                out.add_value(&raw);
+                if let Ok(v) = substitute_env(&raw, env) {
+                    out.add_value(&v);
+                }
+                for var in env_names(&raw) {
+                    if let Some(v) = env(var) {
+                        out.add_value(&v);
+                    }
+                }
+                // The parsed header of that name is the substituted value.
+                if let Some((_, v)) = s
+                    .headers
+                    .0
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+                {
+                    out.add_value(v);
+                }
+            } else if is_secret_header(&name) {
+                out.add_header(&name);
+                out.add_value(&raw);
+            }
+        }
+        let mut targets = Vec::new();
+        if let Target::Url(u) = &s.target {
+            targets.push(u.original.clone());
+        }
+        if let Some(t) = doc.and_then(|d| d.get("target")).and_then(scalar_text) {
+            targets.push(t);
+        }
+        for t in targets {
+            for (n, v) in secret_query_pairs(&t) {
+                out.add_value(&v);
+                out.add_value(&percent_decode(&v));
+                if !out.pairs.contains(&(n.clone(), v.clone())) {
+                    out.pairs.push((n, v));
+                }
+            }
+        }
+        out
+    }
+
+    fn add_header(&mut self, name: &str) {
+        if !self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            self.headers.push(name.to_string());
+        }
+    }
+
+    fn add_value(&mut self, value: &str) {
+        for v in [value, value.trim()] {
+            if !v.is_empty() && !self.values.iter().any(|x| x == v) {
+                self.values.push(v.to_string());
+            }
+        }
+        let words: Vec<&str> = value.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            let scheme =
+                i == 0 && words.len() > 1 && AUTH_SCHEMES.iter().any(|s| w.eq_ignore_ascii_case(s));
+            if !scheme && w.chars().count() >= MIN_NEEDLE && !self.words.iter().any(|x| x == w) {
+                self.words.push(w.to_string());
+            }
+        }
+    }
+
+    /// What is searched for in the text: values and words of at least
+    /// [`MIN_NEEDLE`] characters, also as YAML quoted strings spell them
+    /// (`'` doubled, `\` and `"` escaped), longest first.
+    fn needles(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let long = self
+            .values
+            .iter()
+            .filter(|v| v.chars().count() >= MIN_NEEDLE)
+            .chain(&self.words);
+        for n in long {
+            for spelling in [
+                n.clone(),
+                n.replace('\'', "''"),
+                n.replace('\\', "\\\\").replace('"', "\\\""),
+            ] {
+                if !out.contains(&spelling) {
+                    out.push(spelling);
+                }
+            }
+        }
+        out.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.pairs.is_empty() && self.headers.is_empty()
+    }
+
+    /// `s` with every needle and secret query pair replaced.
+    fn replace_in(&self, needles: &[String], s: &str) -> String {
+        let mut s = s.to_string();
+        for n in needles {
+            s = s.replace(n.as_str(), REDACTED);
+        }
+        for (n, v) in &self.pairs {
+            s = s.replace(&format!("{n}={v}"), &format!("{n}={REDACTED}"));
+        }
+        s
+    }
+
+    /// Whether `s` still holds a secret: a needle or a secret query pair.
+    /// (A value shorter than a needle is only looked for where it is a
+    /// secret header's or query parameter's value: `a` would be found in
+    /// every phase named `a`.)
+    fn found_in(&self, needles: &[String], s: &str) -> bool {
+        let masked = s.replace(REDACTED, "\u{0}");
+        needles.iter().any(|n| masked.contains(n.as_str()))
+            || self
+                .pairs
+                .iter()
+                .any(|(n, v)| masked.contains(&format!("{n}={v}")))
+    }
+
+    /// Whether the YAML `text` leaks a secret: in its text, in any string
+    /// it parses to (escapes, folding and quoting undone), in a secret
+    /// header's value (anything left but `<redacted>` and a scheme), or in
+    /// a secret query value of its target. Text that does not parse counts
+    /// as leaking: it cannot be checked.
+    fn leak_in(&self, needles: &[String], text: &str) -> bool {
+        if self.found_in(needles, text) {
+            return true;
+        }
+        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+            return true;
+        };
+        let mut leak = false;
+        walk_scalars(&doc, &mut |s| leak |= self.found_in(needles, s));
+        if leak {
+            return true;
+        }
+        let headers = doc.get("headers").and_then(|h| h.as_mapping());
+        for (name, value) in headers.into_iter().flatten() {
+            let (Some(name), Some(value)) = (scalar_text(name), scalar_text(value)) else {
+                continue;
+            };
+            if self.headers.iter().any(|h| h.eq_ignore_ascii_case(&name)) {
+                let rest = value.replace(REDACTED, " ");
+                if !rest
+                    .split_whitespace()
+                    .all(|w| AUTH_SCHEMES.iter().any(|s| w.eq_ignore_ascii_case(s)))
+                {
+                    return true;
+                }
+            }
+        }
+        if let Some(t) = doc.get("target").and_then(scalar_text) {
+            return secret_query_pairs(&t).iter().any(|(_, v)| v != REDACTED);
+        }
+        false
+    }
+
+    /// The parsed file with every secret replaced: secret headers' values
+    /// whole, the target's secret query values, and needles in any string.
+    fn redact_tree(&self, needles: &[String], v: &mut serde_yaml::Value, top: bool) {
+        use serde_yaml::Value;
+        match v {
+            Value::Mapping(m) => {
+                for (k, val) in m.iter_mut() {
+                    let key = scalar_text(k).unwrap_or_default();
+                    if top && key == "headers" && val.is_mapping() {
+                        for (hk, hv) in val.as_mapping_mut().into_iter().flatten() {
+                            let hk = scalar_text(hk).unwrap_or_default();
+                            if self.headers.iter().any(|h| h.eq_ignore_ascii_case(&hk)) {
+                                *hv = Value::String(REDACTED.to_string());
+                            } else {
+                                self.redact_tree(needles, hv, false);
+                            }
+                        }
+                    } else if top
+                        && key == "target"
+                        && let Value::String(t) = val
+                    {
+                        *t = self.replace_in(needles, &redact_url(t));
+                    } else {
+                        self.redact_tree(needles, val, false);
+                    }
+                }
+            }
+            Value::Sequence(items) => {
+                for item in items {
+                    self.redact_tree(needles, item, false);
+                }
+            }
+            Value::Tagged(t) => self.redact_tree(needles, &mut t.value, false),
+            Value::String(s) => *s = self.replace_in(needles, s),
+            Value::Number(_) | Value::Bool(_) => {
+                if let Some(s) = scalar_text(v)
+                    && self.found_in(needles, &s)
+                {
+                    *v = Value::String(REDACTED.to_string());
+                }
+            }
+            Value::Null => {}
+        }
+    }
+}
+
+/// A scalar's text: strings, numbers and booleans.
+fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
+    use serde_yaml::Value;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Tagged(t) => scalar_text(&t.value),
+        _ => None,
+    }
+}
+
+/// Calls `f` with every scalar's text in `v`, mapping keys included.
+fn walk_scalars(v: &serde_yaml::Value, f: &mut dyn FnMut(&str)) {
+    use serde_yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            for (k, val) in m {
+                walk_scalars(k, f);
+                walk_scalars(val, f);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| walk_scalars(i, f)),
+        Value::Tagged(t) => walk_scalars(&t.value, f),
+        other => {
+            if let Some(s) = scalar_text(other) {
+                f(&s);
+            }
+        }
+    }
+}
+
+/// The `NAME`s of the `${env:NAME}` in `raw`.
+fn env_names(raw: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(i) = rest.find("${env:") {
+        let after = &rest[i + 6..];
+        let Some(end) = after.find('}') else { break };
+        out.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// `text` with, after the key of each secret header on its line, the
+/// inline value (quoted, or plain up to `,`, `}` or the line's end)
+/// replaced by `"<redacted>"`: what catches values too short to search for.
+/// Block scalars (`|`, `>`) and values on the next lines are left to the
+/// needles and the check of the parsed result.
+fn redact_header_lines(text: &str, names: &[String]) -> String {
     let lower = text.to_ascii_lowercase();
+    let names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut from = 0;
-    while let Some((at, name)) = ["authorization", "cookie"]
+    while let Some((at, len)) = names
         .iter()
-        .filter_map(|n| lower[from..].find(n).map(|i| (from + i, *n)))
+        .filter_map(|n| lower[from..].find(n.as_str()).map(|i| (from + i, n.len())))
         .min()
     {
-        let mut i = at + name.len();
-        let b = text.as_bytes();
+        let before_ok =
+            at == 0 || matches!(b[at - 1], b' ' | b'\t' | b'\n' | b'{' | b',' | b'"' | b'\'');
+        let mut i = at + len;
         if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
             i += 1;
         }
         while i < b.len() && b[i] == b' ' {
             i += 1;
         }
-        if i >= b.len() || b[i] != b':' {
-            from = at + name.len();
+        if !before_ok || i >= b.len() || b[i] != b':' {
+            from = at + len;
             continue;
         }
         i += 1;
-        while i < b.len() && b[i] == b' ' {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
             i += 1;
         }
-        let end = match b.get(i) {
-            Some(&q) if q == b'"' || q == b'\'' => text[i + 1..]
-                .find(q as char)
-                .map_or(text.len(), |e| i + 1 + e + 1),
+        if i >= b.len()
+            || matches!(
+                b[i],
+                b'\n' | b'\r' | b'|' | b'>' | b'#' | b'&' | b'*' | b'!'
+            )
+        {
+            from = i.min(b.len());
+            continue;
+        }
+        let end = match b[i] {
+            b'"' => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                (j + 1).min(b.len())
+            }
+            b'\'' => {
+                let mut j = i + 1;
+                while j < b.len() && !(b[j] == b'\'' && b.get(j + 1) != Some(&b'\'')) {
+                    j += if b[j] == b'\'' { 2 } else { 1 };
+                }
+                (j + 1).min(b.len())
+            }
             _ => text[i..]
-                .find([',', '}', '\n'])
+                .find([',', '}', '\n', '\r'])
                 .map_or(text.len(), |e| i + e),
         };
         out.push_str(&text[copied..i]);
@@ -65,10 +466,57 @@ pub fn redact_secrets(text: &str) -> String {
     out
 }
 
+/// `text`, the file `scenario` was parsed from, with its secrets replaced
+/// by `<redacted>`, for reports that carry the file. What is secret comes
+/// from the parsed scenario, not from how the file spells it: the values of
+/// headers named like secrets ([`is_secret_header`]), every header value
+/// that came from `${env:NAME}` (its spelling, result and variables'
+/// values), and the target's secret query values. Every occurrence of those
+/// values, and of their words (so a value folded over lines by `>-` or a
+/// plain scalar is caught too), is replaced wherever it stands in the text.
+///
+/// The result is then parsed and checked: when a secret survives in any
+/// form (a YAML escape, a short word on its own line), the text is not
+/// used; the file is given as parsed, secrets replaced, instead.
+pub fn redact_secrets(text: &str, scenario: &Scenario) -> String {
+    redact_with_env(text, scenario, &|n| std::env::var(n).ok())
+}
+
+/// [`redact_secrets`] with the environment looked up by `env`.
+fn redact_with_env(
+    text: &str,
+    scenario: &Scenario,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let doc = serde_yaml::from_str::<serde_yaml::Value>(text).ok();
+    let secrets = Secrets::collect(scenario, doc.as_ref(), env);
+    if secrets.is_empty() {
+        return text.to_string();
+    }
+    let needles = secrets.needles();
+    let redacted = redact_header_lines(&secrets.replace_in(&needles, text), &secrets.headers);
+    if !secrets.leak_in(&needles, &redacted) {
+        return redacted;
+    }
+    if let Some(mut doc) = doc {
+        secrets.redact_tree(&needles, &mut doc, true);
+        if let Ok(yaml) = serde_yaml::to_string(&doc) {
+            let rebuilt = format!(
+                "# The scenario as parsed, its secrets redacted (barrage could not redact the file's own text safely).\n{yaml}"
+            );
+            if !secrets.leak_in(&needles, &rebuilt) {
+                return rebuilt;
+            }
+        }
+    }
+    "# The scenario file is withheld: it holds secrets barrage could not redact safely.\n"
+        .to_string()
+}
+
 /// Extra request headers of the upgrade, in file order. YAML: a mapping of
 /// name to value; `${env:NAME}` in a value is replaced by that environment
 /// variable when the scenario is read (a missing variable is an error).
-/// Default: none. Values of Authorization, Cookie and Proxy-Authorization
+/// Default: none. Values of secret-looking headers ([`is_secret_header`])
 /// are redacted wherever headers are shown.
 #[derive(Clone, Default, PartialEq)]
 pub struct Headers(pub Vec<(String, String)>);
@@ -612,15 +1060,80 @@ mod tests {
         );
     }
 
+    const BASE: &str = "name: t\ntarget: builtin\nconnections: { count: 1, rate: 10/s }\nphases: [ { name: a, duration: 1s, rate: 1/s } ]\n";
+
+    fn redacted(extra: &str) -> String {
+        let text = format!("{BASE}{extra}");
+        let s = crate::scenario::parse("t.yaml", &text).unwrap();
+        redact_secrets(&text, &s)
+    }
+
     #[test]
     fn secret_values_are_redacted_in_scenario_text() {
-        let text = "headers: { Authorization: \"Bearer abc\", X-Id: 7 }\nheaders:\n  cookie: sid=xyz\n  'Proxy-Authorization': 'Basic q'\nname: cookies\n";
-        let r = redact_secrets(text);
-        for secret in ["abc", "xyz", "Basic q"] {
+        let r = redacted("headers: { Authorization: \"Bearer abc\", X-Id: 7 }\n");
+        assert!(!r.contains("abc") && r.contains("X-Id: 7"), "{r}");
+        let r = redacted("headers:\n  cookie: sid=xyz\n  'Proxy-Authorization': 'Basic q'\n");
+        for secret in ["xyz", "Basic q"] {
             assert!(!r.contains(secret), "{secret} in {r}");
         }
-        assert!(r.contains("X-Id: 7") && r.contains("name: cookies"), "{r}");
-        assert_eq!(r.matches("<redacted>").count(), 3, "{r}");
+        assert!(r.starts_with(BASE), "{r}");
+        assert_eq!(r.matches("<redacted>").count(), 2, "{r}");
+    }
+
+    #[test]
+    fn every_yaml_spelling_of_a_secret_is_redacted() {
+        for spelling in [
+            "Authorization: Bearer S3CRET1",
+            "Authorization: 'Bearer S3CRET1'",
+            "Authorization: \"Bearer S3CRET1\"",
+            "Authorization: >-\n    Bearer S3CRET1",
+            "Authorization: |-\n    Bearer S3CRET1",
+            "Authorization:\n    Bearer S3CRET1",
+            "Authorization: >-\n    Bearer\n    S3CRET1",
+            "Authorization:\n    Bearer\n    S3CRET1",
+            "Authorization: \"Bearer \\x53\\x33CRET1\"",
+            "Authorization: \"Bearer S3C\\\n    RET1\"",
+            "Authorization: 'Bearer it''s S3CRET1'",
+            "Authorization: >-\n    Bearer\n    ab\n    cd",
+            "Authorization: x",
+            "X-Api-Key: K3Y",
+        ] {
+            let r = redacted(&format!("headers:\n  {spelling}\n"));
+            for secret in [
+                "S3CRET1", "S3C", "it's", "it''s", "ab\n", "cd\n", ": x\n", "K3Y",
+            ] {
+                assert!(!r.contains(secret), "{secret} of {spelling:?} in {r}");
+            }
+            assert!(r.contains("<redacted>"), "{spelling:?}: {r}");
+            let doc: serde_yaml::Value = serde_yaml::from_str(&r).unwrap();
+            assert_eq!(doc["name"].as_str(), Some("t"), "{r}");
+        }
+        // The file's own text is kept when that is safe, comments and all.
+        let r = redacted("# note\nheaders:\n  Authorization: >-\n    Bearer S3CRET1\n");
+        assert!(r.starts_with(BASE) && r.contains("# note"), "{r}");
+    }
+
+    #[test]
+    fn env_derived_values_and_secret_query_values_are_redacted() {
+        // The scenario as parsed had the header substituted; the
+        // environment is not touched (other tests run meanwhile).
+        let target = BASE.replace("builtin", "ws://h/p?access_token=qS3CRET&x=1&API%5Fkey=z");
+        let s = crate::scenario::parse("t.yaml", &target).unwrap();
+        let text =
+            format!("{target}headers:\n  X-Trace: \"id ${{env:UNIT_REDACT}}\"\n# was: envS3CRET\n");
+        let env = |n: &str| (n == "UNIT_REDACT").then(|| "envS3CRET".to_string());
+        let r = redact_with_env(&text, &s, &env);
+        for secret in ["envS3CRET", "qS3CRET", "=z", "UNIT_REDACT"] {
+            assert!(!r.contains(secret), "{secret} in {r}");
+        }
+        assert!(r.contains("x=1") && r.contains("# was: <redacted>"), "{r}");
+        assert_eq!(
+            redact_url("ws://h/p?access_token=q&x=1&API%5Fkey=z&key="),
+            "ws://h/p?access_token=<redacted>&x=1&API%5Fkey=<redacted>&key="
+        );
+        assert_eq!(redact_url("ws://h/p"), "ws://h/p");
+        assert!(is_secret_header("X-Api-Key") && is_secret_header("x-password"));
+        assert!(!is_secret_header("X-Trace"));
     }
 
     #[test]

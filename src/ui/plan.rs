@@ -6,7 +6,7 @@ use crate::scenario::{Message, PhaseRate, Scenario, Target};
 pub fn render(file: &str, s: &Scenario) -> String {
     let target = match &s.target {
         Target::Builtin => "builtin (echo server on a free loopback port)".to_string(),
-        Target::Url(u) => u.original.clone(),
+        Target::Url(u) => crate::scenario::redact_url(&u.original),
     };
     let mut out = format!(
         "{file}: ok\n  scenario    {}\n  target      {target}\n  connections {} opened at {}/s, timeout {:?}\n",
