@@ -175,6 +175,9 @@ pub enum RunError {
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The report folder cannot be written: found before anything ran.
+    #[error("{0} (checked before the run: nothing was run)")]
+    Destination(ReportError),
 }
 
 impl RunError {
@@ -182,7 +185,8 @@ impl RunError {
     /// run), 3 for the others.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Engine(EngineError::Preflight(_) | EngineError::Tls(_)) => exit::BAD_INPUT,
+            RunError::Engine(EngineError::Preflight(_) | EngineError::Tls(_))
+            | RunError::Destination(_) => exit::BAD_INPUT,
             _ => exit::RUN_FAILED,
         }
     }
@@ -234,6 +238,13 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     let builtin = scenario.target == Target::Builtin;
     preflight::check(scenario, builtin, fd_limit, preflight::port_range())
         .map_err(EngineError::from)?;
+    // The report folder, before the first socket: a run whose report
+    // cannot be written is lost.
+    let probe_dir = opts.out.clone().unwrap_or_else(|| {
+        opts.reports_base
+            .join(report::write::safe_name(&scenario.name))
+    });
+    report::write::check_destination(&probe_dir).map_err(RunError::Destination)?;
     let (url, builtin) = match &scenario.target {
         Target::Url(u) => (u.clone(), None),
         Target::Builtin => {
@@ -264,13 +275,15 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     let plan = report::plan(
         scenario,
         opts.file.as_ref().map(|f| f.display().to_string()),
-        url.original.clone(),
+        // Secret query values (`?token=…`) stay out of reports.
+        crate::scenario::redact_url(&url.original),
         opts.file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
             .map(|text| {
-                // Secrets written into the file itself stay out of reports.
-                let mut text = crate::scenario::redact_secrets(&text);
+                // Secrets written into the file itself stay out of reports,
+                // whichever way the file spells them.
+                let mut text = crate::scenario::redact_secrets(&text, scenario);
                 text.truncate(text.floor_char_boundary(64 * 1024));
                 text
             }),

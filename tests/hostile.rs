@@ -190,3 +190,108 @@ fn common_b64(v: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(v)
 }
+
+const QUICK: &str = "name: quick\ntarget: builtin\nconnections: { count: 1 }\n\
+                     phases:\n  - { name: p, duration: 300ms, rate: 10/s }\n";
+
+/// Low 10: a report folder that cannot be written is found before the
+/// first socket opens: exit 2, nothing run.
+#[test]
+fn an_unwritable_report_destination_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = common::write_scenario(dir.path(), "q.yaml", QUICK);
+    let long = dir.path().join("x".repeat(5000));
+    let as_dir = dir.path().join("asdir");
+    std::fs::create_dir_all(as_dir.join("report.json")).unwrap();
+    let file = dir.path().join("plainfile");
+    std::fs::write(&file, "x").unwrap();
+    for out in [long, as_dir, file.join("sub")] {
+        let t0 = std::time::Instant::now();
+        let o = common::run_bin(&[
+            "run",
+            f.to_str().unwrap(),
+            "--no-tui",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", out.display());
+        assert!(err.contains("nothing was run"), "{err}");
+        // Refused at once, not after the 300 ms run.
+        assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    }
+}
+
+/// Low 11: the temp file beside a report is never opened through a planted
+/// symlink, and none is left behind.
+#[test]
+fn a_planted_symlink_at_the_temp_file_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = common::write_scenario(dir.path(), "q.yaml", QUICK);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".report.json.tmp")).unwrap();
+    let o = common::run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--no-tui",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    common::check_report(&out, o.status.code());
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Low 12: deep nesting is refused at once with its line and column; a
+/// UTF-8 byte-order mark is accepted.
+#[test]
+fn deep_nesting_is_refused_quickly_and_a_bom_is_accepted() {
+    let deep = format!("{QUICK}x: {}\n", "[".repeat(100_000));
+    let t0 = std::time::Instant::now();
+    let e = parse("deep.yaml", &deep).unwrap_err();
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(e.to_string().contains("nested deeper than 128"), "{e}");
+    assert_eq!((e.line, e.column), (6, 132));
+    assert!(parse("bom.yaml", &format!("\u{feff}{QUICK}")).is_ok());
+    // Brackets in quotes, comments and words do not count.
+    let fine = format!(
+        "{QUICK}message: {{ text: '{}' }} # {}\n",
+        "[".repeat(500),
+        "{".repeat(500)
+    );
+    assert!(
+        parse("fine.yaml", &fine).is_ok(),
+        "{:?}",
+        parse("fine.yaml", &fine).err()
+    );
+}
+
+/// Low 13: `--duration 0s` is refused as `duration: 0s` is.
+#[test]
+fn a_zero_duration_is_refused_on_the_command_line_as_in_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = common::write_scenario(dir.path(), "q.yaml", QUICK);
+    let o = common::run_bin(&["run", f.to_str().unwrap(), "--duration", "0s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("greater than 0"));
+    let e = parse("z.yaml", &QUICK.replace("300ms", "0s")).unwrap_err();
+    assert!(e.to_string().contains("greater than 0"), "{e}");
+}

@@ -449,3 +449,43 @@ fn shards_stop_and_write_their_reports_when_the_parent_is_killed() {
     signal(&server, "-INT");
     wait_for(&mut server, Duration::from_secs(10));
 }
+
+/// Hardening 17: one shard of `run --processes` killed with SIGKILL: the
+/// merged run covers part of the load, so its verdict is `error` in every
+/// file and the exit code is 3.
+#[test]
+fn a_killed_shard_makes_the_merged_run_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = serve(port, &[]);
+    let file = scenario(dir.path(), port, 4);
+    let out_dir = dir.path().join("out");
+    let mut parent = run_processes(&file, 2, &out_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = out_dir.to_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(15);
+    let victim = loop {
+        if let Some(p) = pids_with(&["--shard", "1/2", &out]).first() {
+            break *p;
+        }
+        assert!(Instant::now() < until, "shard 1 did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(2500));
+    let ok = Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let st = wait_for(&mut parent, Duration::from_secs(30));
+    assert_eq!(st.code(), Some(3));
+    check_report(&out_dir, st.code());
+    let r = read_report(&out_dir);
+    assert_eq!(r["verdict"], "error");
+    assert_eq!(r["merged"]["missing"], serde_json::json!([1]));
+    signal(&server, "-INT");
+    wait_for(&mut server, Duration::from_secs(10));
+}

@@ -341,6 +341,14 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
                 .replace(':', "-"),
         )
     });
+    // Before any shard starts: a run whose report cannot be written is lost.
+    if let Err(e) = report::write::check_destination(&dir) {
+        ui::error(&format!("{e} (checked before the run: nothing was run)"));
+        if let Some(h) = server {
+            h.shutdown().await;
+        }
+        return exit::BAD_INPUT;
+    }
     let mut shards = Vec::new();
     for index in 0..n {
         let spec = ShardSpec { index, count: n };
@@ -435,7 +443,7 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         }
     };
     merged.scenario.file = Some(a.scenario.display().to_string());
-    merged.scenario.target = target;
+    merged.scenario.target = crate::scenario::redact_url(&target);
     let to = Destination::Folder {
         out: Some(dir),
         reports_base: PathBuf::from("reports"),

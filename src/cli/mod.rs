@@ -117,7 +117,8 @@ pub struct RunArgs {
     pub target: Option<String>,
     /// Run length: sets the duration of a single-phase scenario; a
     /// multi-phase scenario becomes one phase at its last phase's rate.
-    #[arg(long, value_parser = scenario::parse_duration)]
+    /// Greater than 0, as a phase's `duration`.
+    #[arg(long, value_parser = scenario::parse_positive_duration)]
     pub duration: Option<Duration>,
     /// Connections to open, replacing `connections.count`.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -552,7 +553,7 @@ impl View {
         }
         let target = match &scenario.target {
             Target::Builtin => "builtin echo server".to_string(),
-            Target::Url(u) => u.original.clone(),
+            Target::Url(u) => scenario::redact_url(&u.original),
         };
         let fd_limit = crate::engine::preflight::raise_fd_limit();
         let state = ui::dashboard::DashboardState::new(scenario.clone(), target, fd_limit);

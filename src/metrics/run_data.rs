@@ -65,6 +65,9 @@ pub struct RunFacts {
     /// 0 for a second of one.
     #[serde(default)]
     pub runs: u32,
+    /// Made by `barrage merge` (or `run --processes`) from reports.
+    #[serde(default)]
+    pub merged: bool,
 }
 
 /// The threshold that stopped a run early.
@@ -280,6 +283,7 @@ impl RunData {
         f.stopped_ms = min_some(f.stopped_ms, o.stopped_ms);
         f.interrupted |= o.interrupted;
         f.runs = f.runs.saturating_add(o.runs);
+        f.merged |= o.merged;
         if f.aborted.is_none() {
             f.aborted = o.aborted;
         }

@@ -300,7 +300,7 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         BTreeMap::new()
     };
     let shard_count = f.shards.first().map(|s| s.count);
-    let merged = (f.runs > 1).then(|| MergeInfo {
+    let merged = f.merged.then(|| MergeInfo {
         reports: f.runs,
         shard_count,
         shards: f.shards.iter().map(|s| s.index).collect(),
@@ -372,7 +372,7 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         rate_changes,
         roles,
         thresholds,
-        shard: (f.runs <= 1 && f.shards.len() == 1).then(|| f.shards[0]),
+        shard: (!f.merged && f.shards.len() == 1).then(|| f.shards[0]),
         merged,
         run_data: data.clone(),
     }

@@ -128,6 +128,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     for r in reports {
         data.add(&r.run_data);
     }
+    data.facts.merged = true;
     if let Some(n) = data.facts.shards.first().map(|s| s.count) {
         let missing: Vec<u32> = (0..n)
             .filter(|i| !data.facts.shards.iter().any(|s| s.index == *i))

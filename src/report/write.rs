@@ -25,10 +25,14 @@ pub struct ReportError {
 /// The folder a run's reports go to when `--out` is not given:
 /// `<base>/<scenario name>/<UTC timestamp>`.
 pub fn default_dir(base: &Path, report: &Report) -> PathBuf {
-    let safe: String = report
-        .scenario
-        .name
-        .chars()
+    base.join(safe_name(&report.scenario.name))
+        .join(report.started_at.replace(':', "-"))
+}
+
+/// A scenario name as a folder name: letters, digits, `-` and `_` kept,
+/// anything else `_`.
+pub fn safe_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -36,8 +40,7 @@ pub fn default_dir(base: &Path, report: &Report) -> PathBuf {
                 '_'
             }
         })
-        .collect();
-    base.join(safe).join(report.started_at.replace(':', "-"))
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically (temp file + fsync + rename).
@@ -51,11 +54,56 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         .and_then(|n| n.to_str())
         .unwrap_or("report");
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)
+    // Created anew, never through what is already there: a leftover or a
+    // planted symlink is removed (the link, not its target) and O_EXCL
+    // refuses to follow one planted again meanwhile.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(err)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| {
+            drop(f);
+            std::fs::rename(&tmp, path)
+        });
+    if let Err(e) = written {
+        // A full disk must not leave the temp file behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}
+
+/// Checks, before anything runs, that a report set can be written into
+/// `dir`: it is created if missing, a file can be created in it, and
+/// `report.json` there is not a folder. A run whose report could not be
+/// written would be lost.
+pub fn check_destination(dir: &Path) -> Result<(), ReportError> {
+    let err = |path: &Path, source| ReportError {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    let json = dir.join("report.json");
+    if json.is_dir() {
+        return Err(err(
+            &json,
+            std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder"),
+        ));
+    }
+    let probe = dir.join(format!(".barrage-probe-{}", std::process::id()));
+    let _ = std::fs::remove_file(&probe);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| err(dir, e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// The Markdown summary.

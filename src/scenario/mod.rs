@@ -31,7 +31,7 @@ pub use model::{Connections, Phase, PhaseRate, Scenario};
 pub use protocol::{
     BuiltinMode, BuiltinSettings, CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions,
     Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, redact_secrets,
-    substitute_env,
+    redact_url, substitute_env,
 };
 pub use shard::{ShardSpec, Sharding, assign_roles};
 pub use source_ips::parse_source_ips;
@@ -41,7 +41,7 @@ pub use threshold::{
     COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, Stat, Threshold, ThresholdMetric,
     metric_names,
 };
-pub use units::{Rate, parse_duration, parse_rate, parse_size};
+pub use units::{Rate, parse_duration, parse_positive_duration, parse_rate, parse_size};
 
 /// Reads and parses a scenario file. A read failure is reported as a
 /// [`ScenarioError`] naming the file, at line 0 column 0.
@@ -113,6 +113,9 @@ pub fn parse(file_label: &str, text: &str) -> Result<Scenario, ScenarioError> {
 
 /// Parses scenario YAML whose relative paths (`data.file`) start at `base`.
 pub fn parse_at(file_label: &str, text: &str, base: &Path) -> Result<Scenario, ScenarioError> {
+    // A byte-order mark some editors write is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_depth(file_label, text)?;
     let has_content = text.lines().any(|l| {
         let l = l.trim();
         !(l.is_empty() || l.starts_with('#') || l == "---" || l == "...")
@@ -140,6 +143,67 @@ pub fn parse_at(file_label: &str, text: &str, base: &Path) -> Result<Scenario, S
     let mut scenario = scenario;
     finish_flows(file_label, text, base, &mut scenario)?;
     Ok(scenario)
+}
+
+/// Deepest nesting of `[` and `{` a scenario may have. The YAML parser's
+/// time grows with the square of the depth (100,000 `[` took 33 s), and no
+/// scenario needs more than a handful.
+pub const MAX_DEPTH: usize = 128;
+
+/// Refuses flow collections nested deeper than [`MAX_DEPTH`], before the
+/// YAML parser sees them; quoted strings and comments are skipped.
+fn check_depth(file: &str, text: &str) -> Result<(), ScenarioError> {
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            (line, column, comment) = (line + 1, 0, false);
+            prev = c;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        match (quote, c) {
+            // An escaped character inside double quotes.
+            (Some('"'), _) if prev == '\\' => {
+                prev = ' ';
+                continue;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            // A quote starts a scalar only where one can start (not in
+            // `it's`).
+            (None, '"' | '\'')
+                if matches!(prev, ' ' | '\t' | '\n' | '[' | '{' | ',' | ':' | '-') =>
+            {
+                quote = Some(c)
+            }
+            (None, '#') if prev.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ScenarioError {
+                        file: file.to_string(),
+                        line,
+                        column,
+                        field: None,
+                        message: format!(
+                            "nested deeper than {MAX_DEPTH} levels of [ and {{; no scenario needs that"
+                        ),
+                    });
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    Ok(())
 }
 
 /// The line and column of the first line containing `needle`, (0, 0) when none.

@@ -199,6 +199,16 @@ where
 }
 
 /// Accepts only duration strings with a unit, greater than zero.
+/// A duration greater than 0 (phase lengths, `--duration`): the one check
+/// for the YAML and the command line.
+pub fn parse_positive_duration(v: &str) -> Result<Duration, String> {
+    let d = parse_duration(v)?;
+    if d.is_zero() {
+        return Err(format!("must be greater than 0, got \"{v}\""));
+    }
+    Ok(d)
+}
+
 struct PositiveDurationVisitor;
 
 impl Visitor<'_> for PositiveDurationVisitor {
@@ -207,11 +217,7 @@ impl Visitor<'_> for PositiveDurationVisitor {
         f.write_str("a duration with a unit, such as \"250ms\" or \"10s\"")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        let d = parse_duration(v).map_err(E::custom)?;
-        if d.is_zero() {
-            return Err(E::custom(format!("must be greater than 0, got \"{v}\"")));
-        }
-        Ok(d)
+        parse_positive_duration(v).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
         Err(E::custom(format!(
