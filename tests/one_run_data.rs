@@ -110,12 +110,17 @@ async fn case_3_a_failed_run_has_verdict_error_everywhere() {
     let o = run_yaml(&yaml, &out).await;
     assert_eq!(o.report.verdict, Verdict::Error);
     assert_eq!(o.exit_code(), 3);
+    // Why, first: the most common error kind and its latest message.
+    let why = o.report.error.as_deref().unwrap();
+    assert!(why.contains("no connection opened"), "{why}");
     assert!(
-        o.report
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("no connection opened")
+        why.contains("3 of 3 attempts failed with connect errors, e.g. connect:"),
+        "{why}"
+    );
+    let line = barrage::report::table::verdict_line(&o.report);
+    assert!(
+        line.starts_with("ERROR: down — the run failed: no connection opened"),
+        "{line}"
     );
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("ERROR: down"), "{md}");

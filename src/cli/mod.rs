@@ -492,6 +492,7 @@ async fn run(a: RunArgs) -> u8 {
     let mut opts = RunOptions::new(scenario);
     opts.file = Some(a.scenario.clone());
     opts.out = a.out.clone();
+    let stopped = cancel.clone();
     opts.cancel = cancel;
     opts.ticks = Some(tx);
     opts.seed = a.seed;
@@ -511,6 +512,11 @@ async fn run(a: RunArgs) -> u8 {
                 ui::error(e);
             }
             let interrupt = signal_exit.load(std::sync::atomic::Ordering::SeqCst);
+            // A signal that came while the report was being written is
+            // still a signal: the report is complete, the exit code says it.
+            if stopped.is_cancelled() && !o.report.interrupted {
+                return interrupt;
+            }
             match runner::exit_code(&o.report, interrupt) {
                 // Thresholds hold for the whole run, so `barrage merge`
                 // decides; a failing shard would also fail a Kubernetes Job

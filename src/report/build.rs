@@ -242,10 +242,10 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         })
         .collect();
     let rc = &d.recorded.counters;
-    let error = f.failure.clone().or_else(|| {
-        (!f.interrupted && rc.opened == 0)
-            .then(|| "no connection opened: is the target up and reachable?".to_string())
-    });
+    let error = f
+        .failure
+        .clone()
+        .or_else(|| (!f.interrupted && rc.opened == 0).then(|| no_connection(rc, &data.events)));
     let verdict = if error.is_some() {
         Verdict::Error
     } else if f.aborted.is_some() || thresholds.iter().any(|t| !t.pass) {
@@ -376,6 +376,31 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         merged,
         run_data: data.clone(),
     }
+}
+
+/// Why no connection opened, the most common reason first: the error kind
+/// most attempts failed with and the latest message of that kind.
+fn no_connection(c: &Counters, events: &crate::metrics::Events) -> String {
+    let Some(kind) = ErrorKind::ALL
+        .iter()
+        .filter(|k| c.errors_of(**k) > 0)
+        .max_by_key(|k| c.errors_of(**k))
+    else {
+        return "no connection opened: is the target up and reachable?".to_string();
+    };
+    let prefix = format!("{}:", kind.name());
+    let reason = events
+        .recent_errors
+        .iter()
+        .rev()
+        .find(|m| m.starts_with(&prefix))
+        .map_or_else(|| kind.name().to_string(), Clone::clone);
+    format!(
+        "no connection opened: {} of {} attempts failed with {} errors, e.g. {reason}",
+        c.errors_of(*kind),
+        c.attempted,
+        kind.name()
+    )
 }
 
 /// The rtt histogram of a second, recorded and unrecorded added.
