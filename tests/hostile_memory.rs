@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{frame, run_yaml};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 /// Peak resident memory of this process, in KiB (VmHWM).
@@ -27,26 +27,7 @@ async fn ping_flood_server(secs: u64) -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
-                    }
-                }
-                let text = String::from_utf8_lossy(&head);
-                let key = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let resp = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-                    barrage::ws::handshake::accept_key(&key)
-                );
-                if s.write_all(resp.as_bytes()).await.is_err() {
+                if !common::accept_upgrade(&mut s).await {
                     return;
                 }
                 let batch: Vec<u8> = (0..4096).flat_map(|_| frame(0x89, b"p")).collect();

@@ -231,33 +231,15 @@ async fn push_only_server() -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
-                    }
-                }
-                let text = String::from_utf8_lossy(&head);
-                let key = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let resp = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-                    barrage::ws::handshake::accept_key(&key)
-                );
-                if s.write_all(resp.as_bytes()).await.is_err() {
+                if !common::accept_upgrade(&mut s).await {
                     return;
                 }
                 let (mut rd, mut wr) = s.into_split();
                 // Reads and drops what the client sends (a close ends it).
-                tokio::spawn(
-                    async move { while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {} },
-                );
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
                 for _ in 0..100 {
                     if wr.write_all(&frame(0x81, b"{\"push\":1}")).await.is_err() {
                         return;

@@ -397,31 +397,50 @@ fn pids_with(needles: &[&str]) -> Vec<u32> {
     out
 }
 
+/// A `barrage serve`, and `run --processes 2` of a `secs`-long scenario
+/// against it, once the shards whose command lines hold `needles` (and the
+/// out folder) run: (server, parent, out folder, those shards' pids).
+fn start_fleet(
+    dir: &Path,
+    secs: u32,
+    needles: &[&str],
+) -> (Child, Child, std::path::PathBuf, Vec<u32>) {
+    let port = free_port();
+    let server = serve(port, &[]);
+    let file = scenario(dir, port, secs);
+    let out_dir = dir.join("out");
+    let parent = run_processes(&file, 2, &out_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = out_dir.to_str().unwrap().to_string();
+    let mut all: Vec<&str> = needles.to_vec();
+    all.push(&out);
+    let until = Instant::now() + Duration::from_secs(15);
+    let want = if needles.iter().any(|n| n.contains('/')) {
+        1
+    } else {
+        2
+    };
+    let pids = loop {
+        let p = pids_with(&all);
+        if p.len() == want {
+            break p;
+        }
+        assert!(Instant::now() < until, "shards did not start: {p:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (server, parent, out_dir, pids)
+}
+
 /// Hardening 6: SIGKILL of the `run --processes` parent leaves no time for
 /// a stop line; each shard notices its parent is gone (stdin EOF, parent
 /// pid), stops within seconds and still writes its report.
 #[test]
 fn shards_stop_and_write_their_reports_when_the_parent_is_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = serve(port, &[]);
-    let file = scenario(dir.path(), port, 60);
-    let out_dir = dir.path().join("out");
-    let mut parent = run_processes(&file, 2, &out_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = out_dir.to_str().unwrap().to_string();
-    let until = Instant::now() + Duration::from_secs(15);
-    let shards = loop {
-        let p = pids_with(&["--shard", &out]);
-        if p.len() == 2 {
-            break p;
-        }
-        assert!(Instant::now() < until, "shards did not start: {p:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut server, mut parent, out_dir, shards) = start_fleet(dir.path(), 60, &["--shard"]);
     // Let the load start, then kill the parent outright.
     std::thread::sleep(Duration::from_secs(3));
     signal(&parent, "-KILL");
@@ -456,24 +475,8 @@ fn shards_stop_and_write_their_reports_when_the_parent_is_killed() {
 #[test]
 fn a_killed_shard_makes_the_merged_run_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = serve(port, &[]);
-    let file = scenario(dir.path(), port, 4);
-    let out_dir = dir.path().join("out");
-    let mut parent = run_processes(&file, 2, &out_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = out_dir.to_str().unwrap().to_string();
-    let until = Instant::now() + Duration::from_secs(15);
-    let victim = loop {
-        if let Some(p) = pids_with(&["--shard", "1/2", &out]).first() {
-            break *p;
-        }
-        assert!(Instant::now() < until, "shard 1 did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut server, mut parent, out_dir, shards) = start_fleet(dir.path(), 4, &["--shard", "1/2"]);
+    let victim = shards[0];
     std::thread::sleep(Duration::from_millis(2500));
     let ok = Command::new("kill")
         .args(["-KILL", &victim.to_string()])

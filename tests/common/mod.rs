@@ -245,6 +245,45 @@ use barrage::ws::handshake::accept_key;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// Reads an upgrade request from `s` and answers 101 with its accept key;
+/// false when the client went away first. For test servers that speak the
+/// protocol by hand.
+pub async fn accept_upgrade(s: &mut tokio::net::TcpStream) -> bool {
+    let Some(head) = read_head(s).await else {
+        return false;
+    };
+    answer_upgrade(s, &head).await
+}
+
+/// Reads an HTTP request head (up to the blank line).
+async fn read_head(s: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+/// Answers the upgrade request `head` with 101 and its accept key.
+async fn answer_upgrade(s: &mut tokio::net::TcpStream, head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(&key)
+    );
+    s.write_all(resp.as_bytes()).await.is_ok()
+}
+
 /// A server that upgrades every connection by hand (or answers `status`
 /// instead when given), then writes `bytes` and records the close code the
 /// client answers with; `Some(hold)` instead stops reading after the upgrade
@@ -263,31 +302,15 @@ pub async fn bad_server(
             let bytes = bytes.clone();
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 2048];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
-                    }
-                }
+                let Some(head) = read_head(&mut s).await else {
+                    return;
+                };
                 if let Some(status) = status {
                     let resp = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
                     let _ = s.write_all(resp.as_bytes()).await;
                     return;
                 }
-                let text = String::from_utf8_lossy(&head);
-                let key = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                let resp = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-                    accept_key(&key)
-                );
-                if s.write_all(resp.as_bytes()).await.is_err() {
+                if !answer_upgrade(&mut s, &head).await {
                     return;
                 }
                 let _ = s.write_all(&bytes).await;
