@@ -48,6 +48,7 @@ async fn ping_flood_server(secs: u64) -> std::net::SocketAddr {
 /// memory: pongs obey the write-queue bound (the latest one is owed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_from_a_server_that_never_reads_keep_client_memory_bounded() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let addr = ping_flood_server(4).await;
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
@@ -60,4 +61,44 @@ async fn pings_from_a_server_that_never_reads_keep_client_memory_bounded() {
     let grown = peak_rss_kib().saturating_sub(before);
     // Unbounded pongs grew it by about 80 MiB a connection in 3 s here.
     assert!(grown < 32 * 1024, "peak RSS grew by {grown} KiB");
+}
+
+/// Memory tests measure this process's peak: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Low 15: a CSV feeder holds about its file's size, not ~24× (a 20 MB
+/// file took 480 MB as one `String` per cell).
+#[test]
+fn a_csv_feeder_holds_about_its_file_size() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.csv");
+    let mut text = String::from("user,token,room\n");
+    let mut i = 0u64;
+    while text.len() < 20 << 20 {
+        text.push_str(&format!("user{i},tok{i:08},r{}\n", i % 100));
+        i += 1;
+    }
+    std::fs::write(&path, &text).unwrap();
+    let size_kib = text.len() as u64 / 1024;
+    drop(text);
+    let before = peak_rss_kib();
+    let f = barrage::scenario::Feeder::load(
+        &path,
+        "users.csv",
+        barrage::scenario::DataMode::Sequential,
+    )
+    .unwrap();
+    assert_eq!(f.rows() as u64, i);
+    let grown = peak_rss_kib().saturating_sub(before);
+    // The file is read whole (1×) and its cells kept (about 1.3×).
+    assert!(
+        grown < size_kib * 3,
+        "{grown} KiB for a {size_kib} KiB file"
+    );
+    let mut rng = fastrand::Rng::with_seed(1);
+    assert_eq!(
+        f.row_for(7, &mut rng).unwrap(),
+        ["user7", "tok00000007", "r7"]
+    );
 }
