@@ -140,14 +140,13 @@ pub enum DataError {
     },
 }
 
+/// What `split_records` calls for each record: its first line and fields.
+type OnRecord<'a> = dyn FnMut(usize, &[String]) -> Result<(), DataError> + 'a;
+
 /// Splits CSV text (BOM already removed) into records, skipping empty
 /// lines, and hands each to `record` with the line it starts on; the
 /// fields' buffer is reused, so only what `record` keeps stays in memory.
-fn split_records(
-    text: &str,
-    label: &str,
-    record: &mut dyn FnMut(usize, &[String]) -> Result<(), DataError>,
-) -> Result<(), DataError> {
+fn split_records(text: &str, label: &str, record: &mut OnRecord<'_>) -> Result<(), DataError> {
     let b = text.as_bytes();
     let n = b.len();
     let (mut i, mut line) = (0, 1);
