@@ -79,29 +79,57 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 }
 
 /// Checks, before anything runs, that a report set can be written into
-/// `dir`: it is created if missing, a file can be created in it, and
+/// `dir`, leaving nothing behind: every name fits (255 bytes), the nearest
+/// folder that exists is a folder a file can be created in, and
 /// `report.json` there is not a folder. A run whose report could not be
 /// written would be lost.
 pub fn check_destination(dir: &Path) -> Result<(), ReportError> {
-    let err = |path: &Path, source| ReportError {
+    let err = |path: &Path, kind: std::io::ErrorKind, what: &str| ReportError {
         path: path.to_path_buf(),
-        source,
+        source: std::io::Error::new(kind, what.to_string()),
     };
-    std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    if dir.components().any(|c| c.as_os_str().len() > 255) {
+        return Err(err(
+            dir,
+            std::io::ErrorKind::InvalidInput,
+            "a name in it is longer than 255 bytes",
+        ));
+    }
     let json = dir.join("report.json");
     if json.is_dir() {
         return Err(err(
             &json,
-            std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder"),
+            std::io::ErrorKind::IsADirectory,
+            "it is a folder",
         ));
     }
-    let probe = dir.join(format!(".barrage-probe-{}", std::process::id()));
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p,
+            _ => {
+                existing = Path::new(".");
+                break;
+            }
+        }
+    }
+    if !existing.is_dir() {
+        return Err(err(
+            existing,
+            std::io::ErrorKind::NotADirectory,
+            "it is not a folder",
+        ));
+    }
+    let probe = existing.join(format!(".barrage-probe-{}", std::process::id()));
     let _ = std::fs::remove_file(&probe);
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&probe)
-        .map_err(|e| err(dir, e))?;
+        .map_err(|source| ReportError {
+            path: existing.to_path_buf(),
+            source,
+        })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
