@@ -3,8 +3,13 @@
 //! `--start-at`, followed by the commands that collect the pods' logs and
 //! merge them into one report.
 //!
-//! The output is multi-document YAML: a ConfigMap with the scenario and the
-//! files it references, then the Job; the merge step follows as comments.
+//! The output is multi-document YAML: a ConfigMap with the files the
+//! scenario references that are not secret (feeders, certificates), a
+//! Secret with the scenario itself (its headers may hold tokens) and the
+//! private keys, then the Job, which mounts both in one read-only folder;
+//! the merge step follows as comments. `${env:NAME}` in the scenario's
+//! headers come from a Secret the user creates (the printed command); their
+//! local values never go into the manifests.
 
 mod files;
 mod manifest;
@@ -16,14 +21,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::scenario::{Scenario, Target};
 
 pub use files::{Contents, MAX_CONFIGMAP_BYTES, MountedFile};
-pub use manifest::{OUT_DIR, RUN_AS_USER, SCENARIO_DIR};
+pub use manifest::{FILE_MODE, OUT_DIR, RUN_AS_USER, SCENARIO_DIR};
 pub use sizing::{Resources, size};
 
 /// Most shards a Job may have (`--workers`).
 pub const MAX_WORKERS: u32 = 1000;
 
-/// Longest Job name: the ConfigMap adds `-scenario` and names must fit 63
-/// characters, and pods are named `<job>-<index>-<random>`.
+/// Longest Job name: the ConfigMap adds `-scenario` (the Secrets `-secret`
+/// and `-env`) and names must fit 63 characters, and pods are named
+/// `<job>-<index>-<random>`.
 pub const MAX_NAME_LEN: usize = 52;
 
 /// Longest namespace (a DNS-1123 label).
@@ -110,15 +116,22 @@ pub enum K8sError {
         /// The I/O error, as text.
         reason: String,
     },
-    /// Too much for a ConfigMap.
+    /// Too much for a ConfigMap or a Secret.
     #[error(
-        "the scenario and its files hold {bytes} bytes, over the {} KiB one ConfigMap can carry (its limit is 1 MiB)",
+        "the files for the {object} hold {bytes} bytes, over the {} KiB one {object} can carry (its limit is 1 MiB)",
         MAX_CONFIGMAP_BYTES >> 10
     )]
     TooLarge {
+        /// `ConfigMap` or `Secret`.
+        object: &'static str,
         /// Bytes stored.
         bytes: usize,
     },
+    /// A `${env:NAME}` whose NAME a pod's env and a Secret key cannot carry.
+    #[error(
+        "headers: ${{env:{0}}}: a pod gets the variable from a Secret, whose keys (and the env names of Kubernetes before 1.34) allow only letters, digits, '-', '.' and '_'; it must start with a letter or '_': rename the variable"
+    )]
+    EnvName(String),
 }
 
 /// The manifests for running `s` (loaded from `file`) as `o.workers`
@@ -159,6 +172,18 @@ pub fn generate(
     let start = start_instant(now, o.lead)?;
     let start_text = humantime::format_rfc3339_seconds(start).to_string();
     let files = files::collect(file, s, url.tls)?;
+    let env = match &files[0].contents {
+        Contents::Text(t) => files::env_names(t.strip_prefix('\u{feff}').unwrap_or(t)),
+        Contents::Binary(_) => Vec::new(),
+    };
+    // The Job controller sets the index itself.
+    let env: Vec<String> = env
+        .into_iter()
+        .filter(|n| n != manifest::INDEX_VAR)
+        .collect();
+    if let Some(bad) = env.iter().find(|n| !is_env_key(n)) {
+        return Err(K8sError::EnvName(bad.clone()));
+    }
     let resources = size(s, o.workers);
     let scenario_path = format!("{SCENARIO_DIR}/{}", files[0].path);
     let plan = manifest::Plan {
@@ -177,6 +202,7 @@ pub fn generate(
                 .map_or(1, |d| d.as_nanos() as u64),
         ),
         files: &files,
+        env: &env,
         resources: &resources,
     };
     // The ramp and the closing (at `connections.rate` each) come on top of
@@ -186,7 +212,7 @@ pub fn generate(
     );
     let wait = s.total_duration() + 2 * ramp + o.lead + WAIT_MARGIN;
     let yaml = |v: &serde_yaml::Value| serde_yaml::to_string(v).expect("YAML values serialize");
-    let mut out = comment(&[
+    let mut head = vec![
         format!(
             "barrage k8s: scenario {:?} as {} shard(s), Indexed Job {name} ({}).",
             s.name,
@@ -200,21 +226,124 @@ pub fn generate(
             humantime::format_duration(o.lead)
         ),
         "a pod that starts after that instant runs late and skews the merged report.".into(),
+    ];
+    if !env.is_empty() {
+        head.push(format!(
+            "First create the Secret {} with the scenario's ${{env:…}} variables: see the end.",
+            plan.env_secret_name()
+        ));
+    }
+    if plan.has_config_map() {
+        head.push(format!(
+            "The ConfigMap {} holds the files the scenario references that are not secret;",
+            plan.config_map_name()
+        ));
+    }
+    head.extend([
         format!(
-            "The ConfigMap holds the scenario and the files it references, mounted at {SCENARIO_DIR}."
+            "the Secret {} holds the scenario (its headers may hold tokens) and private keys.",
+            plan.secret_name()
         ),
+        format!(
+            "The pod mounts them together at {SCENARIO_DIR}, read-only, mode {FILE_MODE:04o} ({FILE_MODE}), group {RUN_AS_USER}."
+        ),
+        "Keep this output as private as the scenario: the Secret's files are in it as text.".into(),
     ]);
-    out.push_str(&yaml(&plan.config_map()));
+    let mut out = comment(&head);
+    if plan.has_config_map() {
+        out.push_str(&yaml(&plan.config_map()));
+        out.push_str("---\n");
+    }
+    out.push_str(&yaml(&plan.secret()));
     out.push_str("---\n");
     out.push_str(&comment(&job_notes(&plan, &resources, &start_text)));
     out.push_str(&yaml(&plan.job()));
+    out.push_str(&comment(&run_steps(&plan)));
     out.push_str(&comment(&merge_steps(
         &name,
         namespace,
         o.workers,
         wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
     )));
+    out.push_str(&comment(&cleanup_steps(&plan)));
     Ok(out)
+}
+
+/// Whether `name` can be a Secret key and a container's env name
+/// (`[-._a-zA-Z][-._a-zA-Z0-9]*` before Kubernetes 1.34), and be given to
+/// the printed `printenv` (no leading `-` or `.`).
+fn is_env_key(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.chars().all(ok)
+}
+
+/// `kubectl`, with `-n NAMESPACE` when one was given.
+fn kubectl(namespace: Option<&str>) -> String {
+    namespace.map_or("kubectl".to_string(), |ns| format!("kubectl -n {ns}"))
+}
+
+/// Creating the Secret of `${env:NAME}` values (when the scenario has any)
+/// and applying the manifests.
+fn run_steps(plan: &manifest::Plan) -> Vec<String> {
+    let kubectl = kubectl(plan.namespace);
+    let mut lines = Vec::new();
+    if !plan.env.is_empty() {
+        lines.extend([
+            format!(
+                "Before applying: the pods read the scenario's ${{env:…}} variables from the Secret {},",
+                plan.env_secret_name()
+            ),
+            "which you create (their values are never written into these manifests), e.g. from".into(),
+            "the variables of this shell (a pod whose variable is missing waits in CreateContainerConfigError):".into(),
+        ]);
+        let mut create = format!("{kubectl} create secret generic {}", plan.env_secret_name());
+        for name in plan.env {
+            // `-` and `.` are allowed in env names but not in shell ones.
+            let value = if name.starts_with(|c: char| !c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                format!("\"${name}\"")
+            } else {
+                format!("\"$(printenv {name})\"")
+            };
+            create.push_str(&format!(" --from-literal={name}={value}"));
+        }
+        lines.push(create);
+    }
+    let objects = if plan.has_config_map() {
+        format!(
+            "the ConfigMap {}, the Secret {}",
+            plan.config_map_name(),
+            plan.secret_name()
+        )
+    } else {
+        format!("the Secret {}", plan.secret_name())
+    };
+    lines.push(format!(
+        "Apply this file ({objects} and the Job, in that order): {kubectl} apply -f job.yaml"
+    ));
+    lines
+}
+
+/// Deleting what was applied (and created).
+fn cleanup_steps(plan: &manifest::Plan) -> Vec<String> {
+    let mut objects = vec![format!("job/{}", plan.name)];
+    if plan.has_config_map() {
+        objects.push(format!("configmap/{}", plan.config_map_name()));
+    }
+    objects.push(format!("secret/{}", plan.secret_name()));
+    if !plan.env.is_empty() {
+        objects.push(format!("secret/{}", plan.env_secret_name()));
+    }
+    vec![
+        "Clean up (the Secret holds the scenario's tokens and keys: do not leave it behind):"
+            .into(),
+        format!(
+            "{} delete {} --ignore-not-found",
+            kubectl(plan.namespace),
+            objects.join(" ")
+        ),
+    ]
 }
 
 /// The container's args: `barrage run` on the mounted scenario as shard
@@ -352,7 +481,7 @@ fn merge_steps(
     workers: u32,
     timeout_secs: u64,
 ) -> Vec<String> {
-    let kubectl = namespace.map_or("kubectl".to_string(), |ns| format!("kubectl -n {ns}"));
+    let kubectl = kubectl(namespace);
     vec![
         "Merge step, once the Job is done: each pod's log is its shard's JSON lines, the last".into(),
         "one its report (--tail=-1: kubectl logs -l prints only the last 10 lines otherwise).".into(),
@@ -408,6 +537,53 @@ mod tests {
         assert_eq!(
             start_instant(now, Duration::from_secs(u64::MAX / 4)),
             Err(K8sError::Lead)
+        );
+    }
+
+    #[test]
+    fn env_names_must_be_secret_keys() {
+        for ok in ["TOKEN", "_x", "my.var", "a-b_9"] {
+            assert!(is_env_key(ok), "{ok}");
+        }
+        for bad in ["", "9LIVES", "-x", ".x", "A B", "A=B", "Ü", "a/b"] {
+            assert!(!is_env_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_env_secret_is_created_from_the_shell() {
+        let resources = size(
+            &crate::scenario::parse(
+                "t",
+                "name: t\ntarget: ws://h/\nconnections: { count: 2, rate: 10/s }\n\
+                 phases: [{ name: p, duration: 1s, rate: 1/s }]\n",
+            )
+            .unwrap(),
+            1,
+        );
+        let env = ["TOKEN".to_string(), "my.var".to_string()];
+        let plan = manifest::Plan {
+            name: "j",
+            namespace: Some("ns"),
+            image: "i",
+            workers: 1,
+            args: Vec::new(),
+            files: &[],
+            env: &env,
+            resources: &resources,
+        };
+        let steps = run_steps(&plan).join("\n");
+        assert!(
+            steps.contains(
+                "kubectl -n ns create secret generic j-env --from-literal=TOKEN=\"$TOKEN\" \
+                 --from-literal=my.var=\"$(printenv my.var)\""
+            ),
+            "{steps}"
+        );
+        assert!(
+            cleanup_steps(&plan)
+                .join("\n")
+                .contains("delete job/j secret/j-secret secret/j-env"),
         );
     }
 

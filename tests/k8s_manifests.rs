@@ -58,27 +58,121 @@ fn after<'a>(args: &'a [String], flag: &str) -> &'a str {
     &args[i + 1]
 }
 
-/// The ConfigMap's text for the file mounted at `path`.
-fn mounted<'a>(config_map: &'a Value, job: &Value, path: &str) -> &'a str {
-    let volume = &job["spec"]["template"]["spec"]["volumes"][0]["configMap"];
-    assert_eq!(volume["name"], config_map["metadata"]["name"]);
-    let items = volume["items"].as_sequence().unwrap();
-    let item = items
+/// The document of `kind`, if printed.
+fn doc<'a>(docs: &'a [Value], kind: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| d["kind"] == kind)
+}
+
+/// The contents of the key `key` of the ConfigMap or Secret `object`:
+/// `data`/`binaryData` of a ConfigMap, `stringData`/`data` (base64) of a
+/// Secret.
+fn object_file(object: &Value, key: &str) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(str_of(v))
+            .expect("base64")
+    };
+    match str_of(&object["kind"]) {
+        "ConfigMap" if !object["data"][key].is_null() => str_of(&object["data"][key]).into(),
+        "ConfigMap" => b64(&object["binaryData"][key]),
+        "Secret" if !object["stringData"][key].is_null() => {
+            str_of(&object["stringData"][key]).into()
+        }
+        "Secret" => b64(&object["data"][key]),
+        k => panic!("{k} holds no files"),
+    }
+}
+
+/// The Job's pod volume mounted at `/scenario`.
+fn scenario_volume(job: &Value) -> &Value {
+    let pod = &job["spec"]["template"]["spec"];
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_sequence()
+        .unwrap()
         .iter()
-        .find(|i| i["path"] == path)
-        .unwrap_or_else(|| panic!("{path} not mounted: {items:?}"));
-    str_of(&config_map["data"][str_of(&item["key"])])
+        .find(|m| m["mountPath"] == "/scenario")
+        .expect("a volume at /scenario");
+    assert_eq!(mount["readOnly"], true, "{mount:?}");
+    pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the mounted volume")
+}
+
+/// Every file of the pods' `/scenario` volume: its path, the kind of the
+/// object it comes from, its contents and its mode (when set), read from
+/// the volume's sources (a projected volume, or one ConfigMap) and the
+/// printed objects they name.
+fn volume_files(docs: &[Value], job: &Value) -> Vec<(String, String, Vec<u8>, Option<u64>)> {
+    let volume = scenario_volume(job);
+    let (sources, default_mode) = if volume["projected"].is_mapping() {
+        (
+            volume["projected"]["sources"]
+                .as_sequence()
+                .unwrap()
+                .clone(),
+            volume["projected"]["defaultMode"].as_u64(),
+        )
+    } else {
+        let mut source = serde_yaml::Mapping::new();
+        source.insert("configMap".into(), volume["configMap"].clone());
+        (
+            vec![Value::Mapping(source)],
+            volume["configMap"]["defaultMode"].as_u64(),
+        )
+    };
+    let mut files = Vec::new();
+    for source in &sources {
+        let (kind, s) = if source["configMap"].is_mapping() {
+            ("ConfigMap", &source["configMap"])
+        } else if source["secret"].is_mapping() {
+            ("Secret", &source["secret"])
+        } else {
+            panic!("unexpected source {source:?}")
+        };
+        let object = docs
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == s["name"])
+            .unwrap_or_else(|| panic!("no {kind} {:?} printed", s["name"]));
+        for item in s["items"].as_sequence().unwrap() {
+            files.push((
+                str_of(&item["path"]).to_string(),
+                kind.to_string(),
+                object_file(object, str_of(&item["key"])),
+                item["mode"].as_u64().or(default_mode),
+            ));
+        }
+    }
+    files
+}
+
+/// The text of the file mounted at `path`.
+fn mounted(docs: &[Value], job: &Value, path: &str) -> String {
+    let files = volume_files(docs, job);
+    let (_, _, contents, _) = files
+        .iter()
+        .find(|f| f.0 == path)
+        .unwrap_or_else(|| panic!("{path} not mounted: {files:?}"));
+    String::from_utf8(contents.clone()).unwrap()
 }
 
 /// The checks every scenario's manifests pass; returns them.
-fn check(file: &str) -> (Value, Value) {
+fn check(file: &str) -> (Vec<Value>, Value) {
     let (docs, stdout) = manifests(&format!("scenarios/{file}"));
     let kinds: Vec<&str> = docs.iter().map(|d| str_of(&d["kind"])).collect();
-    assert_eq!(kinds, ["ConfigMap", "Job"]);
+    // The ConfigMap only when the scenario references files that are not
+    // secret (a feeder, certificates).
+    assert!(
+        kinds == ["ConfigMap", "Secret", "Job"] || kinds == ["Secret", "Job"],
+        "{kinds:?}"
+    );
     for d in &docs {
         assert_eq!(d["metadata"]["namespace"], "loadtest");
     }
-    let (config_map, job) = (docs[0].clone(), docs[1].clone());
+    let job = doc(&docs, "Job").unwrap().clone();
     let spec = &job["spec"];
     assert_eq!(spec["completionMode"], "Indexed");
     assert_eq!(spec["completions"], 4);
@@ -104,7 +198,11 @@ fn check(file: &str) -> (Value, Value) {
         .strip_prefix("/scenario/")
         .expect("mounted scenario");
     let text = std::fs::read_to_string(format!("scenarios/{file}")).unwrap();
-    assert_eq!(mounted(&config_map, &job, scenario), text);
+    assert_eq!(mounted(&docs, &job, scenario), text);
+    // The scenario (its headers may hold secrets) comes from the Secret.
+    let files = volume_files(&docs, &job);
+    let entry = files.iter().find(|f| f.0 == scenario).unwrap();
+    assert_eq!(entry.1, "Secret");
     let requests = &c["resources"]["requests"];
     let memory = str_of(&requests["memory"]).strip_suffix("Mi").unwrap();
     assert!(memory.parse::<u64>().unwrap() >= 64, "{requests:?}");
@@ -122,7 +220,7 @@ fn check(file: &str) -> (Value, Value) {
             "{needle} missing from:\n{trailer}"
         );
     }
-    (config_map, job)
+    (docs, job)
 }
 
 #[test]
@@ -138,9 +236,181 @@ fn request_reply_runs_as_an_indexed_job() {
 
 #[test]
 fn the_feeder_is_mounted_at_its_relative_path() {
-    let (config_map, job) = check("login-then-stream.yaml");
+    let (docs, job) = check("login-then-stream.yaml");
     let csv = std::fs::read_to_string("scenarios/data/users.csv").unwrap();
-    assert_eq!(mounted(&config_map, &job, "data/users.csv"), csv);
+    assert_eq!(mounted(&docs, &job, "data/users.csv"), csv);
+    // A feeder is no secret: it stays in the ConfigMap.
+    let files = volume_files(&docs, &job);
+    let entry = files.iter().find(|f| f.0 == "data/users.csv").unwrap();
+    assert_eq!(entry.1, "ConfigMap");
+}
+
+/// The private key of the mutual-TLS test (dummy PEM text: `k8s` only
+/// packs the files).
+const KEY_PEM: &str =
+    "-----BEGIN PRIVATE KEY-----\nK8SKEYMATERIALzq9Xw3\n-----END PRIVATE KEY-----\n";
+
+/// A scenario with a client key, a bearer token and a header from
+/// `${env:K8S_TEST_TOKEN}`: the key and the scenario travel in the Secret
+/// `NAME-secret` only, mounted read-only beside the ConfigMap's
+/// certificates; the variable comes from the Secret `NAME-env` the user
+/// creates, and its local value is printed nowhere.
+#[test]
+fn keys_and_the_scenario_travel_only_in_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = "-----BEGIN CERTIFICATE-----\nK8SCAcertificate\n-----END CERTIFICATE-----\n";
+    let cert = "-----BEGIN CERTIFICATE-----\nK8SCLIENTcertificate\n-----END CERTIFICATE-----\n";
+    std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.path().join("client.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("client.key"), KEY_PEM).unwrap();
+    let text = "name: mtls\n\
+         target: wss://127.0.0.1:9/\n\
+         connections: { count: 4, rate: 100/s }\n\
+         tls: { ca: ca.pem, cert: client.pem, key: client.key }\n\
+         headers: { Authorization: \"Bearer K8SSECRET\" , X-T: \"${env:K8S_TEST_TOKEN}\" }\n\
+         phases: [{ name: steady, duration: 2s, rate: 10/s }]\n";
+    let file = dir.path().join("mtls.yaml");
+    std::fs::write(&file, text).unwrap();
+    let nanos = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let token = format!("k8sTOKEN{}x{nanos}", std::process::id());
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_barrage"))
+        .arg("k8s")
+        .arg(&file)
+        .args([
+            "--workers",
+            "2",
+            "--name",
+            "mtls",
+            "--namespace",
+            "loadtest",
+        ])
+        .env("K8S_TEST_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(!stdout.contains(&token) && !stderr.contains(&token));
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| str_of(&d["kind"])).collect();
+    assert_eq!(kinds, ["ConfigMap", "Secret", "Job"]);
+
+    let secret = doc(&docs, "Secret").unwrap();
+    assert_eq!(secret["apiVersion"], "v1");
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["metadata"]["name"], "mtls-secret");
+    assert_eq!(secret["metadata"]["namespace"], "loadtest");
+    let held: Vec<&str> = secret["stringData"]
+        .as_mapping()
+        .expect("stringData")
+        .values()
+        .map(str_of)
+        .collect();
+    assert!(held.contains(&KEY_PEM), "{held:?}");
+    assert!(held.contains(&text), "{held:?}");
+
+    // The secrets nowhere else: not in the other objects, not in the
+    // comments (lines starting with `#`; the files are indented).
+    let comments: Vec<&str> = stdout.lines().filter(|l| l.starts_with('#')).collect();
+    let comments = comments.join("\n");
+    let mut elsewhere: Vec<(String, String)> = docs
+        .iter()
+        .filter(|d| d["kind"] != "Secret")
+        .map(|d| {
+            (
+                str_of(&d["kind"]).to_string(),
+                serde_yaml::to_string(d).unwrap(),
+            )
+        })
+        .collect();
+    elsewhere.push(("comments".into(), comments.clone()));
+    for (what, text) in &elsewhere {
+        for needle in ["K8SKEYMATERIAL", "PRIVATE KEY", "K8SSECRET", token.as_str()] {
+            assert!(!text.contains(needle), "{what} holds {needle}:\n{text}");
+        }
+    }
+
+    // The pod's /scenario: the certificates from the ConfigMap, the key and
+    // the scenario from the Secret, which is read-only to the pod.
+    let job = doc(&docs, "Job").unwrap();
+    let files = volume_files(&docs, job);
+    let from = |path: &str| {
+        let f = files
+            .iter()
+            .find(|f| f.0 == path)
+            .unwrap_or_else(|| panic!("{path} not mounted: {files:?}"));
+        (f.1.as_str(), f.2.as_slice(), f.3)
+    };
+    for (path, contents) in [("ca.pem", ca), ("client.pem", cert)] {
+        let (kind, got, _) = from(path);
+        assert_eq!((kind, got), ("ConfigMap", contents.as_bytes()), "{path}");
+    }
+    for (path, contents) in [("client.key", KEY_PEM), ("mtls.yaml", text)] {
+        let (kind, got, mode) = from(path);
+        assert_eq!((kind, got), ("Secret", contents.as_bytes()), "{path}");
+        assert!(
+            matches!(mode, Some(0o400 | 0o440)),
+            "{path}: mode {mode:?} (want 0400 or 0440)"
+        );
+    }
+    // Mode 0440 files are readable by the pod's user through their group.
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["fsGroup"], 65532);
+    assert_eq!(pod["securityContext"]["runAsGroup"], 65532);
+    let c = &pod["containers"][0];
+    let args: Vec<String> = serde_yaml::from_value(c["args"].clone()).unwrap();
+    assert_eq!(args[1], "/scenario/mtls.yaml");
+
+    // The variable from the Secret the user creates.
+    let env = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "K8S_TEST_TOKEN")
+        .expect("K8S_TEST_TOKEN in the container's env");
+    let r = &env["valueFrom"]["secretKeyRef"];
+    assert_eq!(r["name"], "mtls-env");
+    assert_eq!(r["key"], "K8S_TEST_TOKEN");
+    assert_eq!(r["optional"], false);
+    assert!(
+        comments.contains(
+            "kubectl -n loadtest create secret generic mtls-env --from-literal=K8S_TEST_TOKEN="
+        ),
+        "{comments}"
+    );
+    assert!(comments.contains("secret/mtls-secret"), "{comments}");
+}
+
+/// A `${env:NAME}` whose NAME cannot be a Secret key is refused, naming it.
+#[test]
+fn an_env_name_no_secret_can_hold_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("env.yaml");
+    std::fs::write(
+        &file,
+        "name: env\ntarget: ws://127.0.0.1:9/\nconnections: { count: 2, rate: 10/s }\n\
+         headers: { X-T: \"${env:9LIVES}\" }\nphases: [{ name: p, duration: 1s, rate: 1/s }]\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_barrage"))
+        .arg("k8s")
+        .arg(&file)
+        .args(["--workers", "2"])
+        .env("9LIVES", "k8sNINE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(o.stdout.is_empty());
+    assert!(
+        stderr.contains("${env:9LIVES}") && !stderr.contains("k8sNINE"),
+        "{stderr}"
+    );
 }
 
 /// Runs `barrage k8s` expecting exit 2; returns stderr.
@@ -237,15 +507,21 @@ fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
     let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&stdout)
         .map(|d| Value::deserialize(d).unwrap())
         .collect();
-    let (config_map, job) = (&docs[0], &docs[1]);
+    let job = doc(&docs, "Job").expect("a Job");
 
-    // The pods' /scenario volume, from the ConfigMap's items.
+    // The pods' /scenario volume, from the items of the ConfigMap (the
+    // feeder) and of the Secret (the scenario).
     let mount = dir.path().join("scenario");
-    let volume = &job["spec"]["template"]["spec"]["volumes"][0]["configMap"];
-    for item in volume["items"].as_sequence().unwrap() {
-        let path = mount.join(str_of(&item["path"]));
+    let files = volume_files(&docs, job);
+    let kinds: Vec<(&str, &str)> = files.iter().map(|f| (f.0.as_str(), f.1.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [("data/users.csv", "ConfigMap"), ("job.yaml", "Secret")]
+    );
+    for (path, _, contents, _) in files {
+        let path = mount.join(path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, str_of(&config_map["data"][str_of(&item["key"])])).unwrap();
+        std::fs::write(&path, contents).unwrap();
     }
     let container = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["command"][0], "barrage");

@@ -213,11 +213,11 @@ async fn json_lines_and_check_output_hold_no_secret() {
     server.shutdown().await;
 }
 
-/// `barrage k8s` puts the scenario file, as written, in a ConfigMap the
-/// pods mount: the secrets written in it are there (until they move to a
-/// Kubernetes Secret), and nowhere else in the output. A header from
-/// `${env:NAME}` is substituted in the pod, so its value is not in the
-/// manifests unless the file itself spells it.
+/// `barrage k8s` puts the scenario file, as written, in a Kubernetes
+/// Secret the pods mount: the secrets written in it are there, and nowhere
+/// else in the output (not in the ConfigMap, the Job or the comments). A
+/// header from `${env:NAME}` comes from a Secret the user creates, so its
+/// value is not in the manifests unless the file itself spells it.
 #[test]
 fn k8s_manifests_hold_secrets_only_in_the_mounted_scenario() {
     env_secret();
@@ -247,18 +247,27 @@ fn k8s_manifests_hold_secrets_only_in_the_mounted_scenario() {
         let mut docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&stdout)
             .map(|d| serde_yaml::Value::deserialize(d).unwrap())
             .collect();
-        let config_map = docs
+        let secret = docs
             .iter_mut()
-            .find(|d| d["kind"] == "ConfigMap")
-            .expect("a ConfigMap");
-        let data = config_map["data"].as_mapping_mut().unwrap();
+            .find(|d| d["kind"] == "Secret")
+            .unwrap_or_else(|| panic!("{label}: no Secret"));
+        assert_eq!(secret["type"], "Opaque", "{label}");
+        let data = secret["stringData"].as_mapping_mut().unwrap();
         assert!(
             data.values().any(|v| v.as_str() == Some(text.as_str())),
-            "{label}: the ConfigMap does not carry the file as written"
+            "{label}: the Secret does not carry the file as written"
         );
         data.clear();
+        // The variable comes from the Secret NAME-env, by name.
+        let job = docs.iter().find(|d| d["kind"] == "Job").unwrap();
+        let env = &job["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert!(
+            env.as_sequence().unwrap().iter().any(|e| e["name"] == ENV_NAME
+                && e["valueFrom"]["secretKeyRef"]["key"] == ENV_NAME),
+            "{label}: {env:?}"
+        );
         // The comments (merge steps) are outside the parsed documents;
-        // indented `#` lines are the ConfigMap's file.
+        // indented `#` lines are the Secret's file.
         let comments: String = stdout
             .lines()
             .filter(|l| l.starts_with('#'))
@@ -267,7 +276,7 @@ fn k8s_manifests_hold_secrets_only_in_the_mounted_scenario() {
         assert_clean(&format!("{label}: k8s comments"), &comments);
         for d in &docs {
             assert_clean(
-                &format!("{label}: k8s manifest outside the ConfigMap's data"),
+                &format!("{label}: k8s {:?} outside the Secret's data", d["kind"]),
                 &serde_yaml::to_string(d).unwrap(),
             );
         }

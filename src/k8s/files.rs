@@ -1,6 +1,8 @@
-//! The files a pod needs: the scenario and every file it references, put in
-//! one ConfigMap and mounted at the same paths relative to the scenario, so
-//! the scenario reads them unchanged.
+//! The files a pod needs: the scenario and every file it references,
+//! mounted at the same paths relative to the scenario, so the scenario reads
+//! them unchanged. Secret files (the scenario itself, whose headers may hold
+//! tokens, and TLS private keys) go into a Secret, the others (feeders,
+//! certificates) into a ConfigMap; one projected volume mounts both.
 
 use std::path::{Component, Path};
 
@@ -9,27 +11,30 @@ use base64::Engine;
 use super::K8sError;
 use crate::scenario::{Scenario, TlsSettings};
 
-/// Most bytes the ConfigMap's files may hold together: a ConfigMap is
-/// limited to 1 MiB, metadata included.
+/// Most bytes the files of the ConfigMap, and those of the Secret, may hold
+/// together: each object is limited to 1 MiB, metadata included.
 pub const MAX_CONFIGMAP_BYTES: usize = 900 << 10;
 
-/// One file of the ConfigMap.
+/// One file of the ConfigMap or of the Secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MountedFile {
-    /// The ConfigMap key: `path` with `/` as `__` (keys cannot hold `/`).
+    /// The object's key: `path` with `/` as `__` (keys cannot hold `/`),
+    /// unique among all the files.
     pub key: String,
     /// Where it is mounted, relative to the scenario's folder, `/`-separated.
     pub path: String,
     /// What it holds.
     pub contents: Contents,
+    /// In the Secret (the scenario, a private key), not the ConfigMap.
+    pub secret: bool,
 }
 
-/// A file's contents as the ConfigMap stores them.
+/// A file's contents as the ConfigMap or Secret stores them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contents {
-    /// UTF-8 text, under `data`.
+    /// UTF-8 text, under `data` (a Secret's `stringData`).
     Text(String),
-    /// Anything else, base64 under `binaryData`.
+    /// Anything else, base64 under `binaryData` (a Secret's `data`).
     Binary(String),
 }
 
@@ -61,6 +66,7 @@ struct TlsAsWritten {
 /// Reads the scenario file (first) and the files it references: the
 /// `data.file` feeder, and with `tls_used` (a wss:// target) the `tls`
 /// certificate files. Referenced paths must be relative, without `..`.
+/// The scenario and `tls.key` are secret.
 pub fn collect(file: &Path, s: &Scenario, tls_used: bool) -> Result<Vec<MountedFile>, K8sError> {
     let read = |field: &str, path: &Path| {
         std::fs::read(path).map_err(|e| K8sError::Read {
@@ -83,9 +89,10 @@ pub fn collect(file: &Path, s: &Scenario, tls_used: bool) -> Result<Vec<MountedF
     if let Some(d) = &s.data {
         referenced.push(("data.file", d.file.clone()));
     }
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     if tls_used {
-        let text = String::from_utf8_lossy(&bytes);
-        let tls = serde_yaml::from_str::<TlsAsWritten>(&text)
+        let tls = serde_yaml::from_str::<TlsAsWritten>(text)
             .map(|t| t.tls)
             .unwrap_or_default();
         for (field, path) in [
@@ -100,11 +107,16 @@ pub fn collect(file: &Path, s: &Scenario, tls_used: bool) -> Result<Vec<MountedF
         key: unique_key(&[], &file_name),
         path: file_name,
         contents: Contents::new(bytes),
+        secret: true,
     }];
     let base = file.parent().unwrap_or(Path::new(""));
     for (field, written) in referenced {
         let path = relative_path(field, &written)?;
-        if files.iter().any(|f| f.path == path) {
+        let secret = is_secret(field);
+        if let Some(f) = files.iter_mut().find(|f| f.path == path) {
+            // One file named twice (a key also given as the feeder) is as
+            // secret as its most secret use.
+            f.secret |= secret;
             continue;
         }
         let contents = Contents::new(read(field, &base.join(&written))?);
@@ -112,13 +124,57 @@ pub fn collect(file: &Path, s: &Scenario, tls_used: bool) -> Result<Vec<MountedF
             key: unique_key(&files, &path),
             path,
             contents,
+            secret,
         });
     }
-    let total: usize = files.iter().map(|f| f.contents.len()).sum();
-    if total > MAX_CONFIGMAP_BYTES {
-        return Err(K8sError::TooLarge { bytes: total });
+    for (object, secret) in [("ConfigMap", false), ("Secret", true)] {
+        let total: usize = files
+            .iter()
+            .filter(|f| f.secret == secret)
+            .map(|f| f.contents.len())
+            .sum();
+        if total > MAX_CONFIGMAP_BYTES {
+            return Err(K8sError::TooLarge {
+                object,
+                bytes: total,
+            });
+        }
     }
     Ok(files)
+}
+
+/// Whether the file the scenario field `field` names goes into the Secret:
+/// private keys do; certificates and feeders are not secret.
+fn is_secret(field: &str) -> bool {
+    matches!(field, "tls.key")
+}
+
+/// The variables of the `${env:NAME}` in the scenario's `headers:` as
+/// written, each once, in file order: a pod must get them from its env.
+/// `text` is the scenario file, which `scenario::load` has read already.
+pub fn env_names(text: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct HeadersAsWritten {
+        #[serde(default)]
+        headers: Option<serde_yaml::Mapping>,
+    }
+    let headers = serde_yaml::from_str::<HeadersAsWritten>(text)
+        .ok()
+        .and_then(|h| h.headers)
+        .unwrap_or_default();
+    let names = std::cell::RefCell::new(Vec::<String>::new());
+    for raw in headers.values().filter_map(|v| v.as_str()) {
+        // Substituting with a lookup that notes each name finds exactly the
+        // names the scenario substituted.
+        let _ = crate::scenario::substitute_env(raw, &|n| {
+            let mut names = names.borrow_mut();
+            if !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
+            }
+            Some(String::new())
+        });
+    }
+    names.into_inner()
 }
 
 /// `path` as a mount path: relative, `/`-separated, `.` dropped. An absolute
@@ -184,6 +240,14 @@ mod tests {
     }
 
     #[test]
+    fn env_names_come_from_the_headers_as_written() {
+        let text = "name: x\n# ${env:IN_A_COMMENT}\nheaders:\n  A: \"Bearer ${env:TOKEN}\"\n  \
+                    B: ${env:ID}-${env:TOKEN}\n  C: plain\nmessage: { text: '${env:NOT_A_HEADER}' }\n";
+        assert_eq!(env_names(text), ["TOKEN", "ID"]);
+        assert!(env_names("name: x\n").is_empty());
+    }
+
+    #[test]
     fn keys_are_flat_and_unique() {
         assert_eq!(unique_key(&[], "data/users.csv"), "data__users.csv");
         assert_eq!(unique_key(&[], "my data/ü.csv"), "my_data___.csv");
@@ -191,6 +255,7 @@ mod tests {
             key: "a__b".into(),
             path: "a/b".into(),
             contents: Contents::Text(String::new()),
+            secret: false,
         };
         assert_eq!(unique_key(&[first], "a__b"), "a__b-2");
     }

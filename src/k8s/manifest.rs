@@ -1,13 +1,20 @@
-//! The ConfigMap and the Indexed Job as YAML values (serialized by
-//! serde_yaml, so quoting is always right).
+//! The ConfigMap, the Secret and the Indexed Job as YAML values
+//! (serialized by serde_yaml, so quoting is always right).
 
 use serde_yaml::{Mapping, Value};
 
 use super::files::{Contents, MountedFile};
 use super::sizing::Resources;
 
-/// Where the ConfigMap is mounted in the pod.
+/// Where the ConfigMap's and the Secret's files are mounted in the pod.
 pub const SCENARIO_DIR: &str = "/scenario";
+
+/// Mode of the mounted files: read-only to their owner (root) and group,
+/// which `fsGroup` makes the container's group; nothing for others.
+pub const FILE_MODE: u32 = 0o440;
+
+/// The variable the pod gets from the Job controller, never from a Secret.
+pub const INDEX_VAR: &str = "JOB_COMPLETION_INDEX";
 
 /// The shard's `--out` folder, on an emptyDir (the root filesystem is read-only).
 pub const OUT_DIR: &str = "/tmp/barrage";
@@ -17,7 +24,8 @@ pub const RUN_AS_USER: u32 = 65532;
 
 /// Everything the manifests are made of.
 pub struct Plan<'a> {
-    /// Job name; the ConfigMap is `<name>-scenario`.
+    /// Job name; the ConfigMap is `<name>-scenario`, the Secret
+    /// `<name>-secret`, the user's Secret of variables `<name>-env`.
     pub name: &'a str,
     /// `metadata.namespace` of every object, when given.
     pub namespace: Option<&'a str>,
@@ -27,8 +35,11 @@ pub struct Plan<'a> {
     pub workers: u32,
     /// The container's args.
     pub args: Vec<String>,
-    /// The ConfigMap's files, the scenario first.
+    /// The files of the ConfigMap and of the Secret, the scenario first.
     pub files: &'a [MountedFile],
+    /// The variables of `${env:NAME}` in the scenario, taken from the
+    /// Secret `<name>-env`: Secret keys, also valid env names.
+    pub env: &'a [String],
     /// One shard's resources.
     pub resources: &'a Resources,
 }
@@ -53,6 +64,26 @@ impl Plan<'_> {
         format!("{}-scenario", self.name)
     }
 
+    /// The Secret's name.
+    pub fn secret_name(&self) -> String {
+        format!("{}-secret", self.name)
+    }
+
+    /// The name of the Secret of `${env:NAME}` values the user creates.
+    pub fn env_secret_name(&self) -> String {
+        format!("{}-env", self.name)
+    }
+
+    /// Whether there are files that are not secret, for a ConfigMap.
+    pub fn has_config_map(&self) -> bool {
+        self.files.iter().any(|f| !f.secret)
+    }
+
+    /// The files of the Secret (`true`) or of the ConfigMap.
+    fn files(&self, secret: bool) -> impl Iterator<Item = &MountedFile> {
+        self.files.iter().filter(move |f| f.secret == secret)
+    }
+
     fn labels(&self) -> Value {
         map([
             ("app.kubernetes.io/name", "barrage".into()),
@@ -70,15 +101,23 @@ impl Plan<'_> {
         Value::Mapping(m)
     }
 
-    /// The ConfigMap holding the scenario and its files.
-    pub fn config_map(&self) -> Value {
-        let (mut data, mut binary) = (Mapping::new(), Mapping::new());
-        for f in self.files {
+    /// The text and the binary (base64) files of the Secret or of the
+    /// ConfigMap, by key.
+    fn contents(&self, secret: bool) -> (Mapping, Mapping) {
+        let (mut text, mut binary) = (Mapping::new(), Mapping::new());
+        for f in self.files(secret) {
             match &f.contents {
-                Contents::Text(t) => data.insert(f.key.as_str().into(), t.as_str().into()),
+                Contents::Text(t) => text.insert(f.key.as_str().into(), t.as_str().into()),
                 Contents::Binary(b) => binary.insert(f.key.as_str().into(), b.as_str().into()),
             };
         }
+        (text, binary)
+    }
+
+    /// The ConfigMap holding the files that are not secret: feeders and
+    /// certificates.
+    pub fn config_map(&self) -> Value {
+        let (data, binary) = self.contents(false);
         let mut m = Mapping::new();
         m.insert("apiVersion".into(), "v1".into());
         m.insert("kind".into(), "ConfigMap".into());
@@ -86,6 +125,22 @@ impl Plan<'_> {
         m.insert("data".into(), Value::Mapping(data));
         if !binary.is_empty() {
             m.insert("binaryData".into(), Value::Mapping(binary));
+        }
+        Value::Mapping(m)
+    }
+
+    /// The Secret holding the scenario (its headers may hold tokens) and the
+    /// private keys: text as `stringData`, anything else base64 as `data`.
+    pub fn secret(&self) -> Value {
+        let (text, binary) = self.contents(true);
+        let mut m = Mapping::new();
+        m.insert("apiVersion".into(), "v1".into());
+        m.insert("kind".into(), "Secret".into());
+        m.insert("metadata".into(), self.metadata(&self.secret_name()));
+        m.insert("type".into(), "Opaque".into());
+        m.insert("stringData".into(), Value::Mapping(text));
+        if !binary.is_empty() {
+            m.insert("data".into(), Value::Mapping(binary));
         }
         Value::Mapping(m)
     }
@@ -116,17 +171,37 @@ impl Plan<'_> {
         ])
     }
 
-    fn pod_spec(&self) -> Value {
-        let items: Vec<Value> = self
-            .files
-            .iter()
-            .map(|f| {
+    /// The sources of the projected `/scenario` volume: the ConfigMap's
+    /// files (when there are any), then the Secret's.
+    fn volume_sources(&self) -> Value {
+        let items = |secret: bool| -> Value {
+            self.files(secret)
+                .map(|f| {
+                    map([
+                        ("key", f.key.as_str().into()),
+                        ("path", f.path.as_str().into()),
+                    ])
+                })
+                .collect()
+        };
+        let mut sources = Vec::new();
+        if self.has_config_map() {
+            sources.push(map([(
+                "configMap",
                 map([
-                    ("key", f.key.as_str().into()),
-                    ("path", f.path.as_str().into()),
-                ])
-            })
-            .collect();
+                    ("name", self.config_map_name().into()),
+                    ("items", items(false)),
+                ]),
+            )]));
+        }
+        sources.push(map([(
+            "secret",
+            map([("name", self.secret_name().into()), ("items", items(true))]),
+        )]));
+        Value::Sequence(sources)
+    }
+
+    fn pod_spec(&self) -> Value {
         let spread = map([(
             "preferredDuringSchedulingIgnoredDuringExecution",
             Value::Sequence(vec![map([
@@ -155,6 +230,8 @@ impl Plan<'_> {
                     ("runAsNonRoot", true.into()),
                     ("runAsUser", RUN_AS_USER.into()),
                     ("runAsGroup", RUN_AS_USER.into()),
+                    // The group of the mounted files, which are mode 0440.
+                    ("fsGroup", RUN_AS_USER.into()),
                     ("seccompProfile", map([("type", "RuntimeDefault".into())])),
                 ]),
             ),
@@ -166,10 +243,10 @@ impl Plan<'_> {
                     map([
                         ("name", "scenario".into()),
                         (
-                            "configMap",
+                            "projected",
                             map([
-                                ("name", self.config_map_name().into()),
-                                ("items", Value::Sequence(items)),
+                                ("defaultMode", FILE_MODE.into()),
+                                ("sources", self.volume_sources()),
                             ]),
                         ),
                     ]),
@@ -185,7 +262,7 @@ impl Plan<'_> {
     fn container(&self) -> Value {
         let r = self.resources;
         let index = map([
-            ("name", "JOB_COMPLETION_INDEX".into()),
+            ("name", INDEX_VAR.into()),
             (
                 "valueFrom",
                 map([(
@@ -203,7 +280,27 @@ impl Plan<'_> {
             ("imagePullPolicy", "IfNotPresent".into()),
             ("command", strings(&["barrage"])),
             ("args", strings(&self.args)),
-            ("env", Value::Sequence(vec![index])),
+            (
+                "env",
+                std::iter::once(index)
+                    .chain(self.env.iter().map(|name| {
+                        map([
+                            ("name", name.as_str().into()),
+                            (
+                                "valueFrom",
+                                map([(
+                                    "secretKeyRef",
+                                    map([
+                                        ("name", self.env_secret_name().into()),
+                                        ("key", name.as_str().into()),
+                                        ("optional", false.into()),
+                                    ]),
+                                )]),
+                            ),
+                        ])
+                    }))
+                    .collect(),
+            ),
             (
                 "resources",
                 map([
