@@ -30,8 +30,8 @@ pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
 pub use protocol::{
     BuiltinMode, BuiltinSettings, CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions,
-    Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, redact_secrets,
-    redact_url, substitute_env,
+    Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, percent_decode,
+    redact_secrets, redact_url, substitute_env,
 };
 pub use shard::{ShardSpec, Sharding, assign_roles};
 pub use source_ips::parse_source_ips;

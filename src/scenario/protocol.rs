@@ -85,8 +85,9 @@ fn secret_query_pairs(url: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `%XX` escapes decoded (as lossy UTF-8); `+` kept.
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes decoded (as lossy UTF-8); `+` and a malformed escape kept
+/// as written. Query names here, room names in the built-in server.
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

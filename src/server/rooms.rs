@@ -148,30 +148,9 @@ impl Drop for Membership {
 /// [`LOBBY`] for any other path or an empty name.
 pub(super) fn room_from_path(path: &str) -> String {
     match path.strip_prefix("/room/") {
-        Some(name) if !name.is_empty() => percent_decode(name),
+        Some(name) if !name.is_empty() => crate::scenario::percent_decode(name),
         _ => LOBBY.to_string(),
     }
-}
-
-/// Decodes `%XX` escapes; anything else (including a malformed escape) is
-/// kept as written.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |at: usize| b.get(at).and_then(|c| (*c as char).to_digit(16));
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The room a message asks to join: a text message holding a JSON object
