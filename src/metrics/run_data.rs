@@ -350,6 +350,29 @@ impl RunData {
         d
     }
 
+    /// Every stage of every role added (warm-up included).
+    pub fn all(&self) -> StageData {
+        let mut d = StageData::default();
+        for r in &self.roles {
+            for s in &r.stages {
+                d.add(s);
+            }
+        }
+        d
+    }
+
+    /// The counters of every stage of every role added: [`RunData::all`]
+    /// without adding histograms.
+    pub fn counters(&self) -> Counters {
+        let mut c = Counters::default();
+        for r in &self.roles {
+            for s in &r.stages {
+                c.add(&s.counters);
+            }
+        }
+        c
+    }
+
     /// Setup and the stages of the phases with `record[i]` set, of one
     /// role's stages: what totals and thresholds count.
     pub fn recorded_of(stages: &[StageData], record: &[bool]) -> StageData {
@@ -397,15 +420,6 @@ impl RunData {
             d.add(&Self::recorded_of(&r.stages, record));
         }
         d
-    }
-
-    /// Number of phases the stages cover.
-    pub fn phase_count(&self) -> usize {
-        self.roles
-            .iter()
-            .map(|r| r.stages.len().saturating_sub(1))
-            .max()
-            .unwrap_or(0)
     }
 
     /// How long phase `i` ran, in ms: from its planned start to its planned

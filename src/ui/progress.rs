@@ -7,18 +7,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::metrics::{RunData, StageData};
+use crate::metrics::RunData;
 use crate::report::table::fmt_ns;
 use crate::scenario::{LatencyMetric, Scenario};
-
-/// Every stage of `d` added.
-fn all(d: &RunData) -> StageData {
-    let mut a = StageData::default();
-    for i in 0..=d.phase_count() {
-        a.add(&d.stage(i));
-    }
-    a
-}
 
 /// Formats one progress line for the newest `delta`, with `total` the run
 /// so far (the delta included).
@@ -26,8 +17,8 @@ pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData) -> String {
     let Some(sec) = total.timeline.last() else {
         return String::new();
     };
-    let so_far = all(total).counters;
-    let iv = all(delta);
+    let so_far = total.counters();
+    let iv = delta.all();
     let phase = match sec.phase {
         Some(i) => format!(
             "{} {}/{}",

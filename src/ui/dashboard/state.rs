@@ -87,8 +87,13 @@ pub struct DashboardState {
     pub target: String,
     /// Everything so far (every stage).
     pub total: RunData,
-    /// The newest delta: the last interval.
-    pub last: RunData,
+    /// Setup and the recorded phases so far, every role added: what the
+    /// run's totals and thresholds count (added once a delta).
+    pub recorded: StageData,
+    /// The last interval, every stage and role added.
+    pub interval: StageData,
+    /// Counters of every stage so far (warm-up included).
+    pub counters: Counters,
     /// Where the run is.
     pub now: Now,
     /// One point per snapshot.
@@ -114,7 +119,9 @@ impl DashboardState {
             scenario,
             target,
             total: RunData::default(),
-            last: RunData::default(),
+            recorded: StageData::default(),
+            interval: StageData::default(),
+            counters: Counters::default(),
             now: Now {
                 rate_factor: 1.0,
                 ..Now::default()
@@ -127,27 +134,6 @@ impl DashboardState {
             fds_open: 0,
             opening_rate: 0.0,
         }
-    }
-
-    /// Setup and the recorded phases so far, every role added: what the
-    /// run's totals and thresholds count.
-    pub fn recorded(&self) -> StageData {
-        let record: Vec<bool> = self.scenario.phases.iter().map(|p| p.record).collect();
-        self.total.recorded(&record)
-    }
-
-    /// Every stage of `d` added.
-    fn all(d: &RunData) -> StageData {
-        let mut a = StageData::default();
-        for i in 0..=d.phase_count() {
-            a.add(&d.stage(i));
-        }
-        a
-    }
-
-    /// Counters of every stage so far (warm-up included).
-    pub fn counters(&self) -> Counters {
-        Self::all(&self.total).counters
     }
 
     /// Folds in one delta.
@@ -164,7 +150,7 @@ impl DashboardState {
                 0.0
             }
         };
-        let iv = Self::all(delta);
+        let iv = delta.all();
         let latency = std::array::from_fn(|i| {
             let h = iv.histogram(CHART_METRICS[i]);
             (!h.is_empty()).then(|| (h.value_at_quantile(0.5), h.value_at_quantile(0.99)))
@@ -195,9 +181,11 @@ impl DashboardState {
             bytes_per_s: per_s(c.bytes_sent + c.bytes_received),
             latency,
         });
-        let recorded = self.recorded();
+        let record: Vec<bool> = self.scenario.phases.iter().map(|p| p.record).collect();
+        self.recorded = self.total.recorded(&record);
+        self.counters = self.total.counters();
         let ctx = EvalContext {
-            recorded: &recorded,
+            recorded: &self.recorded,
             phases: Vec::new(),
             ended: false,
         };
@@ -215,7 +203,7 @@ impl DashboardState {
                 }
             })
             .collect();
-        self.last = delta.clone();
+        self.interval = iv;
     }
 
     /// The open-model target rate now, with the live factor.
@@ -244,18 +232,17 @@ impl DashboardState {
         let stats = |d: &StageData, m: LatencyMetric| {
             TABLE_STATS.map(|(_, st)| stat_ns(d.histogram(m), st))
         };
-        let interval = Self::all(&self.last);
-        let recorded = self.recorded();
+        let (interval, recorded) = (&self.interval, &self.recorded);
         CHART_METRICS
             .iter()
             .filter(|m| !recorded.histogram(**m).is_empty() || !interval.histogram(**m).is_empty())
-            .map(|m| (m.name(), stats(&interval, *m), stats(&recorded, *m)))
+            .map(|m| (m.name(), stats(interval, *m), stats(recorded, *m)))
             .collect()
     }
 
     /// Error counts by kind so far (every stage).
     pub fn errors(&self) -> Vec<(&'static str, u64)> {
-        let c = self.counters();
+        let c = &self.counters;
         ErrorKind::ALL
             .iter()
             .map(|k| (k.name(), c.errors_of(*k)))
