@@ -70,7 +70,7 @@ rtt = r["metrics"].get("rtt", {})
 def us(v): return f"{v:.0f} µs" if v < 1000 else f"{v/1000:.2f} ms"
 print(f"| processes (client / server) | {procs} / {procs} |")
 print(f"| connections opened / failed | {c['opened']:,} / {c['failed']:,} |")
-print(f"| peak open (sum of shards' peaks) | {c['peak_open']:,} |")
+print(f"| peak open (the largest second of the shards' per-second peaks added) | {c['peak_open']:,} |")
 print(f"| open at once (timeline max) | {peak_open:,} |")
 print(f"| connect rate asked / achieved (opened per second of ramp) | {r['scenario']['connection_rate']:,.0f}/s / {c['open_rate']:,.0f}/s |")
 cs = r["metrics"].get("connect", {}); hs = r["metrics"].get("handshake", {})
