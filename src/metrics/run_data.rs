@@ -361,13 +361,15 @@ impl RunData {
         d
     }
 
-    /// The counters of every stage of every role added: [`RunData::all`]
-    /// without adding histograms.
-    pub fn counters(&self) -> Counters {
+    /// The counters of setup and the recorded phases, every role added:
+    /// [`RunData::recorded`] without adding histograms.
+    pub fn recorded_counters(&self, record: &[bool]) -> Counters {
         let mut c = Counters::default();
         for r in &self.roles {
-            for s in &r.stages {
-                c.add(&s.counters);
+            for (i, s) in r.stages.iter().enumerate() {
+                if i == 0 || record.get(i - 1).copied().unwrap_or(false) {
+                    c.add(&s.counters);
+                }
             }
         }
         c

@@ -17,7 +17,9 @@ pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData) -> String {
     let Some(sec) = total.timeline.last() else {
         return String::new();
     };
-    let so_far = total.counters();
+    // As the report counts: setup and the recorded phases.
+    let record: Vec<bool> = scenario.phases.iter().map(|p| p.record).collect();
+    let so_far = total.recorded_counters(&record);
     let iv = delta.all();
     let phase = match sec.phase {
         Some(i) => format!(
@@ -26,7 +28,7 @@ pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData) -> String {
             i + 1,
             scenario.phases.len()
         ),
-        None if so_far.sent == 0 => "connecting".to_string(),
+        None if total.facts.load_started_ms.is_none() => "connecting".to_string(),
         None => "draining".to_string(),
     };
     let interval_s = delta.timeline.last().map_or(0, |s| s.interval_ms) as f64 / 1000.0;

@@ -4,7 +4,7 @@
 //! tested.
 
 use crate::metrics::evaluate::{EvalContext, evaluate, stat_ns};
-use crate::metrics::{Counters, ErrorKind, RunData, StageData};
+use crate::metrics::{ErrorKind, RunData, StageData};
 use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat};
 
 /// Latency metrics the dashboard can chart, in Tab order.
@@ -92,8 +92,6 @@ pub struct DashboardState {
     pub recorded: StageData,
     /// The last interval, every stage and role added.
     pub interval: StageData,
-    /// Counters of every stage so far (warm-up included).
-    pub counters: Counters,
     /// Where the run is.
     pub now: Now,
     /// One point per snapshot.
@@ -121,7 +119,6 @@ impl DashboardState {
             total: RunData::default(),
             recorded: StageData::default(),
             interval: StageData::default(),
-            counters: Counters::default(),
             now: Now {
                 rate_factor: 1.0,
                 ..Now::default()
@@ -183,7 +180,6 @@ impl DashboardState {
         });
         let record: Vec<bool> = self.scenario.phases.iter().map(|p| p.record).collect();
         self.recorded = self.total.recorded(&record);
-        self.counters = self.total.counters();
         let ctx = EvalContext {
             recorded: &self.recorded,
             phases: Vec::new(),
@@ -240,9 +236,10 @@ impl DashboardState {
             .collect()
     }
 
-    /// Error counts by kind so far (every stage).
+    /// Error counts by kind so far, as the report counts them (setup and
+    /// the recorded phases).
     pub fn errors(&self) -> Vec<(&'static str, u64)> {
-        let c = &self.counters;
+        let c = &self.recorded.counters;
         ErrorKind::ALL
             .iter()
             .map(|k| (k.name(), c.errors_of(*k)))

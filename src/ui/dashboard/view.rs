@@ -99,7 +99,7 @@ pub fn draw(f: &mut Frame, s: &DashboardState) {
 fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
     let last = &s.now;
     let n = s.scenario.phases.len();
-    let any_sent = s.counters.sent > 0;
+    let any_sent = s.history.iter().any(|p| p.sent_per_s > 0.0);
     let phase = match last.phase {
         Some(i) => format!("{} {}/{}", s.scenario.phases[i].name, i + 1, n),
         None if !any_sent => "connecting".into(),
@@ -142,7 +142,8 @@ fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
 
 fn draw_connections(f: &mut Frame, area: Rect, s: &DashboardState) {
     let l = &s.now;
-    let c = &s.counters;
+    // Connection counters live in the setup stage, always recorded.
+    let c = &s.recorded.counters;
     let target = s.scenario.connections.count;
     let lines = vec![
         Line::from(format!("open {:>7} / {target}", l.open)),
