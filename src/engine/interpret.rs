@@ -435,7 +435,15 @@ impl Conn<'_> {
                         // server that pings and never reads gets an answer
                         // to its latest ping once the queue drains.
                         if self.wbuf.len() >= WRITE_QUEUE_LIMIT {
-                            self.pong_owed = Some(p.to_vec());
+                            // Overwritten in place: a ping flood against
+                            // a full queue allocates nothing per ping.
+                            match &mut self.pong_owed {
+                                Some(owed) => {
+                                    owed.clear();
+                                    owed.extend_from_slice(p);
+                                }
+                                None => self.pong_owed = Some(p.to_vec()),
+                            }
                         } else {
                             self.encoder
                                 .control(&mut self.wbuf, opcode::PONG, p, &mut self.rng);
