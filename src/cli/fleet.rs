@@ -137,9 +137,9 @@ pub(super) fn follow_control(
         let (cancel, exit_code) = (cancel.clone(), exit_code.clone());
         move |why: &str| {
             if !cancel.is_cancelled() {
-                // Not eprintln!: stderr is a pipe to the parent that is gone,
-                // and a failed write must not end this task.
-                let _ = writeln!(std::io::stderr(), "{why}: stopping and writing the report");
+                // stderr is a pipe to the parent that is gone: `say!`
+                // ignores the failed write.
+                crate::say!("{why}: stopping and writing the report");
                 exit_code.store(exit::TERMINATED, std::sync::atomic::Ordering::SeqCst);
                 cancel.cancel();
             }
@@ -372,7 +372,7 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         }
     };
     if !a.quiet {
-        eprintln!(
+        crate::say!(
             "{n} shard processes; ramp starts at {}",
             humantime::format_rfc3339_millis(start_at)
         );
@@ -415,7 +415,7 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
     }
     for (i, o) in outputs.iter().enumerate() {
         for line in &o.stderr {
-            eprintln!("[shard {i}/{n}] {line}");
+            crate::say!("[shard {i}/{n}] {line}");
         }
         if o.bad_lines > 0 {
             ui::warn(&format!(

@@ -296,9 +296,10 @@ fn compare(a: &CompareArgs) -> u8 {
         report::merge::rederive(&cur),
     );
     if base.scenario.name != cur.scenario.name {
-        eprintln!(
+        crate::say!(
             "warning: comparing different scenarios: {:?} and {:?}",
-            base.scenario.name, cur.scenario.name
+            base.scenario.name,
+            cur.scenario.name
         );
     }
     let rows = report::compare::compare(&base, &cur, &a.max_regression.clone().unwrap_or_default());
@@ -333,7 +334,7 @@ fn merge(a: &MergeArgs) -> u8 {
         &Destination::File(a.out.clone()),
         exit::INTERRUPTED,
         |r| {
-            eprintln!("merged {} reports into {}", reports.len(), a.out.display());
+            crate::say!("merged {} reports into {}", reports.len(), a.out.display());
             print!("{}", ui::summary::render(r));
         },
     )
@@ -381,7 +382,7 @@ fn rerender(a: &ReportArgs) -> u8 {
     match report::write_set(&report, &dir, &a.format) {
         Ok(_) => {
             let names: Vec<&str> = a.format.iter().map(|f| f.name()).collect();
-            eprintln!("wrote {} into {}", names.join(", "), dir.display());
+            crate::say!("wrote {} into {}", names.join(", "), dir.display());
             exit::PASSED
         }
         Err(e) => {
@@ -487,7 +488,7 @@ async fn run(a: RunArgs) -> u8 {
         && !a.quiet
         && let Some(at) = a.start_at
     {
-        eprintln!("{}", fleet::waiting_line(&scenario, at));
+        crate::say!("{}", fleet::waiting_line(&scenario, at));
     }
     let mut opts = RunOptions::new(scenario);
     opts.file = Some(a.scenario.clone());
@@ -612,7 +613,7 @@ pub(super) fn spawn_interrupt_handler(
             return;
         };
         set.store(first, std::sync::atomic::Ordering::SeqCst);
-        eprintln!(
+        crate::say!(
             "interrupted: closing connections and writing the report (Ctrl-C again to quit now)"
         );
         cancel.cancel();

@@ -143,7 +143,7 @@ fn serve_options(a: &ServeArgs) -> anyhow::Result<server::Options> {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         crate::report::write::write_atomic(&a.cert_out, cert.as_bytes())?;
-        eprintln!(
+        crate::say!(
             "barrage serve: self-signed certificate written to {} (trust it with tls: {{ ca: {} }})",
             a.cert_out.display(),
             a.cert_out.display()
@@ -198,14 +198,14 @@ pub async fn serve(a: ServeArgs) -> u8 {
             return exit::RUN_FAILED;
         }
     };
-    eprintln!(
+    crate::say!(
         "barrage serve: {mode} on {scheme}://{}/ with {workers} worker(s), up to {fd_limit} descriptors (Ctrl-C to stop)",
         handle.local_addr
     );
     stop_signal().await;
     let stats = handle.stats.clone();
     handle.shutdown().await;
-    eprintln!(
+    crate::say!(
         "barrage serve: stopped after {} connection(s), {} message(s) sent, {} dropped",
         stats.connections.load(std::sync::atomic::Ordering::Relaxed),
         stats.messages.load(std::sync::atomic::Ordering::Relaxed),
@@ -325,7 +325,7 @@ async fn serve_processes(a: ServeArgs, n: u16) -> u8 {
             }
         }
     }
-    eprintln!(
+    crate::say!(
         "barrage serve: {} processes on {} (Ctrl-C to stop)",
         children.len(),
         a.listen
@@ -372,7 +372,7 @@ fn self_signed_files(cert_out: &std::path::Path) -> anyhow::Result<(PathBuf, Pat
         .open(&key_path)
         .with_context(|| format!("cannot write {}", key_path.display()))?;
     std::io::Write::write_all(&mut f, key.as_bytes())?;
-    eprintln!(
+    crate::say!(
         "barrage serve: self-signed certificate written to {} (trust it with tls: {{ ca: {} }})",
         cert_out.display(),
         cert_out.display()

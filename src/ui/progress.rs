@@ -123,8 +123,8 @@ pub async fn print_lines(
         }
         let text = line(&scenario, &total, &delta);
         match &bar {
-            Some((_, b)) => b.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
+            Some((_, b)) => b.suspend(|| super::line(&text)),
+            None => super::line(&text),
         }
     }
     if let Some((_, b)) = bar {

@@ -20,5 +20,5 @@ pub fn render(r: &Report) -> String {
 /// Prints the summary to stdout and the report location to stderr.
 pub fn print(r: &Report, report_path: &Path) {
     print!("{}", render(r));
-    eprintln!("report: {}", report_path.display());
+    crate::say!("report: {}", report_path.display());
 }
