@@ -58,6 +58,10 @@ pub struct RunOptions {
     /// Wall-clock instant at which the connection ramp starts (`--start-at`),
     /// so shards in many processes start together; default: at once.
     pub start_at: Option<std::time::SystemTime>,
+    /// Refuse a run whose connections × `max_message_size` is more than
+    /// this machine's memory (`--allow-memory-overcommit` turns it off).
+    /// Default: on.
+    pub memory_checked: bool,
 }
 
 impl RunOptions {
@@ -74,6 +78,7 @@ impl RunOptions {
             formats: report::Format::ALL.to_vec(),
             control: Arc::default(),
             start_at: None,
+            memory_checked: true,
         }
     }
 }
@@ -231,13 +236,20 @@ pub async fn wait_until(at: std::time::SystemTime, cancel: &CancellationToken) {
 /// Runs a scenario to its end (or cancellation) and writes its reports.
 ///
 /// Raises the file-descriptor limit to the hard limit and refuses (exit 2,
-/// nothing opened) a run that cannot fit the descriptors or ephemeral ports.
+/// nothing opened) a run that cannot fit the descriptors, ephemeral ports
+/// or memory (see [`preflight`]).
 pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     let scenario = &opts.scenario;
     let fd_limit = preflight::raise_fd_limit();
     let builtin = scenario.target == Target::Builtin;
     preflight::check(scenario, builtin, fd_limit, preflight::port_range())
         .map_err(EngineError::from)?;
+    preflight::check_memory(
+        u64::from(scenario.connections.count),
+        scenario.max_message_size,
+        opts.memory_checked.then(preflight::memory_limit).flatten(),
+    )
+    .map_err(EngineError::from)?;
     // The report folder, before the first socket: a run whose report
     // cannot be written is lost.
     let probe_dir = opts.out.clone().unwrap_or_else(|| {

@@ -301,3 +301,54 @@ fn ctrl_c_does_not_wait_for_connections_stuck_in_the_handshake() {
     check_report(&out, Some(130));
     assert_eq!(read_report(&out)["interrupted"], true);
 }
+
+/// A SIGTERM that comes after the report is written, while the process is
+/// still finishing (here: blocked writing its JSON lines to a full pipe),
+/// is not lost: the run exits 143 once its output is out, and the report it
+/// wrote is whole (the run itself was not interrupted).
+#[test]
+fn sigterm_after_the_report_is_written_exits_143() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(dir.path(), "s.yaml", PASSING);
+    let out = dir.path().join("out");
+    let mut child = barrage()
+        .args(["run", f.to_str().unwrap(), "--json-lines", "--out"])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The smallest pipe (one page): a second's JSON line fills it, so the
+    // child blocks on its output until this test reads it.
+    // SAFETY: fcntl on a pipe descriptor this test owns.
+    let set = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(
+        set >= 4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    let t0 = Instant::now();
+    while !out.join("report.json").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no report written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(child.try_wait().unwrap().is_none(), "blocked on stdout");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut text = String::new();
+    stdout.read_to_string(&mut text).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["report"]["interrupted"], false, "the run was whole");
+    assert_eq!(read_report(&out)["interrupted"], false);
+    assert_eq!(read_report(&out)["verdict"], "pass");
+}

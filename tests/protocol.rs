@@ -296,8 +296,11 @@ async fn refused_upgrades_are_counted_by_status_and_secrets_stay_out_of_reports(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_over_max_message_size_is_a_protocol_error_with_1009() {
     let dir = tempfile::tempdir().unwrap();
+    // An echo awaited over the limit is refused when the scenario is read,
+    // so the 2 KiB echoes here are not awaited (correlate: none).
     let yaml = "name: big\ntarget: builtin\nmax_message_size: 1KiB\nfragment: 256\n\
-                connections: { count: 2 }\nmessage: { binary: { size: 2KiB } }\n\
+                connections: { count: 2 }\n\
+                flow: [ { loop: [ { send: { binary: { size: 2KiB }, correlate: none } } ] } ]\n\
                 phases:\n  - { name: p, duration: 500ms, rate: 20/s }\n";
     let out = dir.path().join("out");
     run_yaml(yaml, &out).await;

@@ -99,3 +99,61 @@ fn preflight_refuses_a_run_that_cannot_fit() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("IPv4 and IPv6 mixed"));
     assert!(!out.exists(), "nothing may run");
 }
+
+/// Connections × `max_message_size` over this machine's memory is refused
+/// before anything runs (also split over `--processes`), unless the user
+/// says `--allow-memory-overcommit`; `check` states the worst case.
+#[test]
+fn preflight_refuses_more_message_memory_than_the_machine_unless_told() {
+    let gib = 1u64 << 30;
+    let memory = barrage::engine::preflight::memory_limit().expect("Linux has /proc/meminfo");
+    let count = memory / gib + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(
+        dir.path(),
+        "mem.yaml",
+        &format!(
+            "name: mem\ntarget: builtin\nmax_message_size: 1GiB\n\
+             connections: {{ count: {count}, rate: 1000/s }}\n\
+             phases: [ {{ name: a, duration: 300ms, rate: 100/s }} ]\n"
+        ),
+    );
+    let file = f.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+    for extra in [&[][..], &["--processes", "2"][..]] {
+        let mut args = vec!["run", file, "--no-tui", "--out", out_s];
+        args.extend_from_slice(extra);
+        let o = run_bin(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "{count} connections × max_message_size 1 GiB = {count} GiB"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("--allow-memory-overcommit"), "{err}");
+        assert!(!out.exists(), "nothing may run");
+    }
+    let o = run_bin(&["check", file]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!("up to {count} GiB of messages being received"))
+            && text.contains("refuses it without --allow-memory-overcommit"),
+        "{text}"
+    );
+    // Told: it runs (the echoes are small, so memory stays small).
+    let o = run_bin(&[
+        "run",
+        file,
+        "--no-tui",
+        "-q",
+        "--out",
+        out_s,
+        "--allow-memory-overcommit",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let report = read_report(&out);
+    assert_eq!(report["totals"]["connections"]["opened"], count);
+}

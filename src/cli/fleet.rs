@@ -21,7 +21,7 @@ use crate::control::Control;
 use crate::metrics::RunData;
 use crate::report::{self, Report};
 use crate::runner::{self, Destination, exit};
-use crate::scenario::{PhaseRate, Scenario, ShardSpec, Target};
+use crate::scenario::{Scenario, ShardSpec, Target};
 use crate::ui;
 
 /// Time between starting the children and their common start: enough to
@@ -236,14 +236,10 @@ fn child_args(
         flag("--connections", c.to_string());
     }
     if let Some(r) = a.rate {
-        flag(
-            "--rate",
-            match r {
-                PhaseRate::Max => "max".into(),
-                PhaseRate::None => unreachable!("--rate never parses to no rate"),
-                PhaseRate::PerSecond(r) => format!("{}/s", r.per_second),
-            },
-        );
+        flag("--rate", r.to_string());
+    }
+    if a.allow_memory_overcommit {
+        v.push("--allow-memory-overcommit".into());
     }
     v.push("--json-lines".into());
     v.push("--no-tui".into());
@@ -288,6 +284,18 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
             ui::error(&format!("--processes {n}: {e}"));
             return exit::BAD_INPUT;
         }
+    }
+    // The shards share this machine's memory: each checks its own share,
+    // the whole run is checked here.
+    if let Err(e) = crate::engine::preflight::check_memory(
+        u64::from(scenario.connections.count),
+        scenario.max_message_size,
+        (!a.allow_memory_overcommit)
+            .then(crate::engine::preflight::memory_limit)
+            .flatten(),
+    ) {
+        ui::error(&format!("--processes {n}: {e}"));
+        return exit::BAD_INPUT;
     }
     if scenario.target == Target::Builtin {
         // The shards' sockets are theirs, but every server-side socket of

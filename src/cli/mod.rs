@@ -123,7 +123,8 @@ pub struct RunArgs {
     /// Connections to open, replacing `connections.count`.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: Option<u32>,
-    /// Message rate for every phase: `2000/s`, `60/m` or `max`.
+    /// Message rate for every phase: `2000/s`, `60/m`, a ramp over each
+    /// phase (`1000/s..20000/s`) or `max`.
     #[arg(long, value_parser = parse_phase_rate)]
     pub rate: Option<PhaseRate>,
     /// Folder for the report set (default: reports/<name>/<timestamp>/).
@@ -165,6 +166,11 @@ pub struct RunArgs {
     /// report set (shard reports under `shards/`). Default: one process.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub processes: Option<u32>,
+    /// Run even when connections × `max_message_size` (every connection
+    /// receiving its largest message at once) is more than this machine's
+    /// memory, or its cgroup's limit. Default: such a run is refused.
+    #[arg(long)]
+    pub allow_memory_overcommit: bool,
 }
 
 /// `--start-at`: RFC 3339 UTC or `+DURATION` from now.
@@ -199,11 +205,7 @@ pub struct CheckArgs {
 }
 
 fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
-    if s.trim() == "max" {
-        Ok(PhaseRate::Max)
-    } else {
-        scenario::parse_rate(s).map(PhaseRate::PerSecond)
-    }
+    PhaseRate::parse(s)
 }
 
 /// Applies the command-line overrides to `s`.
@@ -500,6 +502,7 @@ async fn run(a: RunArgs) -> u8 {
     opts.formats = a.format.clone();
     opts.control = control;
     opts.start_at = a.start_at;
+    opts.memory_checked = !a.allow_memory_overcommit;
     let outcome = runner::run(opts).await;
     view.finish().await;
     match outcome {

@@ -74,7 +74,7 @@ pub struct ServeArgs {
     /// Largest message a client may send (`64MiB`, `1MiB`, `4096`; 125 B to
     /// 1 GiB), counted after its fragments are put together (and after
     /// inflating, with --compression); a larger one closes the connection
-    /// with 1009 (message too big). Default 64MiB, as the client side's
+    /// with 1009 (message too big). Default 1MiB, as the client side's
     /// `max_message_size`.
     #[arg(long, value_name = "SIZE", value_parser = parse_max_message_size)]
     pub max_message_size: Option<usize>,
@@ -92,7 +92,8 @@ pub struct ServeArgs {
     pub idle_timeout: Option<Duration>,
 }
 
-/// Largest --push-size: what barrage's own client accepts by default.
+/// Largest --push-size: the largest binary message barrage sends (a client
+/// needs a `max_message_size` at least as large).
 const MAX_PUSH_SIZE: usize = 64 << 20;
 
 fn parse_push_size(s: &str) -> Result<usize, String> {

@@ -337,7 +337,15 @@ impl<'a> Conn<'a> {
         let control = &*shared.control;
         let (index, open) = pace.unwrap_or((0, 1));
         let pacer_for = |phase: usize, from: Instant| {
-            Pacer::for_phase(&phases[phase], from, index, open, control.factor())
+            let phase_start = start.at + shared.phase_offsets[phase];
+            Pacer::for_phase(
+                &phases[phase],
+                phase_start,
+                from.max(phase_start),
+                index,
+                open,
+                control.factor(),
+            )
         };
         let mut seen_epoch = control.epoch();
         let mut phase = 0usize;

@@ -1,5 +1,6 @@
 //! Checks, before any socket is opened, that a run fits this machine: file
-//! descriptors for every connection, and ephemeral ports per source address.
+//! descriptors for every connection, ephemeral ports per source address, and
+//! memory for the largest message every connection may be receiving at once.
 //! A run that cannot fit is refused with advice instead of failing at the
 //! connection where the limit happens to bite.
 
@@ -7,7 +8,7 @@ use std::net::SocketAddr;
 
 use thiserror::Error;
 
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Size};
 
 /// Descriptors kept free for the runtime, stdio, listeners and report files.
 const FD_RESERVE: u64 = 64;
@@ -52,6 +53,27 @@ pub enum PreflightError {
         high: u64,
         /// How many loopback addresses would do.
         suggest: u64,
+    },
+    /// Every connection receiving a message of `max_message_size` at once
+    /// would need more memory than this machine (or its cgroup) has.
+    #[error(
+        "{connections} connections × max_message_size {max_message} = {worst} of messages being received \
+         at worst, more than the {memory} of memory this machine allows. Set max_message_size to the \
+         largest message the server sends, split the run over machines with --shard, or pass \
+         --allow-memory-overcommit if the server never sends that much at once",
+        max_message = Size(*.max_message),
+        worst = Size(*.worst),
+        memory = Size(*.memory),
+    )]
+    Memory {
+        /// Connections of this process (or of every process on this machine).
+        connections: u64,
+        /// `max_message_size`.
+        max_message: u64,
+        /// `connections × max_message_size`.
+        worst: u64,
+        /// What this machine allows: the smaller of MemTotal and the cgroup limit.
+        memory: u64,
     },
     /// A source address of another family than the target.
     #[error("source address {source_ip} cannot reach target {target} (IPv4 and IPv6 mixed)")]
@@ -124,6 +146,54 @@ pub fn check(
     Ok(())
 }
 
+/// The memory this process may use: the smaller of the machine's MemTotal
+/// and its cgroup's limit (v2 `memory.max`, v1 `memory.limit_in_bytes`), so
+/// a container or Kubernetes pod is held to its own limit. None when
+/// neither can be read.
+pub fn memory_limit() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        let kib = t.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+        let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib * 1024)
+    });
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok());
+    match (total, cgroup) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    }
+}
+
+/// The memory the messages being received may hold at worst: every one of
+/// `connections` halfway through a message of `max_message` bytes.
+pub fn message_memory(connections: u64, max_message: usize) -> u64 {
+    connections.saturating_mul(max_message as u64)
+}
+
+/// Refuses a run whose worst case of messages being received
+/// ([`message_memory`]) is more than `memory` (None: not checked, as with
+/// `--allow-memory-overcommit` or where the limit cannot be read).
+pub fn check_memory(
+    connections: u64,
+    max_message: usize,
+    memory: Option<u64>,
+) -> Result<(), PreflightError> {
+    let worst = message_memory(connections, max_message);
+    match memory {
+        Some(memory) if worst > memory => Err(PreflightError::Memory {
+            connections,
+            max_message: max_message as u64,
+            worst,
+            memory,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Checks that every source address can reach `target`.
 pub fn check_families(scenario: &Scenario, target: SocketAddr) -> Result<(), PreflightError> {
     match scenario
@@ -171,6 +241,37 @@ mod tests {
         assert!(e.to_string().contains("source_ips"), "{e}");
         let spread = scenario(30_000, "source_ips: 127.0.0.1-127.0.0.2\n");
         assert!(check(&spread, false, 100_000, Some((32768, 60999))).is_ok());
+    }
+
+    #[test]
+    fn refuses_more_message_memory_than_the_machine() {
+        let gib = 1u64 << 30;
+        assert!(check_memory(20_000, 1 << 20, Some(24 * gib)).is_ok());
+        let e = check_memory(1_000, 64 << 20, Some(24 * gib)).unwrap_err();
+        assert_eq!(
+            e,
+            PreflightError::Memory {
+                connections: 1_000,
+                max_message: 64 << 20,
+                worst: 1_000 * (64 << 20),
+                memory: 24 * gib,
+            }
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("1000 connections × max_message_size 64 MiB = 62.5 GiB"),
+            "{text}"
+        );
+        assert!(text.contains("24 GiB"), "{text}");
+        assert!(text.contains("--allow-memory-overcommit"), "{text}");
+        // Told not to check, or no limit to check against.
+        assert!(check_memory(1_000, 64 << 20, None).is_ok());
+    }
+
+    #[test]
+    fn this_machine_has_a_memory_limit() {
+        let m = memory_limit().expect("Linux has /proc/meminfo");
+        assert!(m > 64 << 20, "{m}");
     }
 
     #[test]

@@ -81,13 +81,13 @@ impl Roles {
     }
 }
 
-/// A role's phases: with its own `rate`, every numeric phase rate is
-/// replaced by it (a `max` phase stays closed-model).
+/// A role's phases: with its own `rate`, every numeric phase rate (a ramp
+/// too) is replaced by it (a `max` phase stays closed-model).
 fn phases_for(phases: &[Phase], role: &Role) -> Vec<Phase> {
     phases
         .iter()
         .map(|p| match (role.rate, p.rate) {
-            (Some(rate), PhaseRate::PerSecond(_)) => Phase {
+            (Some(rate), r) if r.is_numeric() => Phase {
                 rate: PhaseRate::PerSecond(rate),
                 ..p.clone()
             },

@@ -11,8 +11,10 @@ pub const BASE_MEMORY_BYTES: u64 = 64 << 20;
 /// (bytes).
 pub const MEMORY_PER_CONNECTION_BYTES: u64 = 16 << 10;
 
-/// Memory limit as a multiple of the request: headroom for bursts and large
-/// replies without being OOM-killed mid-run.
+/// Memory limit as a multiple of the request: headroom for bursts without
+/// being OOM-killed mid-run. The limit also covers every connection
+/// receiving a message of `max_message_size` at once, which the shard's
+/// pre-flight checks against the pod's cgroup limit.
 pub const MEMORY_LIMIT_FACTOR: u64 = 2;
 
 /// Messages per second one core sends and times.
@@ -72,19 +74,20 @@ pub fn size(s: &Scenario, workers: u32) -> Resources {
         .phases
         .iter()
         .map(|p| match p.rate {
-            PhaseRate::PerSecond(r) => r.per_second / f64::from(workers),
             PhaseRate::Max => MAX_PHASE_RATE_PER_SHARD,
-            PhaseRate::None => 0.0,
+            rate => rate.peak().unwrap_or(0.0) / f64::from(workers),
         })
         .fold(0.0, f64::max);
     let memory = BASE_MEMORY_BYTES + u64::from(connections) * MEMORY_PER_CONNECTION_BYTES;
     let memory_request_mib = memory.div_ceil(MIB);
+    let worst = memory
+        + crate::engine::preflight::message_memory(u64::from(connections), s.max_message_size);
     let cores = (rate / MESSAGES_PER_CORE).clamp(MIN_CPU_CORES, MAX_CPU_CORES);
     Resources {
         connections,
         rate,
         memory_request_mib,
-        memory_limit_mib: memory_request_mib * MEMORY_LIMIT_FACTOR,
+        memory_limit_mib: (memory_request_mib * MEMORY_LIMIT_FACTOR).max(worst.div_ceil(MIB)),
         cpu_request_millis: (cores * 1000.0).ceil() as u64,
     }
 }
@@ -123,7 +126,8 @@ mod tests {
         assert_eq!(r.rate, 100_000.0);
         // 2501 × 16 KiB = 39.08 MiB → 64 + 40.
         assert_eq!(r.memory_request_mib, 104);
-        assert_eq!(r.memory_limit_mib, 208);
+        // The limit holds 2501 messages of max_message_size (1 MiB) too.
+        assert_eq!(r.memory_limit_mib, 64 + 40 + 2501);
         assert_eq!(r.cpu_request(), "2500m");
     }
 

@@ -43,9 +43,10 @@ pub fn plan(
             .map(|p| PhasePlan {
                 name: p.name.clone(),
                 duration_s: p.duration.as_secs_f64(),
-                rate: match p.rate {
-                    PhaseRate::PerSecond(rate) => Some(rate.per_second),
-                    PhaseRate::Max | PhaseRate::None => None,
+                rate: p.rate.mean(),
+                ramp: match p.rate {
+                    PhaseRate::Ramp { from, to } => Some([from, to]),
+                    _ => None,
                 },
                 max: p.rate == PhaseRate::Max,
                 inflight: p.inflight,
@@ -427,6 +428,22 @@ fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
         }
     };
     let phase = s.phase.and_then(|i| plan.phases.get(i));
+    // A ramp's rate at the middle of the second, from the phase start.
+    let rate = s.phase.and_then(|i| {
+        let p = plan.phases.get(i)?;
+        let Some([from, to]) = p.ramp else {
+            return p.rate;
+        };
+        let load = data.facts.load_started_ms? as f64;
+        let begin = load
+            + plan.phases[..i]
+                .iter()
+                .map(|p| p.duration_s * 1000.0)
+                .sum::<f64>();
+        let mid = s.t_ms as f64 - s.interval_ms as f64 / 2.0;
+        let fraction = ((mid - begin) / (p.duration_s * 1000.0)).clamp(0.0, 1.0);
+        Some(from + (to - from) * fraction)
+    });
     TimelinePoint {
         t_s: secs(s.t_ms),
         phase: phase.map(|p| p.name.clone()),
@@ -437,7 +454,7 @@ fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
         errors: c.error_total(),
         rtt_p50_us: q(0.5),
         rtt_p99_us: q(0.99),
-        target_rate: phase.and_then(|p| p.rate).map(|rate| {
+        target_rate: rate.map(|rate| {
             let (factor, paused) = data.control_at(s.t_ms);
             if paused { 0.0 } else { rate * factor }
         }),

@@ -153,8 +153,12 @@ pub struct PhasePlan {
     pub name: String,
     /// Planned duration in seconds.
     pub duration_s: f64,
-    /// Total messages per second, `null` for `rate: max` or no rate.
+    /// Total messages per second (a ramp's mean), `null` for `rate: max` or
+    /// no rate.
     pub rate: Option<f64>,
+    /// A ramp's rates at the phase start and end (`rate: 1000/s..20000/s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<[f64; 2]>,
     /// `rate: max` (the closed model).
     #[serde(default)]
     pub max: bool,

@@ -41,7 +41,7 @@ pub use threshold::{
     COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, Stat, Threshold, ThresholdMetric,
     metric_names,
 };
-pub use units::{Rate, parse_duration, parse_positive_duration, parse_rate, parse_size};
+pub use units::{Rate, Size, parse_duration, parse_positive_duration, parse_rate, parse_size};
 
 /// Reads and parses a scenario file. A read failure is reported as a
 /// [`ScenarioError`] naming the file, at line 0 column 0.
@@ -293,7 +293,42 @@ fn finish_flows(
             .collect(),
         (None, true) => Vec::new(),
     };
+    // A message whose echo is awaited comes back as large as it went out.
+    let max_message = s.max_message_size;
+    let too_big = |field: &str, size: usize| {
+        let e = Size;
+        error(
+            "binary:",
+            field,
+            format!(
+                "a binary message of {} is echoed back, but max_message_size is {}, so every echo \
+                 would be refused (1009); set max_message_size: {size} or more",
+                e(size as u64),
+                e(max_message as u64)
+            ),
+        )
+    };
+    if flows.is_empty()
+        && let Message::Binary { size } = s.message
+        && size > max_message
+    {
+        return Err(too_big("message.binary.size", size));
+    }
     for (field, steps) in flows {
+        let mut echoed = 0;
+        flow::walk_mut(steps, &mut |step| {
+            if let Step::Send(SendStep {
+                message: Message::Binary { size },
+                correlate: flow::Correlate::Echo,
+                ..
+            }) = step
+            {
+                echoed = echoed.max(*size);
+            }
+        });
+        if echoed > max_message {
+            return Err(too_big(&field, echoed));
+        }
         flow::check_shape(steps).map_err(|e| error(&field.replace("roles.", ""), &field, e))?;
         let mut slots = columns.clone();
         slots.extend(capture_names(steps));

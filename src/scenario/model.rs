@@ -69,8 +69,10 @@ pub struct Scenario {
     #[serde(default, deserialize_with = "super::protocol::de_fragment")]
     pub fragment: Option<usize>,
     /// Largest message accepted from the server, after reassembly and
-    /// decompression; a larger one is a protocol error (close 1009).
-    /// Default 64 MiB.
+    /// decompression; a larger one is a protocol error (close 1009). It
+    /// bounds each connection's memory for messages being received: the
+    /// pre-flight refuses connections × this over the machine's memory.
+    /// Default 1 MiB.
     #[serde(
         default = "default_max_message",
         deserialize_with = "super::protocol::de_max_message"
@@ -147,11 +149,11 @@ impl Scenario {
     /// numeric rate, `None` for `max`.
     pub fn expected_messages(phase: &Phase) -> Option<u64> {
         match phase.rate {
-            PhaseRate::PerSecond(rate) => {
-                Some((rate.per_second * phase.duration.as_secs_f64()).round() as u64)
-            }
             PhaseRate::Max => None,
             PhaseRate::None => Some(0),
+            rate => rate
+                .mean()
+                .map(|r| (r * phase.duration.as_secs_f64()).round() as u64),
         }
     }
 }
@@ -194,7 +196,9 @@ pub struct Phase {
     /// How long the phase lasts, e.g. `30s`. Required, greater than 0.
     pub duration: Duration,
     /// Total message rate over all open connections: a rate like `2000/s`,
-    /// or `max` to send as fast as replies come back (closed model).
+    /// a linear ramp over the phase like `1000/s..20000/s` (either end may
+    /// be `0/s`), or `max` to send as fast as replies come back (closed
+    /// model).
     /// Required when a flow has a loop paced by the phase rate; a phase
     /// without it paces nothing (a listen-only phase) and has no schedule.
     pub rate: PhaseRate,
@@ -211,12 +215,116 @@ pub struct Phase {
 pub enum PhaseRate {
     /// Open model: messages per second in total, spread over the connections.
     PerSecond(Rate),
+    /// Open model with a rate going linearly from `from` to `to` messages
+    /// per second over the phase (at least one of them above 0). YAML
+    /// `1000/s..20000/s`.
+    Ramp {
+        /// Rate at the phase start, per second (0 or more).
+        from: f64,
+        /// Rate at the phase end, per second (0 or more).
+        to: f64,
+    },
     /// Closed model: send the next message as soon as a reply arrives
     /// (keeping `inflight` outstanding). YAML `max`.
     Max,
     /// No rate: nothing is paced in the phase (listen-only, or roles with
     /// their own rates). YAML: `rate` left out.
     None,
+}
+
+impl PhaseRate {
+    /// Parses `max`, a rate (`2000/s`) or a ramp (`1000/s..20000/s`, an end
+    /// may be `0/s`; equal ends are a constant rate).
+    pub fn parse(s: &str) -> Result<PhaseRate, String> {
+        let s = s.trim();
+        if s == "max" {
+            return Ok(PhaseRate::Max);
+        }
+        let Some((a, b)) = s.split_once("..") else {
+            return parse_rate(s).map(PhaseRate::PerSecond);
+        };
+        let end = |t: &str| -> Result<f64, String> {
+            let zero = t
+                .trim()
+                .split('/')
+                .next()
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                == Some(0.0);
+            if zero {
+                // `0/s`, `0/m`: the unit is still checked.
+                parse_rate(&t.replacen('0', "1", 1)).map(|_| 0.0)
+            } else {
+                parse_rate(t).map(|r| r.per_second)
+            }
+        };
+        let (from, to) = (end(a)?, end(b)?);
+        if from == 0.0 && to == 0.0 {
+            return Err(format!(
+                "the ramp {s:?} is 0 at both ends; one end must be above 0"
+            ));
+        }
+        Ok(if from == to {
+            PhaseRate::PerSecond(Rate { per_second: from })
+        } else {
+            PhaseRate::Ramp { from, to }
+        })
+    }
+
+    /// The rate at the start and at the end of the phase, per second, for
+    /// a numeric rate (equal for a constant one); `None` for `max` or no
+    /// rate.
+    pub fn ends(&self) -> Option<(f64, f64)> {
+        match *self {
+            PhaseRate::PerSecond(r) => Some((r.per_second, r.per_second)),
+            PhaseRate::Ramp { from, to } => Some((from, to)),
+            PhaseRate::Max | PhaseRate::None => None,
+        }
+    }
+
+    /// The mean rate over the phase (messages due ÷ duration), per second.
+    pub fn mean(&self) -> Option<f64> {
+        self.ends().map(|(a, b)| (a + b) / 2.0)
+    }
+
+    /// The highest rate the phase reaches, per second.
+    pub fn peak(&self) -> Option<f64> {
+        self.ends().map(|(a, b)| a.max(b))
+    }
+
+    /// The rate `fraction` (0 to 1) of the way through the phase.
+    pub fn at(&self, fraction: f64) -> Option<f64> {
+        self.ends()
+            .map(|(a, b)| a + (b - a) * fraction.clamp(0.0, 1.0))
+    }
+
+    /// Multiplies a numeric rate (both ends of a ramp) by `f`.
+    pub fn scale(&mut self, f: f64) {
+        match self {
+            PhaseRate::PerSecond(r) => r.per_second *= f,
+            PhaseRate::Ramp { from, to } => {
+                *from *= f;
+                *to *= f;
+            }
+            PhaseRate::Max | PhaseRate::None => {}
+        }
+    }
+
+    /// Whether the phase has a schedule (a constant rate or a ramp).
+    pub fn is_numeric(&self) -> bool {
+        self.ends().is_some()
+    }
+}
+
+impl fmt::Display for PhaseRate {
+    /// As written in YAML: `2000/s`, `1000/s..20000/s`, `max`, `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhaseRate::PerSecond(r) => write!(f, "{}/s", r.per_second),
+            PhaseRate::Ramp { from, to } => write!(f, "{from}/s..{to}/s"),
+            PhaseRate::Max => f.write_str("max"),
+            PhaseRate::None => f.write_str("none"),
+        }
+    }
 }
 
 /// serde helper: a non-empty string.
@@ -348,7 +456,7 @@ impl<'de> Visitor<'de> for PhaseVisitor<'_> {
                 PhaseField::Inflight => {
                     once(&inflight, "inflight")?;
                     inflight = Some(map.next_value_seed(InflightSeed {
-                        rate_numeric: matches!(rate, Some(PhaseRate::PerSecond(_))),
+                        rate_numeric: rate.is_some_and(|r| r.is_numeric()),
                     })?);
                 }
             }
@@ -390,34 +498,34 @@ impl<'de> DeserializeSeed<'de> for PhaseRateSeed {
 }
 
 impl PhaseRateSeed {
-    fn numeric<E: de::Error>(&self, rate: Result<Rate, E>) -> Result<PhaseRate, E> {
+    fn numeric<E: de::Error>(&self, rate: Result<PhaseRate, E>) -> Result<PhaseRate, E> {
         let rate = rate?;
         if self.inflight_set {
             return Err(E::custom(INFLIGHT_NEEDS_MAX));
         }
-        Ok(PhaseRate::PerSecond(rate))
+        Ok(rate)
     }
 }
 
 impl Visitor<'_> for PhaseRateSeed {
     type Value = PhaseRate;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"max\" or a rate such as \"100/s\"")
+        f.write_str("\"max\", a rate such as \"100/s\" or a ramp such as \"100/s..1000/s\"")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<PhaseRate, E> {
         if v.trim() == "max" {
             return Ok(PhaseRate::Max);
         }
-        self.numeric(parse_rate(v).map_err(|e| E::custom(format!("{e} (or use max)"))))
+        self.numeric(PhaseRate::parse(v).map_err(|e| E::custom(format!("{e} (or use max)"))))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<PhaseRate, E> {
-        self.numeric(RateVisitor.visit_u64(v))
+        self.numeric(RateVisitor.visit_u64(v).map(PhaseRate::PerSecond))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<PhaseRate, E> {
-        self.numeric(RateVisitor.visit_i64(v))
+        self.numeric(RateVisitor.visit_i64(v).map(PhaseRate::PerSecond))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<PhaseRate, E> {
-        self.numeric(RateVisitor.visit_f64(v))
+        self.numeric(RateVisitor.visit_f64(v).map(PhaseRate::PerSecond))
     }
 }
 

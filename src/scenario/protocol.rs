@@ -997,8 +997,10 @@ impl ReconnectPolicy {
     }
 }
 
-/// Default of `max_message_size`: 64 MiB.
-pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// Default of `max_message_size`: 1 MiB (as Python `websockets`). It is per
+/// connection: 20,000 connections may hold 20 GiB of messages being
+/// received, which the pre-flight checks against the machine's memory.
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
 
 /// serde helper for `max_message_size`: 125 bytes to 1 GiB.
 pub(crate) fn de_max_message<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::flow::{Role, is_paced};
-use super::model::{PhaseRate, Scenario};
+use super::model::Scenario;
 
 /// One slice of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,9 +155,7 @@ impl Scenario {
             share(shared_mine, shared_whole)
         };
         for p in &mut self.phases {
-            if let PhaseRate::PerSecond(r) = &mut p.rate {
-                r.per_second *= phase_share;
-            }
+            p.rate.scale(phase_share);
         }
         for (i, role) in self.roles.iter_mut().enumerate() {
             if let Some(r) = &mut role.rate {
@@ -189,6 +187,7 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::PhaseRate;
 
     #[test]
     fn parses_and_refuses() {

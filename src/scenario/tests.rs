@@ -123,6 +123,34 @@ fn binary_message() {
 }
 
 #[test]
+fn an_echoed_binary_message_must_fit_max_message_size() {
+    let e = err(&format!(
+        "{HEAD}phases:\n  - {{name: a, duration: 2s, rate: max}}\nmessage:\n  binary: {{size: 2MiB}}\n"
+    ));
+    assert!(
+        e.starts_with("s.yaml:8:3: message.binary.size: a binary message of 2 MiB is echoed back, but max_message_size is 1 MiB"),
+        "{e}"
+    );
+    let ok = format!(
+        "{HEAD}max_message_size: 2MiB\nphases:\n  - {{name: a, duration: 2s, rate: max}}\nmessage:\n  binary: {{size: 2MiB}}\n"
+    );
+    assert!(parse("s.yaml", &ok).is_ok());
+    // In a flow, only a send whose echo is awaited must fit.
+    let flow = |correlate: &str| {
+        format!(
+            "{HEAD}phases:\n  - {{name: a, duration: 2s, rate: max}}\n\
+             flow:\n  - loop:\n      - send: {{ binary: {{ size: 3MiB }}, correlate: {correlate} }}\n"
+        )
+    };
+    let e = err(&flow("echo"));
+    assert!(
+        e.contains("flow: a binary message of 3 MiB is echoed back"),
+        "{e}"
+    );
+    assert!(parse("s.yaml", &flow("none")).is_ok());
+}
+
+#[test]
 fn syntax_error_has_location_and_no_field() {
     let e = err("name: x\ntarget: builtin\n  connections: 1\n");
     assert_eq!(
@@ -280,4 +308,41 @@ fn a_threshold_scoped_to_an_unknown_phase_is_located() {
         e.starts_with("s.yaml:8:5: thresholds[1]: no phase named \"warm\""),
         "{e}"
     );
+}
+
+#[test]
+fn rate_ramps_parse_and_refuse() {
+    let phase = |rate: &str| {
+        parse(
+            "s.yaml",
+            &format!("{HEAD}phases:\n  - {{name: a, duration: 10s, rate: {rate}}}\n"),
+        )
+        .map(|s| s.phases[0].clone())
+    };
+    let p = phase("1000/s..20000/s").unwrap();
+    assert_eq!(
+        p.rate,
+        PhaseRate::Ramp {
+            from: 1000.0,
+            to: 20_000.0
+        }
+    );
+    assert_eq!(Scenario::expected_messages(&p), Some(105_000));
+    assert_eq!(p.rate.at(0.5), Some(10_500.0));
+    assert_eq!(p.rate.to_string(), "1000/s..20000/s");
+    assert_eq!(
+        phase("0/s..60/m").unwrap().rate,
+        PhaseRate::Ramp { from: 0.0, to: 1.0 }
+    );
+    assert_eq!(
+        phase("100/s..100/s").unwrap().rate,
+        PhaseRate::PerSecond(Rate { per_second: 100.0 })
+    );
+    for bad in ["0/s..0/s", "100/s..x", "100/x..200/s", "-5/s..10/s"] {
+        let e = phase(bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("s.yaml:6:") && e.contains("phases[0].rate"),
+            "{bad}: {e}"
+        );
+    }
 }

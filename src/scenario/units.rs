@@ -304,6 +304,27 @@ impl Visitor<'_> for MinU32Visitor {
     }
 }
 
+/// A byte count for people: `512 B`, `64 KiB`, `1.5 MiB`, `23.4 GiB`.
+#[derive(Debug, Clone, Copy)]
+pub struct Size(pub u64);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut v = self.0 as f64;
+        let mut unit = 0;
+        while v >= 1024.0 && unit + 1 < UNITS.len() {
+            v /= 1024.0;
+            unit += 1;
+        }
+        if unit == 0 || v.fract() == 0.0 {
+            write!(f, "{v:.0} {}", UNITS[unit])
+        } else {
+            write!(f, "{v:.1} {}", UNITS[unit])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +372,13 @@ mod tests {
         assert!(parse_rate("inf/s").is_err());
         assert!(parse_rate("NaN").is_err());
         assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn sizes_display_for_people() {
+        assert_eq!(Size(512).to_string(), "512 B");
+        assert_eq!(Size(1 << 20).to_string(), "1 MiB");
+        assert_eq!(Size(1536 << 10).to_string(), "1.5 MiB");
     }
 
     #[test]

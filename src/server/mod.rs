@@ -119,7 +119,7 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
 }
 
-/// Default of [`Options::max_message_size`]: 64 MiB.
+/// Default of [`Options::max_message_size`]: 1 MiB, as the client side.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = crate::scenario::DEFAULT_MAX_MESSAGE;
 
 /// Default of [`Options::header_timeout`]: 10 s.

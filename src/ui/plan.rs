@@ -1,6 +1,7 @@
 //! `barrage check` output: the plan of a validated scenario.
 
-use crate::scenario::{Message, PhaseRate, Scenario, Target};
+use crate::engine::preflight;
+use crate::scenario::{Message, PhaseRate, Scenario, Size, Target};
 
 /// A description of what `scenario` will do.
 pub fn render(file: &str, s: &Scenario) -> String {
@@ -22,6 +23,8 @@ pub fn render(file: &str, s: &Scenario) -> String {
         let expected = Scenario::expected_messages(p);
         let rate = match p.rate {
             PhaseRate::PerSecond(r) => format!("{}/s", r.per_second),
+            PhaseRate::Ramp { from, to } => format!("{from}/s rising linearly to {to}/s")
+                .replace("rising", if to < from { "falling" } else { "rising" }),
             PhaseRate::Max => format!(
                 "max (closed model, {} in flight per connection)",
                 p.inflight
@@ -43,6 +46,21 @@ pub fn render(file: &str, s: &Scenario) -> String {
         s.total_duration().as_secs_f64(),
         total.map_or("open-ended (a phase uses rate: max)".to_string(), |n| n
             .to_string())
+    ));
+    let connections = u64::from(s.connections.count);
+    let worst = preflight::message_memory(connections, s.max_message_size);
+    out.push_str(&format!(
+        "  memory      up to {} of messages being received ({connections} connections × max_message_size {}){}\n",
+        Size(worst),
+        Size(s.max_message_size as u64),
+        match preflight::memory_limit() {
+            Some(m) if worst > m => format!(
+                "; more than this machine's {}: `run` refuses it without --allow-memory-overcommit",
+                Size(m)
+            ),
+            Some(m) => format!("; this machine allows {}", Size(m)),
+            None => String::new(),
+        }
     ));
     for t in &s.thresholds {
         out.push_str(&format!("  threshold   {}\n", t.expr));

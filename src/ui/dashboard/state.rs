@@ -5,7 +5,7 @@
 
 use crate::metrics::evaluate::{EvalContext, evaluate, stat_ns};
 use crate::metrics::{ErrorKind, RunData, StageData};
-use crate::scenario::{LatencyMetric, PhaseRate, Scenario, Stat};
+use crate::scenario::{LatencyMetric, Scenario, Stat};
 
 /// Latency metrics the dashboard can chart, in Tab order.
 pub const CHART_METRICS: [LatencyMetric; 5] = [
@@ -204,12 +204,18 @@ impl DashboardState {
 
     /// The open-model target rate now, with the live factor.
     pub fn target_rate(&self) -> Option<f64> {
-        let phase = self.scenario.phases.get(self.now.phase?)?;
-        match phase.rate {
-            PhaseRate::PerSecond(_) if self.now.paused => Some(0.0),
-            PhaseRate::PerSecond(r) => Some(r.per_second * self.now.rate_factor),
-            PhaseRate::Max | PhaseRate::None => None,
-        }
+        let i = self.now.phase?;
+        let phases = &self.scenario.phases;
+        let phase = phases.get(i)?;
+        // A ramp's rate where the phase is now.
+        let begin: f64 = phases[..i].iter().map(|p| p.duration.as_secs_f64()).sum();
+        let fraction = (self.now.load_s - begin) / phase.duration.as_secs_f64();
+        let rate = phase.rate.at(fraction)?;
+        Some(if self.now.paused {
+            0.0
+        } else {
+            rate * self.now.rate_factor
+        })
     }
 
     /// The charted metric.
