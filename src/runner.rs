@@ -245,7 +245,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     preflight::check(scenario, builtin, fd_limit, preflight::port_range())
         .map_err(EngineError::from)?;
     preflight::check_memory(
-        u64::from(scenario.connections.count),
+        u64::from(scenario.peak_connections()),
         scenario.max_message_size,
         opts.memory_checked.then(preflight::memory_limit).flatten(),
     )

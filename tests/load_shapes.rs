@@ -46,3 +46,106 @@ async fn a_rate_ramp_follows_its_line_second_by_second() {
     }
     srv.shutdown().await;
 }
+
+/// A phase going 100 → 1,000 → 200 connections: the timeline shows those
+/// counts, every open is timed as `connect` (in the phase where it began),
+/// and the 800 closed by barrage are counted as closed, not as errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phases_grow_and_shrink_the_connection_count_while_messages_flow() {
+    let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo.into(), 1)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let yaml = format!(
+        "name: grow-shrink\ntarget: ws://{}/\nconnections: {{ count: 100, rate: 2000/s }}\n\
+         phases:\n\
+         \x20 - {{ name: base, duration: 2s, rate: 300/s }}\n\
+         \x20 - {{ name: grow, duration: 3s, rate: 300/s, connections: {{ count: 1000, rate: 1000/s }} }}\n\
+         \x20 - {{ name: shrink, duration: 3s, rate: 300/s, connections: 200 }}\n",
+        srv.local_addr
+    );
+    let o = run_yaml(&yaml, &out).await;
+    let r = &o.report;
+    let c = &r.totals.connections;
+    assert_eq!((c.attempted, c.opened, c.failed), (1000, 1000, 0), "{c:?}");
+    assert_eq!(c.closed, 800, "{c:?}");
+    assert_eq!(c.peak_open, 1000, "{c:?}");
+    assert_eq!(r.metrics["connect"].count, 1000);
+    assert!(
+        r.totals.errors.values().all(|n| *n == 0),
+        "{:?}",
+        r.totals.errors
+    );
+    // Opened during the phases: counted in them.
+    let grow = r.phases.iter().find(|p| p.name == "grow").unwrap();
+    assert_eq!(grow.metrics["connect"].count, 900);
+    let open_at_end = |name: &str| {
+        r.timeline
+            .iter()
+            .filter(|p| p.phase.as_deref() == Some(name))
+            .map(|p| p.open)
+            .next_back()
+            .unwrap()
+    };
+    assert_eq!(open_at_end("base"), 100);
+    assert_eq!(open_at_end("grow"), 1000);
+    assert_eq!(open_at_end("shrink"), 200);
+    let opened: u64 = r.timeline.iter().map(|p| p.opened).sum();
+    assert_eq!(opened, 1000);
+    // The message rate kept up over whatever was open.
+    for p in &r.phases {
+        assert_eq!(p.messages.not_sent, 0, "{}: {:?}", p.name, p.messages);
+    }
+    assert_eq!(
+        srv.stats
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1000
+    );
+    srv.shutdown().await;
+}
+
+/// Churn: each connection lives 1 s to 2 s, then a replacement opens and
+/// runs the flow again; the count holds within 5% and about count × 5 s /
+/// 1.5 s replacements open, none of them an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_replaces_connections_and_keeps_the_count() {
+    let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo.into(), 1)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let yaml = format!(
+        "name: churn\ntarget: ws://{}/\n\
+         connections: {{ count: 100, rate: 1000/s, lifetime: 1s..2s }}\n\
+         phases: [ {{ name: churn, duration: 5s, rate: 500/s }} ]\n",
+        srv.local_addr
+    );
+    let o = run_yaml(&yaml, &out).await;
+    let r = &o.report;
+    let c = &r.totals.connections;
+    let replacements = c.opened - 100;
+    // 100 × 5 / 1.5 ≈ 333, less the time each close and reopen takes.
+    assert!(
+        (280..=345).contains(&replacements),
+        "{replacements} replacements: {c:?}"
+    );
+    assert_eq!(c.closed, replacements, "{c:?}");
+    assert_eq!(c.failed, 0);
+    assert!(
+        r.totals.errors.values().all(|n| *n == 0),
+        "{:?}",
+        r.totals.errors
+    );
+    for p in r
+        .timeline
+        .iter()
+        .filter(|p| p.phase.as_deref() == Some("churn"))
+    {
+        assert!(p.open >= 95, "second ending {:.1}s: {} open", p.t_s, p.open);
+    }
+    let m = &r.phases[0].messages;
+    assert!(m.sent.abs_diff(2500) <= 25, "{m:?}");
+    srv.shutdown().await;
+}

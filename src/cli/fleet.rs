@@ -288,7 +288,7 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
     // The shards share this machine's memory: each checks its own share,
     // the whole run is checked here.
     if let Err(e) = crate::engine::preflight::check_memory(
-        u64::from(scenario.connections.count),
+        u64::from(scenario.peak_connections()),
         scenario.max_message_size,
         (!a.allow_memory_overcommit)
             .then(crate::engine::preflight::memory_limit)
@@ -301,7 +301,7 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         // The shards' sockets are theirs, but every server-side socket of
         // the built-in server is this process's.
         let fds = crate::engine::preflight::raise_fd_limit();
-        let total = u64::from(scenario.connections.count);
+        let total = u64::from(scenario.peak_connections());
         if total + 64 > fds {
             ui::error(&format!(
                 "--processes {n} with target: builtin: the built-in server runs in this process, \

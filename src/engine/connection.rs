@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use tokio::time::sleep_until;
+use tokio_util::sync::CancellationToken;
 
 use super::correlate::Pending;
 use super::interpret::{Cursor, Next};
@@ -45,33 +46,38 @@ pub(super) enum End {
     Close(usize),
     /// A reconnect could not open again: already closed and counted.
     Gone,
+    /// A phase lowered the connection count and this one is among the
+    /// newest: close it (not an error).
+    Retired,
 }
 
-/// Runs connection `id` from connect to close. Never panics on network input.
-pub(super) async fn run(shared: Arc<Shared>, id: u64) {
+/// Runs connection `id` from connect to close; cancelling `retire` closes
+/// it early (a phase lowering the count). Never panics on network input.
+pub(super) async fn run(shared: Arc<Shared>, id: u64, retire: CancellationToken) {
     let gauges = shared.recorder.gauges();
     // A stop that came first (Ctrl-C during --start-at) makes no attempt.
-    if shared.cancel.is_cancelled() {
+    if shared.cancel.is_cancelled() || retire.is_cancelled() {
         shared.setup_resolved();
         return;
     }
-    shared.setup_count(id, |c| c.attempted += 1);
+    let stage = shared.stage_now();
+    shared.setup_count(id, stage, |c| c.attempted += 1);
     // Ctrl-C must not wait for attempts still connecting (up to the timeout).
     let opened = tokio::select! {
         _ = shared.cancel.cancelled() => {
             shared.setup_resolved();
             return;
         }
-        o = open_conn(&shared, id) => o,
+        o = open_conn(&shared, id, stage) => o,
     };
     // Count the outcome before reporting it resolved: the engine reads the
     // opened count as soon as every attempt has resolved.
     let Some(opened) = opened else {
-        shared.setup_count(id, |c| c.failed += 1);
+        shared.setup_count(id, stage, |c| c.failed += 1);
         shared.setup_resolved();
         return;
     };
-    shared.setup_count(id, |c| c.opened += 1);
+    shared.setup_count(id, stage, |c| c.opened += 1);
     gauges.opened();
     let role = shared.roles.of(id);
     let run = &shared.roles.roles[role];
@@ -81,39 +87,46 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
     let start = match conn.wait_for_start().await {
         Ok(start) => start,
         Err(()) => {
-            shared.setup_count(id, |c| c.closed_by_server += 1);
+            shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
             gauges.closed();
             return;
         }
     };
     let (end, stage) = match start {
         Some(start) => {
-            let pace = run
-                .pool
-                .map(|p| (pool_index.unwrap_or(0), shared.roles.pools[p].load(SeqCst)));
-            let end = conn.load(start, pace, None).await;
-            (
-                conn.reconnect_dropped(end, start, pace).await,
-                shared.phases.len() + 1,
-            )
+            let pace = run.pool.map(|_| pool_index.unwrap_or(0));
+            // Opened once the phases ran (a phase raising the count): the
+            // schedule is picked up from now, not from the phase start.
+            let resume = (conn.opened_at > start.at).then_some(conn.opened_at);
+            let end = conn.load(start, pace, resume, &retire).await;
+            let end = conn.reconnect_dropped(end, start, pace, &retire).await;
+            let stage = match end {
+                End::Retired => shared.stage_now(),
+                _ => shared.phases.len() + 1,
+            };
+            (end, stage)
         }
         None => (End::Cancelled, 0),
     };
     if matches!(end, End::Gone) {
         return;
     }
+    let retired = matches!(end, End::Retired);
+    if retired && let Some(p) = run.pool {
+        shared.roles.pools[p].fetch_sub(1, SeqCst);
+    }
     let end = match end {
-        End::Cancelled => conn.collect_in_flight(stage).await,
+        End::Cancelled | End::Retired => conn.collect_in_flight(stage).await,
         end => end,
     };
     let close = match end {
         End::Lost | End::Gone => None,
         End::Close(i) => Some(run.program.closes[i].clone()),
-        End::Done | End::Cancelled => Some(shared.protocol.close.clone()),
+        End::Done | End::Cancelled | End::Retired => Some(shared.protocol.close.clone()),
     };
     match close {
         None => {
-            shared.setup_count(id, |c| c.closed_by_server += 1);
+            shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
         }
         Some(settings) => {
             if !conn.close(&settings).await {
@@ -121,6 +134,9 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64) {
                 gauges.note_error(|| {
                     format!("close_timeout: no close frame back within {CLOSE_WAIT:?}")
                 });
+            }
+            if retired {
+                shared.setup_count(id, stage, |c| c.closed += 1);
             }
         }
     }
@@ -156,6 +172,9 @@ pub(super) struct Conn<'a> {
     pub cursor: Cursor,
     /// Feeder columns, then captured values.
     pub slots: Vec<Vec<u8>>,
+    /// When the current connection opened (a churned or reopened one: its
+    /// replacement).
+    pub opened_at: Instant,
 }
 
 impl<'a> Conn<'a> {
@@ -195,6 +214,7 @@ impl<'a> Conn<'a> {
             pong_owed: None,
             cursor: Cursor::default(),
             slots,
+            opened_at: Instant::now(),
         }
     }
 
@@ -252,7 +272,8 @@ impl<'a> Conn<'a> {
         &mut self,
         mut end: End,
         start: LoadStart,
-        pace: Option<(u64, u64)>,
+        pace: Option<u64>,
+        retire: &CancellationToken,
     ) -> End {
         let shared = self.shared;
         let Some(policy) = &shared.reconnect else {
@@ -267,7 +288,7 @@ impl<'a> Conn<'a> {
                 break;
             }
             if open {
-                shared.setup_count(self.id, |c| c.closed_by_server += 1);
+                shared.setup_count(self.id, shared.stage_now(), |c| c.closed_by_server += 1);
                 gauges.closed();
                 open = false;
             }
@@ -280,18 +301,13 @@ impl<'a> Conn<'a> {
                 _ = shared.cancel.cancelled() => break,
                 _ = sleep_until(wake.into()) => {}
             }
-            shared.setup_count(self.id, |c| c.attempted += 1);
-            let Some(opened) = open_conn(shared, self.id).await else {
-                shared.setup_count(self.id, |c| c.failed += 1);
+            if !self.reopen().await {
                 end = End::Gone;
                 continue;
-            };
-            shared.setup_count(self.id, |c| c.opened += 1);
-            gauges.opened();
+            }
             open = true;
-            self.replace(opened);
             self.cursor = Cursor::default();
-            end = self.load(start, pace, Some(Instant::now())).await;
+            end = self.load(start, pace, Some(Instant::now()), retire).await;
         }
         if open { end } else { End::Gone }
     }
@@ -307,17 +323,22 @@ impl<'a> Conn<'a> {
         self.close_received = false;
         self.ping_sent = None;
         self.pong_owed = None;
+        self.opened_at = Instant::now();
     }
 
     /// Runs the phases (and the flow) to their end and drains replies.
-    /// `pace` is this connection's index in its pacing pool and the pool's
-    /// size, when its flow has a paced loop; `resume` is when a reopened
-    /// connection picks up the schedule (nothing due before it is sent).
+    /// `pace` is this connection's index in its pacing pool, when its flow
+    /// has a paced loop (the rate is spread over the pool's size, read
+    /// again when it changes); `resume` is when a reopened connection
+    /// picks up the schedule (nothing due before it is sent). With
+    /// `connections.lifetime`, the connection is closed and replaced when
+    /// its lifetime is up (churn); `retire` closes it for good.
     async fn load(
         &mut self,
         start: LoadStart,
-        pace: Option<(u64, u64)>,
+        pace: Option<u64>,
         resume: Option<Instant>,
+        retire: &CancellationToken,
     ) -> End {
         let shared = self.shared;
         let phases = &shared.roles.roles[self.role].phases;
@@ -334,9 +355,20 @@ impl<'a> Conn<'a> {
         // token's lock every message.
         let cancelled = shared.cancel.cancelled();
         tokio::pin!(cancelled);
+        let retired = retire.cancelled();
+        tokio::pin!(retired);
         let control = &*shared.control;
-        let (index, open) = pace.unwrap_or((0, 1));
-        let pacer_for = |phase: usize, from: Instant| {
+        let index = pace.unwrap_or(0);
+        let pool = shared.roles.roles[self.role].pool;
+        let pool_size = || pool.map_or(1, |p| shared.roles.published[p].load(SeqCst));
+        let mut open = pool_size();
+        let pacer_for = |phase: usize, from: Instant, open: u64| {
+            // Opened since the sizes were last published: not counted in
+            // them yet, so wait for the next re-pace rather than send
+            // another connection's share.
+            if index >= open {
+                return Pacer::Closed { inflight: 0 };
+            }
             let phase_start = start.at + shared.phase_offsets[phase];
             Pacer::for_phase(
                 &phases[phase],
@@ -347,6 +379,11 @@ impl<'a> Conn<'a> {
                 control.factor(),
             )
         };
+        // Woken when the pools' sizes change (a phase opening or closing
+        // connections), to re-pace without waiting for the next send.
+        let mut repace = pool.map(|_| Box::pin(shared.repace_token().cancelled_owned()));
+        let lifetime = shared.lifetime;
+        let mut retire_at = lifetime.map(|l| self.opened_at.max(start.at) + l.draw(&mut self.rng));
         let mut seen_epoch = control.epoch();
         let mut phase = 0usize;
         let from = resume.unwrap_or(start.at);
@@ -356,7 +393,7 @@ impl<'a> Conn<'a> {
         if phase == n {
             return End::Done;
         }
-        let mut pacer = pacer_for(phase, from.max(start.at + shared.phase_offsets[phase]));
+        let mut pacer = pacer_for(phase, from, open);
         let mut phase_end = start.at + shared.phase_offsets[phase + 1];
         let ping_every = shared.protocol.ping;
         // Spread over the interval, so pings of many connections do not all
@@ -376,9 +413,32 @@ impl<'a> Conn<'a> {
             if epoch != seen_epoch {
                 seen_epoch = epoch;
                 if phase < n && now >= start.at {
-                    let from = now.max(start.at + shared.phase_offsets[phase]);
-                    pacer = pacer_for(phase, from);
+                    pacer = pacer_for(phase, now, open);
                 }
+            }
+            // Connections opened or closed by a phase: the rate is spread
+            // over the new count from now.
+            let now_open = pool_size();
+            if now_open != open {
+                open = now_open;
+                if phase < n {
+                    pacer = pacer_for(phase, now, open);
+                }
+            }
+            // Churn: this connection's lifetime is up; a replacement runs
+            // the flow from its first step.
+            if let Some(at) = retire_at
+                && phase < n
+                && now >= at
+            {
+                if let Err(end) = self.churn(phase + 1).await {
+                    return end;
+                }
+                let now = Instant::now();
+                retire_at = lifetime.map(|l| now + l.draw(&mut self.rng));
+                self.cursor = Cursor::default();
+                pacer = pacer_for(phase, now, open);
+                continue 'turns;
             }
             let paused = control.paused();
             // Step the flow in the current phase (what was due before its
@@ -423,7 +483,7 @@ impl<'a> Conn<'a> {
                         }
                         phase += 1;
                         if phase < n {
-                            pacer = pacer_for(phase, start.at + shared.phase_offsets[phase]);
+                            pacer = pacer_for(phase, start.at + shared.phase_offsets[phase], open);
                             phase_end = start.at + shared.phase_offsets[phase + 1];
                         }
                         continue;
@@ -432,6 +492,9 @@ impl<'a> Conn<'a> {
                 }
                 if phase < n {
                     next_wake = next_wake.min(phase_end);
+                    if let Some(at) = retire_at {
+                        next_wake = next_wake.min(at);
+                    }
                 }
             }
             // After the phases, stage n + 1: replies are still timed in
@@ -478,6 +541,10 @@ impl<'a> Conn<'a> {
             tokio::select! {
                 biased;
                 _ = &mut cancelled => return End::Cancelled,
+                _ = &mut retired => return End::Retired,
+                _ = async { repace.as_mut().expect("guarded").await }, if repace.is_some() => {
+                    repace = Some(Box::pin(shared.repace_token().cancelled_owned()));
+                }
                 r = self.stream.readable() => {
                     if r.is_err() {
                         return self.lost(stage, ErrorKind::Closed);
@@ -510,22 +577,30 @@ impl<'a> Conn<'a> {
         if !closed {
             self.count_error(stage, ErrorKind::CloseTimeout);
         }
-        let gauges = shared.recorder.gauges();
-        gauges.closed();
+        shared.recorder.gauges().closed();
+        self.reopen().await
+    }
+
+    /// Opens the connection again after a close (a reconnect, churn, a
+    /// dropped connection), counted in the stage where the attempt began;
+    /// false when it could not open (counted by kind) or the run stopped.
+    pub(super) async fn reopen(&mut self) -> bool {
+        let shared = self.shared;
         if shared.cancel.is_cancelled() {
             return false;
         }
-        shared.setup_count(self.id, |c| c.attempted += 1);
+        let stage = shared.stage_now();
+        shared.setup_count(self.id, stage, |c| c.attempted += 1);
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => None,
-            o = open_conn(shared, self.id) => o,
+            o = open_conn(shared, self.id, stage) => o,
         };
         let Some(opened) = opened else {
-            shared.setup_count(self.id, |c| c.failed += 1);
+            shared.setup_count(self.id, stage, |c| c.failed += 1);
             return false;
         };
-        shared.setup_count(self.id, |c| c.opened += 1);
-        gauges.opened();
+        shared.setup_count(self.id, stage, |c| c.opened += 1);
+        shared.recorder.gauges().opened();
         self.replace(opened);
         true
     }
@@ -598,7 +673,7 @@ impl<'a> Conn<'a> {
     /// already on their way (up to [`STOP_DRAIN`]), so a message in flight
     /// at Ctrl-C is neither lost from the counts nor taken for a timeout;
     /// the ones still missing then count as `timeout`.
-    async fn collect_in_flight(&mut self, stage: usize) -> End {
+    pub(super) async fn collect_in_flight(&mut self, stage: usize) -> End {
         let deadline = Instant::now() + STOP_DRAIN;
         while !self.pending.is_empty() {
             if self.flush().is_err() {
@@ -633,7 +708,7 @@ impl<'a> Conn<'a> {
 
     /// Sends `settings`' close frame and waits up to [`CLOSE_WAIT`] for the
     /// server's; returns false when none came in time.
-    async fn close(&mut self, settings: &CloseSettings) -> bool {
+    pub(super) async fn close(&mut self, settings: &CloseSettings) -> bool {
         if !self.close_sent {
             let mut payload = Vec::with_capacity(2 + settings.reason.len());
             payload.extend_from_slice(&settings.code.to_be_bytes());

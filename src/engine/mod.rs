@@ -5,10 +5,12 @@
 //! One task per connection ([`connection`]); one collector task; the caller's
 //! [`CancellationToken`] reaches all of them.
 
+mod churn;
 mod connection;
 mod correlate;
 mod interpret;
 pub mod pacing;
+mod population;
 pub mod preflight;
 mod program;
 mod roles;
@@ -97,6 +99,12 @@ pub(crate) struct Shared {
     shard: crate::scenario::ShardSpec,
     /// Reopening dropped connections.
     reconnect: Option<crate::scenario::ReconnectPolicy>,
+    /// Churn: each connection's lifetime range.
+    lifetime: Option<crate::scenario::Lifetime>,
+    /// Cancelled (and replaced) when the pacing pools' sizes changed, so
+    /// connections waiting for a far-off send re-pace at once; taken only
+    /// when it fires, never per message.
+    repace: std::sync::Mutex<CancellationToken>,
     cancel: CancellationToken,
     control: Arc<Control>,
     start: watch::Receiver<Option<LoadStart>>,
@@ -120,17 +128,52 @@ impl Shared {
         Duration::from_secs_f64(self.shard.local_index(id) as f64 / self.connect_rate)
     }
 
-    /// Records into the setup stage of connection `id`'s role.
-    #[inline]
-    fn setup(&self, id: u64, f: impl FnOnce(&mut StageData)) {
-        let role = self.roles.of(id);
-        self.recorder.with(|t| f(t.cell(role, 0)));
+    /// The stage a connection event happening now belongs to: the running
+    /// phase's, or setup (0) before and after the phases.
+    fn stage_now(&self) -> usize {
+        let Some(start) = *self.start.borrow() else {
+            return 0;
+        };
+        let Some(t) = Instant::now().checked_duration_since(start.at) else {
+            return 0;
+        };
+        self.phase_offsets
+            .windows(2)
+            .position(|w| t >= w[0] && t < w[1])
+            .map_or(0, |i| i + 1)
     }
 
-    /// Counts a connection event of `id` in its role's setup stage.
+    /// Records into `stage` of connection `id`'s role: its connection
+    /// events (attempts, connect timings) count where the attempt began.
     #[inline]
-    fn setup_count(&self, id: u64, f: impl FnOnce(&mut Counters)) {
-        self.setup(id, |d| f(&mut d.counters));
+    fn setup(&self, id: u64, stage: usize, f: impl FnOnce(&mut StageData)) {
+        let role = self.roles.of(id);
+        self.recorder.with(|t| f(t.cell(role, stage)));
+    }
+
+    /// Counts a connection event of `id` in `stage` of its role.
+    #[inline]
+    fn setup_count(&self, id: u64, stage: usize, f: impl FnOnce(&mut Counters)) {
+        self.setup(id, stage, |d| f(&mut d.counters));
+    }
+
+    /// The token the next change of the pools' sizes cancels.
+    fn repace_token(&self) -> CancellationToken {
+        self.repace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Tells the connections that the pools' sizes changed.
+    fn repace_all(&self) {
+        self.roles.publish();
+        let mut t = self
+            .repace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.cancel();
+        *t = CancellationToken::new();
     }
 
     /// A connection attempt has succeeded or failed.
@@ -203,6 +246,8 @@ pub async fn run(
             .map(|d| (d.field.split('.').map(String::from).collect(), d.unit.ns())),
         shard: scenario.shard_spec(),
         reconnect: scenario.reconnect.clone(),
+        lifetime: scenario.connections.lifetime,
+        repace: std::sync::Mutex::new(CancellationToken::new()),
         cancel: run_cancel.clone(),
         control: opts.control.clone(),
         start: start_rx.clone(),
@@ -245,7 +290,12 @@ pub async fn run(
     ));
 
     let mut tasks = JoinSet::new();
-    let spawned = ramp(&shared, scenario, &mut tasks, &run_cancel).await;
+    // One token per connection slot, up to the most any phase asks for:
+    // cancelling one closes that connection (a phase lowering the count).
+    let retire: Vec<CancellationToken> = (0..scenario.peak_connections())
+        .map(|_| CancellationToken::new())
+        .collect();
+    let spawned = ramp(&shared, scenario, &retire, &mut tasks, &run_cancel).await;
     wait_resolved(&shared, spawned, &run_cancel).await;
 
     let open = recorder.gauges().open.load(SeqCst);
@@ -253,13 +303,26 @@ pub async fn run(
     if open > 0 && !run_cancel.is_cancelled() {
         let at = Instant::now();
         load_started = Some(at - epoch);
+        shared.roles.publish();
         let _ = start_tx.send(Some(LoadStart { at }));
+        if scenario.phases.iter().any(|p| p.connections.is_some()) {
+            let targets = (0..phases.len())
+                .map(|i| scenario.phase_population(i))
+                .collect();
+            tasks.spawn(population::steer(
+                shared.clone(),
+                targets,
+                at,
+                spawned,
+                retire,
+            ));
+        }
     }
     // Every task ends by itself (phases, drain and close are all bounded);
     // the deadline only guards against a bug leaving one behind.
     let total = *phase_offsets.last().expect("non-empty");
     let closing = Duration::from_secs_f64(
-        f64::from(scenario.connections.count) / scenario.connections.rate.per_second,
+        f64::from(scenario.peak_connections()) / scenario.connections.rate.per_second,
     );
     let hard_stop = Instant::now() + total + DRAIN + closing + Duration::from_secs(5);
     let mut stopped_at = None;
@@ -298,6 +361,7 @@ pub async fn run(
 async fn ramp(
     shared: &Arc<Shared>,
     scenario: &Scenario,
+    retire: &[CancellationToken],
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) -> u64 {
@@ -312,7 +376,11 @@ async fn ramp(
         let due = ((now - begin).as_secs_f64() * per_second).floor() as u64 + 1;
         while spawned < count.min(due) {
             let id = shared.shard.global_id(spawned);
-            tasks.spawn(connection::run(shared.clone(), id));
+            tasks.spawn(connection::run(
+                shared.clone(),
+                id,
+                retire[spawned as usize].clone(),
+            ));
             spawned += 1;
         }
         if spawned == count {

@@ -177,6 +177,7 @@ mod tests {
             rate,
             record: true,
             inflight,
+            connections: None,
         }
     }
 

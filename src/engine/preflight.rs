@@ -19,7 +19,7 @@ pub enum PreflightError {
     /// More descriptors needed than the process may open.
     #[error(
         "{connections} connections need about {needed} file descriptors{builtin}, but this process may open {limit} \
-         (ulimit -n, hard limit included). Lower connections.count, split the run with --shard, \
+         (ulimit -n, hard limit included). Lower connections.count (or the largest phase count), split the run with --shard, \
          {advice}or raise the hard limit"
     )]
     FileDescriptors {
@@ -109,7 +109,7 @@ pub fn check(
     fd_limit: u64,
     ports: Option<(u64, u64)>,
 ) -> Result<(), PreflightError> {
-    let connections = u64::from(scenario.connections.count);
+    let connections = u64::from(scenario.peak_connections());
     let needed = connections * if builtin { 2 } else { 1 } + FD_RESERVE;
     if needed > fd_limit {
         return Err(PreflightError::FileDescriptors {

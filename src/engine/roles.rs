@@ -4,7 +4,7 @@
 //! their own `rate` pace over their own connections, the others share the
 //! phase rate over all their connections.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use super::program::Program;
 use crate::scenario::{Phase, PhaseRate, Role, Scenario, ShardSpec, assign_roles};
@@ -30,6 +30,10 @@ pub(crate) struct Roles {
     /// Connections opened per pool (pool 0: the shared phase rate; pool
     /// r + 1: role r's own rate).
     pub pools: Vec<AtomicU64>,
+    /// The pools' sizes the connections pace over: `pools` as of the load
+    /// start and of each re-pace, so that every connection spreads the
+    /// rate over the same count at the same time.
+    pub published: Vec<AtomicU64>,
     /// The slice of the ids this process runs.
     shard: ShardSpec,
 }
@@ -59,9 +63,17 @@ impl Roles {
             roles,
             // Over the whole run's ids, so a shard's connections play the
             // roles they would play unsharded.
-            of: assign_roles(&defs, u64::from(scenario.total_connections())),
+            of: assign_roles(&defs, u64::from(scenario.id_space())),
             pools: (0..=defs.len()).map(|_| AtomicU64::new(0)).collect(),
+            published: (0..=defs.len()).map(|_| AtomicU64::new(0)).collect(),
             shard: scenario.shard_spec(),
+        }
+    }
+
+    /// Publishes the pools' current sizes for pacing.
+    pub fn publish(&self) {
+        for (size, now) in self.published.iter().zip(&self.pools) {
+            size.store(now.load(SeqCst), SeqCst);
         }
     }
 

@@ -96,14 +96,21 @@ pub(super) struct Opened {
 }
 
 /// Counts a failed attempt of `kind` with its reason.
-fn failed(shared: &Shared, id: u64, kind: ErrorKind, reason: impl FnOnce() -> String) {
-    shared.setup(id, |d| d.error(kind));
+fn failed(
+    shared: &Shared,
+    id: u64,
+    stage: usize,
+    kind: ErrorKind,
+    reason: impl FnOnce() -> String,
+) {
+    shared.setup(id, stage, |d| d.error(kind));
     shared.recorder.gauges().note_error(reason);
 }
 
 /// TCP connect, TLS and upgrade within the scenario's timeout; records
-/// `connect`, `tls` and `handshake`, or counts the error by kind.
-pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
+/// `connect`, `tls` and `handshake`, or counts the error by kind, in
+/// `stage` (where the attempt began).
+pub(super) async fn open(shared: &Shared, id: u64, stage: usize) -> Option<Opened> {
     let proto = &shared.protocol;
     let limit = shared.connect_timeout;
     let t0 = Instant::now();
@@ -111,18 +118,20 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
     let tcp = match timeout_at(deadline, connect(shared, id)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            failed(shared, id, ErrorKind::Connect, || format!("connect: {e}"));
+            failed(shared, id, stage, ErrorKind::Connect, || {
+                format!("connect: {e}")
+            });
             return None;
         }
         Err(_) => {
-            failed(shared, id, ErrorKind::Connect, || {
+            failed(shared, id, stage, ErrorKind::Connect, || {
                 format!("connect: no answer within {limit:?}")
             });
             return None;
         }
     };
     let t1 = Instant::now();
-    shared.setup(id, |d| {
+    shared.setup(id, stage, |d| {
         d.record(LatencyMetric::Connect, (t1 - t0).as_nanos() as u64)
     });
     let _ = tcp.set_nodelay(true);
@@ -138,18 +147,18 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
             let mut tls = match timeout_at(deadline, connector.connect(name.clone(), tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    failed(shared, id, ErrorKind::Tls, || format!("tls: {e}"));
+                    failed(shared, id, stage, ErrorKind::Tls, || format!("tls: {e}"));
                     return None;
                 }
                 Err(_) => {
-                    failed(shared, id, ErrorKind::Tls, || {
+                    failed(shared, id, stage, ErrorKind::Tls, || {
                         format!("tls: handshake not done within {limit:?}")
                     });
                     return None;
                 }
             };
             let t2 = Instant::now();
-            shared.setup(id, |d| {
+            shared.setup(id, stage, |d| {
                 d.record(LatencyMetric::Tls, (t2 - t1).as_nanos() as u64)
             });
             let hs = client_handshake(&mut tls, &proto.request, &mut rng);
@@ -164,13 +173,13 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
             if let HandshakeError::Status(status) = e {
                 shared.recorder.gauges().http_status(status);
             }
-            failed(shared, id, ErrorKind::Handshake, || {
+            failed(shared, id, stage, ErrorKind::Handshake, || {
                 format!("handshake: {e}")
             });
             return None;
         }
         Err(_) => {
-            failed(shared, id, ErrorKind::Handshake, || {
+            failed(shared, id, stage, ErrorKind::Handshake, || {
                 format!("handshake: no answer within {limit:?}")
             });
             return None;
@@ -181,7 +190,7 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
         Some(offer) => match offer.accept_response(&upgraded.extensions) {
             Ok(agreed) => agreed,
             Err(e) => {
-                failed(shared, id, ErrorKind::Handshake, || {
+                failed(shared, id, stage, ErrorKind::Handshake, || {
                     format!("handshake: {e}")
                 });
                 return None;
@@ -189,11 +198,11 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
         },
     };
     let t3 = Instant::now();
-    shared.setup(id, |d| {
+    shared.setup(id, stage, |d| {
         d.record(LatencyMetric::Handshake, (t3 - t2).as_nanos() as u64)
     });
     let (compressed, subprotocol) = (agreed.is_some(), upgraded.subprotocol.is_some());
-    shared.setup_count(id, |c| {
+    shared.setup_count(id, stage, |c| {
         c.compressed += u64::from(compressed);
         c.subprotocol += u64::from(subprotocol);
     });
@@ -209,7 +218,7 @@ pub(super) async fn open(shared: &Shared, id: u64) -> Option<Opened> {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
-                failed(shared, id, ErrorKind::Tls, || format!("tls: {e}"));
+                failed(shared, id, stage, ErrorKind::Tls, || format!("tls: {e}"));
                 return None;
             }
         }

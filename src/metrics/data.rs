@@ -89,6 +89,9 @@ counters! {
     failed,
     /// Open connections that the server closed, reset, or broke.
     closed_by_server,
+    /// Open connections barrage closed during the phases: churn
+    /// (`connections.lifetime`) and a phase lowering the count. Not errors.
+    closed,
     /// Connections that agreed permessage-deflate.
     compressed,
     /// Connections for which the server chose an offered subprotocol.

@@ -183,12 +183,9 @@ impl Derived {
 pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
     let d = Derived::new(plan, data);
     let f = &data.facts;
-    let per_phase = [
-        LatencyMetric::Rtt,
-        LatencyMetric::Service,
-        LatencyMetric::SendLag,
-        LatencyMetric::Delivery,
-    ];
+    // Every metric: connections opened during a phase (a higher count,
+    // churn, reconnects) are timed in it.
+    let per_phase = LatencyMetric::ALL;
     let phases: Vec<PhaseReport> = plan
         .phases
         .iter()
@@ -337,6 +334,7 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
                 failed: rc.failed,
                 peak_open,
                 closed_by_server: rc.closed_by_server,
+                closed: rc.closed,
                 compressed: rc.compressed,
                 subprotocol: rc.subprotocol,
                 open_rate: if ramp_s > 0.0 {
@@ -449,6 +447,8 @@ fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
         phase: phase.map(|p| p.name.clone()),
         open: s.open,
         attempts: c.attempted,
+        opened: c.opened,
+        closed: c.closed.saturating_add(c.closed_by_server),
         sent: c.sent,
         received: c.received,
         errors: c.error_total(),

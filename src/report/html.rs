@@ -1,11 +1,12 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts,
 //! no network) with the verdict, thresholds, throughput and latency over
 //! time, the percentile distribution of every latency metric, connections
-//! and errors over time, and the scenario.
+//! (open, and attempted, opened and closed per second) and errors over
+//! time, and the scenario.
 
 use hdrhistogram::Histogram;
 
-use super::model::{Report, Verdict};
+use super::model::{Report, TimelinePoint, Verdict};
 use super::svg::{Axis, Series, line_chart};
 use super::table::{tables, verdict_line};
 use crate::metrics::decode_histogram;
@@ -79,17 +80,18 @@ fn spans(r: &Report) -> Vec<f64> {
         .collect()
 }
 
+/// `f` of every timeline point divided by the seconds the point covers.
+fn per_second(r: &Report, f: fn(&TimelinePoint) -> u64) -> Vec<(f64, f64)> {
+    r.timeline
+        .iter()
+        .zip(spans(r))
+        .map(|(p, d)| (p.t_s, f(p) as f64 / d))
+        .collect()
+}
+
 fn throughput_chart(r: &Report) -> String {
-    let d = spans(r);
-    let pts = |f: &dyn Fn(&super::model::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
-        r.timeline
-            .iter()
-            .zip(&d)
-            .map(|(p, d)| (p.t_s, f(p) / d))
-            .collect()
-    };
-    let sent = pts(&|p| p.sent as f64);
-    let recv = pts(&|p| p.received as f64);
+    let sent = per_second(r, |p| p.sent);
+    let recv = per_second(r, |p| p.received);
     let target: Vec<(f64, f64)> = r
         .timeline
         .iter()
@@ -185,6 +187,46 @@ fn latency_over_time(r: &Report) -> String {
     )
 }
 
+/// Connection attempts, openings and closes per second: churn, a phase
+/// changing the count and reconnect storms show here.
+fn connections_chart(r: &Report) -> String {
+    let attempts = per_second(r, |p| p.attempts);
+    let opened = per_second(r, |p| p.opened);
+    let closed = per_second(r, |p| p.closed);
+    let max = attempts
+        .iter()
+        .chain(&opened)
+        .chain(&closed)
+        .map(|p| p.1)
+        .fold(1.0, f64::max);
+    let y = Axis::linear("connections/s", 0.0, max, rate_label);
+    line_chart(
+        "Connections per second",
+        &[
+            Series {
+                name: "attempts".into(),
+                color: "#8395a7",
+                points: attempts,
+                dashed: true,
+            },
+            Series {
+                name: "opened".into(),
+                color: "#10ac84",
+                points: opened,
+                dashed: false,
+            },
+            Series {
+                name: "closed".into(),
+                color: "#ff9f43",
+                points: closed,
+                dashed: false,
+            },
+        ],
+        &time_axis(r),
+        &y,
+    )
+}
+
 /// Position of quantile `q` on the HdrHistogram percentile axis:
 /// log10(1 / (1 - q)), so 90% is 1, 99% is 2, 99.9% is 3.
 fn nines(q: f64) -> f64 {
@@ -231,7 +273,7 @@ fn count_chart(
     title: &str,
     axis: &str,
     color: &'static str,
-    f: fn(&super::model::TimelinePoint) -> f64,
+    f: fn(&TimelinePoint) -> f64,
 ) -> String {
     let pts: Vec<(f64, f64)> = r.timeline.iter().map(|p| (p.t_s, f(p))).collect();
     let max = pts.iter().map(|p| p.1).fold(1.0, f64::max);
@@ -281,16 +323,25 @@ pub fn render(r: &Report) -> String {
         body.push_str("</table></div>\n");
     }
     body.push_str("<h2>Over time</h2><div class=\"grid2\">\n");
-    for chart in [
+    let mut charts = vec![
         throughput_chart(r),
         latency_over_time(r),
         count_chart(r, "Open connections", "connections", "#2e86de", |p| {
             p.open as f64
         }),
-        count_chart(r, "Errors per interval", "errors", "#ee5253", |p| {
-            p.errors as f64
-        }),
-    ] {
+    ];
+    // Next to the open connections; only when there is a timeline.
+    if !r.timeline.is_empty() {
+        charts.push(connections_chart(r));
+    }
+    charts.push(count_chart(
+        r,
+        "Errors per interval",
+        "errors",
+        "#ee5253",
+        |p| p.errors as f64,
+    ));
+    for chart in charts {
         body.push_str(&format!("<div class=\"card\">{chart}</div>\n"));
     }
     body.push_str("</div>\n<h2>Latency distribution</h2><div class=\"grid2\">\n");
@@ -345,4 +396,93 @@ pub fn render(r: &Report) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>barrage · {}</title>\n<style>{STYLE}</style></head>\n<body><main>\n{body}</main></body></html>\n",
         esc(&r.scenario.name)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::RunData;
+    use crate::report::model::ScenarioInfo;
+
+    fn report(timeline: Vec<TimelinePoint>) -> Report {
+        let plan = ScenarioInfo {
+            name: "churn".into(),
+            file: None,
+            target: "ws://127.0.0.1:9/".into(),
+            connections: 10,
+            connection_rate: 10.0,
+            phases: Vec::new(),
+            source: None,
+            thresholds: Vec::new(),
+        };
+        let mut r = crate::report::build(&plan, &RunData::default());
+        r.timeline = timeline;
+        r
+    }
+
+    fn point(t_s: f64, attempts: u64, opened: u64, closed: u64) -> TimelinePoint {
+        TimelinePoint {
+            t_s,
+            phase: None,
+            open: 10,
+            attempts,
+            opened,
+            closed,
+            sent: 0,
+            received: 0,
+            errors: 0,
+            rtt_p50_us: 0.0,
+            rtt_p99_us: 0.0,
+            target_rate: None,
+        }
+    }
+
+    #[test]
+    fn connections_chart_has_attempts_opened_and_closed_per_second() {
+        let html = render(&report(vec![
+            point(1.0, 12, 10, 0),
+            point(2.0, 5, 4, 3),
+            point(3.0, 7, 6, 6),
+        ]));
+        assert!(html.contains("Connections per second"), "{html}");
+        let chart = html
+            .split("<svg")
+            .find(|c| c.contains("Connections per second"))
+            .unwrap();
+        for series in ["attempts", "opened", "closed"] {
+            assert!(
+                chart.contains(&format!(r#"class="legend">{series}</text>"#)),
+                "no {series} legend in {chart}"
+            );
+        }
+        assert_eq!(chart.matches("<polyline").count(), 3, "{chart}");
+        // The y axis reaches the largest rate (12 attempts in the first second).
+        assert!(chart.contains(">12.5</text>"), "{chart}");
+        // Closed: 0, 3, 6 per second, one point a second, rising from the
+        // bottom of the chart (SVG y grows downwards).
+        let ys = |color: &str| -> Vec<f64> {
+            let line = chart
+                .lines()
+                .find(|l| l.starts_with("<polyline") && l.contains(color))
+                .unwrap();
+            let pts = line.split("points=\"").nth(1).unwrap();
+            pts.trim_end_matches("\"/>")
+                .split(' ')
+                .map(|xy| xy.split(',').nth(1).unwrap().parse().unwrap())
+                .collect()
+        };
+        let closed = ys("#ff9f43");
+        assert_eq!(closed.len(), 3, "{chart}");
+        assert!(closed[0] > closed[1] && closed[1] > closed[2], "{closed:?}");
+        let opened = ys("#10ac84");
+        assert!(closed[0] > opened[0], "closed 0 is below opened 10");
+        assert_eq!(closed[2], opened[2], "6 closed and 6 opened at 3s");
+    }
+
+    #[test]
+    fn connections_chart_is_left_out_without_a_timeline() {
+        let html = render(&report(Vec::new()));
+        assert!(!html.contains("Connections per second"));
+        assert!(html.contains("Open connections"));
+    }
 }

@@ -218,6 +218,10 @@ pub struct ConnectionTotals {
     pub peak_open: u64,
     /// Open connections the server closed or reset.
     pub closed_by_server: u64,
+    /// Open connections barrage closed during the phases (churn, a phase
+    /// lowering the count); not errors.
+    #[serde(default)]
+    pub closed: u64,
     /// Connections opened per second while opening them (opened / time
     /// from the first attempt until every attempt had opened or failed).
     pub open_rate: f64,
@@ -347,6 +351,13 @@ pub struct TimelinePoint {
     /// a reconnect storm shows here).
     #[serde(default)]
     pub attempts: u64,
+    /// Connections opened in the second (upgrades completed).
+    #[serde(default)]
+    pub opened: u64,
+    /// Connections closed in the second: by barrage (churn, a lower count)
+    /// and by the server.
+    #[serde(default)]
+    pub closed: u64,
     /// Messages sent in the second.
     pub sent: u64,
     /// Messages received and consumed in the second (replies and `expect`

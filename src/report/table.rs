@@ -325,7 +325,7 @@ pub fn tables(r: &Report) -> Vec<Table> {
     // Each phase's percentiles, for the metrics recorded per phase.
     for p in &r.phases {
         let mut t = Table::new(&format!("Latency in phase {}", p.name), &LATENCY_HEADERS);
-        for name in ["rtt", "service", "send_lag"] {
+        for name in ["rtt", "service", "send_lag", "connect", "handshake"] {
             if let Some(m) = p.metrics.get(name).filter(|m| m.count > 0) {
                 t.row(latency_row(name, m));
             }

@@ -7,6 +7,7 @@ mod error;
 mod flow;
 mod message;
 mod model;
+mod population;
 mod protocol;
 mod shard;
 mod source_ips;
@@ -28,6 +29,7 @@ pub use flow::{
 };
 pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};
+pub use population::{Lifetime, PhaseConnections};
 pub use protocol::{
     BuiltinMode, BuiltinSettings, CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions,
     Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, percent_decode,

@@ -9,6 +9,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use super::data::{DataSpec, Feeder};
 use super::flow::{Delivery, Role, Step};
 use super::message::Message;
+use super::population::{Lifetime, PhaseConnections};
 use super::protocol::{
     BuiltinSettings, CloseSettings, Compression, Headers, PingSettings, ReconnectPolicy,
     TlsSettings,
@@ -176,6 +177,12 @@ pub struct Connections {
         deserialize_with = "de_positive_duration"
     )]
     pub timeout: Duration,
+    /// Churn: each connection closes after a random lifetime in this range
+    /// (`30s..120s`, uniform, seeded) and a replacement opens at once and
+    /// runs the flow from its first step, keeping the count. Closed by
+    /// churn is not an error. Default: connections live the whole run.
+    #[serde(default)]
+    pub lifetime: Option<Lifetime>,
 }
 
 /// Default for `connections.rate`: 1000 per second.
@@ -208,6 +215,10 @@ pub struct Phase {
     /// Messages in flight per connection with `rate: max`. Default 1, at
     /// least 1; setting it with a numeric rate is an error.
     pub inflight: u32,
+    /// The connection count to move toward during the phase, opening (or
+    /// closing, newest first) at its rate while messages flow; later
+    /// phases keep it. Default: the count stays as it is.
+    pub connections: Option<PhaseConnections>,
 }
 
 /// Message rate of a phase.
@@ -401,6 +412,7 @@ enum PhaseField {
     Rate,
     Record,
     Inflight,
+    Connections,
 }
 
 /// Reads one phase; `earlier` holds the phases before it.
@@ -431,6 +443,7 @@ impl<'de> Visitor<'de> for PhaseVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Phase, A::Error> {
         let (mut name, mut duration, mut rate, mut record, mut inflight) =
             (None, None, None, None, None);
+        let mut connections = None;
         while let Some(key) = map.next_key::<PhaseField>()? {
             match key {
                 PhaseField::Name => {
@@ -448,6 +461,10 @@ impl<'de> Visitor<'de> for PhaseVisitor<'_> {
                     rate = Some(map.next_value_seed(PhaseRateSeed {
                         inflight_set: inflight.is_some(),
                     })?);
+                }
+                PhaseField::Connections => {
+                    once(&connections, "connections")?;
+                    connections = Some(map.next_value::<PhaseConnections>()?);
                 }
                 PhaseField::Record => {
                     once(&record, "record")?;
@@ -467,6 +484,7 @@ impl<'de> Visitor<'de> for PhaseVisitor<'_> {
             rate: rate.unwrap_or(PhaseRate::None),
             record: record.unwrap_or(true),
             inflight: inflight.unwrap_or(1),
+            connections,
         })
     }
 }

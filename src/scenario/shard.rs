@@ -89,6 +89,9 @@ pub struct Sharding {
     pub spec: ShardSpec,
     /// `connections.count` of the whole (unsharded) run.
     pub total_connections: u32,
+    /// The largest count of the whole run, phases' targets included: the
+    /// connection ids go up to it.
+    pub peak_connections: u32,
 }
 
 /// Spreads `count` connections over the roles by weight, interleaved: each
@@ -162,11 +165,28 @@ impl Scenario {
                 r.per_second *= share(mine[i], whole[i]);
             }
         }
+        // Phase targets: the slice's share of the ids up to the target,
+        // opened or closed at the same share of the rate.
+        let connect_rate = self.connections.rate;
+        let peak = self.peak_connections();
+        for p in &mut self.phases {
+            if let Some(c) = &mut p.connections {
+                let whole = u64::from(c.count);
+                let mine = spec.local_count(whole);
+                let mut rate = c.rate.unwrap_or(connect_rate);
+                rate.per_second *= share(mine, whole).max(f64::MIN_POSITIVE);
+                c.rate = Some(rate);
+                // A slice with no connection of its own holds none; the
+                // count's minimum of 1 is for what is written.
+                c.count = u32::try_from(mine).expect("at most the whole count");
+            }
+        }
         self.connections.rate.per_second *= share(local, total);
         self.connections.count = u32::try_from(local).expect("at most the whole count");
         self.sharding = Some(Sharding {
             spec,
             total_connections: u32::try_from(total).expect("from a u32"),
+            peak_connections: peak,
         });
         Ok(())
     }
@@ -181,6 +201,13 @@ impl Scenario {
     pub fn total_connections(&self) -> u32 {
         self.sharding
             .map_or(self.connections.count, |s| s.total_connections)
+    }
+
+    /// How many connection ids the whole run uses: its peak count over
+    /// every shard (ids 0 to this - 1).
+    pub fn id_space(&self) -> u32 {
+        self.sharding
+            .map_or_else(|| self.peak_connections(), |s| s.peak_connections)
     }
 }
 
@@ -265,5 +292,41 @@ mod tests {
                 assert_eq!(seen, (0..total).collect::<Vec<_>>(), "{total} over {n}");
             }
         }
+    }
+
+    /// A phase's connection target and rate, and a ramp, are split as the
+    /// opening count is: the shards add up to the whole, and the ids a
+    /// shard grows into are its own slice of the whole run's.
+    #[test]
+    fn phase_targets_and_ramps_split_over_shards() {
+        let whole = crate::scenario::parse(
+            "s.yaml",
+            "name: s\ntarget: builtin\nconnections: { count: 10, rate: 100/s }\n\
+             phases:\n  - { name: a, duration: 1s, rate: 0/s..400/s }\n\
+             \x20 - { name: b, duration: 1s, rate: 40/s, connections: { count: 103, rate: 1000/s } }\n",
+        )
+        .unwrap();
+        let n = 4;
+        let (mut count, mut rate, mut ramp_to) = (0, 0.0, 0.0);
+        for index in 0..n {
+            let mut s = whole.clone();
+            s.apply_shard(ShardSpec { index, count: n }).unwrap();
+            assert_eq!(s.id_space(), 103);
+            let c = s.phases[1].connections.unwrap();
+            assert_eq!(
+                u64::from(c.count),
+                ShardSpec { index, count: n }.local_count(103)
+            );
+            count += c.count;
+            rate += c.rate.unwrap().per_second;
+            let PhaseRate::Ramp { to, .. } = s.phases[0].rate else {
+                panic!("a ramp")
+            };
+            ramp_to += to;
+            assert_eq!(s.peak_connections(), c.count);
+        }
+        assert_eq!(count, 103);
+        assert!((rate - 1000.0).abs() < 1e-6, "{rate}");
+        assert!((ramp_to - 400.0).abs() < 1e-6, "{ramp_to}");
     }
 }

@@ -166,7 +166,7 @@ fn unknown_key_names_key_and_allowed() {
     let e = err(&format!("{}phases: []\n", HEAD.replace("count", "cuont")));
     assert_eq!(
         e,
-        "s.yaml:4:3: connections.cuont: unknown field `cuont`, expected one of `count`, `rate`, `timeout`"
+        "s.yaml:4:3: connections.cuont: unknown field `cuont`, expected one of `count`, `rate`, `timeout`, `lifetime`"
     );
 }
 

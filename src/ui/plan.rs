@@ -39,7 +39,21 @@ pub fn render(file: &str, s: &Scenario) -> String {
                 .to_string()),
             if p.record { "" } else { "  (not recorded)" }
         ));
+        if let Some(c) = p.connections {
+            let rate = c.rate.unwrap_or(s.connections.rate).per_second;
+            out.push_str(&format!(
+                "                            connections toward {} at {rate}/s\n",
+                c.count
+            ));
+        }
         total = total.zip(expected).map(|(a, b)| a + b);
+    }
+    if let Some(l) = s.connections.lifetime {
+        // Each connection is replaced once a mean lifetime.
+        let churn = f64::from(s.connections.count) / l.mean().as_secs_f64();
+        out.push_str(&format!(
+            "  churn       each connection lives {l} and is replaced at once: about {churn:.0} closes and opens/s\n"
+        ));
     }
     out.push_str(&format!(
         "  total       {:.1}s, expected messages {}\n",
@@ -47,7 +61,7 @@ pub fn render(file: &str, s: &Scenario) -> String {
         total.map_or("open-ended (a phase uses rate: max)".to_string(), |n| n
             .to_string())
     ));
-    let connections = u64::from(s.connections.count);
+    let connections = u64::from(s.peak_connections());
     let worst = preflight::message_memory(connections, s.max_message_size);
     out.push_str(&format!(
         "  memory      up to {} of messages being received ({connections} connections × max_message_size {}){}\n",

@@ -108,6 +108,9 @@ pub struct DashboardState {
     pub fds_open: usize,
     /// Connections opened per second in the last interval.
     pub opening_rate: f64,
+    /// Connections closed per second in the last interval, by barrage
+    /// (churn, a phase lowering the count) and by the server.
+    pub closing_rate: f64,
 }
 
 impl DashboardState {
@@ -130,6 +133,7 @@ impl DashboardState {
             fd_limit,
             fds_open: 0,
             opening_rate: 0.0,
+            closing_rate: 0.0,
         }
     }
 
@@ -168,6 +172,7 @@ impl DashboardState {
             paused,
         };
         self.opening_rate = per_s(iv.counters.opened);
+        self.closing_rate = per_s(iv.counters.closed + iv.counters.closed_by_server);
         self.fds_open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
         let c = &iv.counters;
         self.history.push(Point {

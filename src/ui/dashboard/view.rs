@@ -142,22 +142,45 @@ fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
 
 fn draw_connections(f: &mut Frame, area: Rect, s: &DashboardState) {
     let l = &s.now;
-    // Connection counters live in the setup stage, always recorded.
+    // The run's connection counters, as the report counts them (setup and
+    // the recorded phases); the rates are the last interval's.
     let c = &s.recorded.counters;
-    let target = s.scenario.connections.count;
-    let lines = vec![
-        Line::from(format!("open {:>7} / {target}", l.open)),
-        Line::from(format!(
-            "opening {}/s  peak {}",
-            rate(s.opening_rate),
-            l.peak_open
-        )),
-        Line::from(format!(
-            "failed {}  closed by server {}",
-            c.failed, c.closed_by_server
-        )),
-        Line::from(format!("fds {} / {}", s.fds_open, s.fd_limit)),
-    ];
+    // The count the running phase steers toward (`connections:` of a phase).
+    let target = l.phase.map_or(s.scenario.connections.count, |i| {
+        s.scenario.phase_population(i).0
+    });
+    let open = Line::from(format!("open {:>7} / {target}", l.open));
+    let rates = Line::from(format!(
+        "opened {}/s  closed {}/s",
+        rate(s.opening_rate),
+        rate(s.closing_rate)
+    ));
+    let peak = format!("peak {}", l.peak_open);
+    let fds = |sep| format!("fds {}{sep}{}", s.fds_open, s.fd_limit);
+    let failed = Line::from(format!(
+        "failed {}  closed by server {}",
+        c.failed, c.closed_by_server
+    ));
+    let closed = Line::from(format!("closed by barrage {}", c.closed));
+    // Five lines inside the small panel: peak and fds share one.
+    let lines = if area.height >= 8 {
+        vec![
+            open,
+            rates,
+            Line::from(peak),
+            failed,
+            closed,
+            Line::from(fds(" / ")),
+        ]
+    } else {
+        vec![
+            open,
+            rates,
+            Line::from(format!("{peak}  {}", fds("/"))),
+            failed,
+            closed,
+        ]
+    };
     f.render_widget(Paragraph::new(lines).block(block("Connections")), area);
 }
 
@@ -398,4 +421,66 @@ fn draw_help(f: &mut Frame, area: Rect) {
         .collect();
     f.render_widget(Clear, r);
     f.render_widget(Paragraph::new(lines).block(block("Keys")), r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{RunData, Second, StageData};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    const YAML: &str = r#"
+name: churn
+target: builtin
+connections: { count: 100 }
+phases:
+  - { name: steady, duration: 10s, rate: 100/s }
+"#;
+
+    fn render(st: &DashboardState, w: u16, h: u16) -> String {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| draw(f, st)).unwrap();
+        let buf = term.backend().buffer().clone();
+        (0..h)
+            .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn connections_panel_shows_last_second_opens_and_closes() {
+        let scenario = crate::scenario::parse("churn.yaml", YAML).unwrap();
+        let mut st = DashboardState::new(scenario, "ws://127.0.0.1:9/".into(), 20_000);
+        for (t, opened, closed, by_server) in [(1u64, 100, 0, 0), (2, 3, 4, 1)] {
+            let mut d = RunData::new(&["default".to_string()], 1, 0);
+            d.facts.load_started_ms = Some(0);
+            let mut stage = StageData::default();
+            (stage.counters.opened, stage.counters.closed) = (opened, closed);
+            stage.counters.closed_by_server = by_server;
+            d.timeline.push(Second {
+                t_ms: t * 1000,
+                interval_ms: 1000,
+                phase: Some(0),
+                open: 100,
+                peak_open: 100,
+                ..Second::default()
+            });
+            d.roles[0].stages[1] = stage;
+            st.push(&d);
+        }
+        for (w, h) in [(80, 24), (160, 48)] {
+            let screen = render(&st, w, h);
+            for want in [
+                "open     100 / 100",
+                "opened 3/s  closed 5/s",
+                "peak 100",
+                "fds ",
+                "failed 0  closed by server 1",
+                "closed by barrage 4",
+            ] {
+                assert!(screen.contains(want), "{w}x{h}: no {want:?} in\n{screen}");
+            }
+        }
+    }
 }

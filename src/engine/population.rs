@@ -1,0 +1,80 @@
+//! A phase's `connections:` target: during the phase, connections are
+//! opened (new slots, new ids) or closed (newest first) toward the target
+//! at the phase's connection rate, while messages keep flowing on the open
+//! ones. A phase without a target keeps steering toward the last one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio::time::sleep_until;
+use tokio_util::sync::CancellationToken;
+
+use super::{Shared, connection};
+
+/// Steers this process's connection count through the phases that
+/// started at `at`: `targets[i]` is phase i's (count, opens or closes per
+/// second). Slots `0..live` are in use when it starts; `retire[s]` closes
+/// slot s. Returns once the phases are over and every connection it
+/// opened has ended.
+pub(super) async fn steer(
+    shared: Arc<Shared>,
+    targets: Vec<(u32, f64)>,
+    at: Instant,
+    mut live: u64,
+    mut retire: Vec<CancellationToken>,
+) {
+    let mut tasks = JoinSet::new();
+    let cancel = shared.cancel.clone();
+    // Connections re-pace over the new count at most this often while it
+    // changes (waking every connection per open would cost more than
+    // the load).
+    const REPACE_EVERY: Duration = Duration::from_millis(100);
+    let mut repaced = Instant::now();
+    for (i, (count, rate)) in targets.into_iter().enumerate() {
+        let begin = at + shared.phase_offsets[i];
+        let end = at + shared.phase_offsets[i + 1];
+        let target = u64::from(count).min(retire.len() as u64);
+        let mut done = 0u64;
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = sleep_until(begin.into()) => {}
+        }
+        while live != target {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            // Everything due by now at once, so a slow wake-up does not
+            // lower the rate.
+            let due = ((now - begin).as_secs_f64() * rate).floor() as u64 + 1;
+            while done < due && live != target {
+                if live < target {
+                    let slot = live as usize;
+                    // A slot closed earlier gets a fresh token.
+                    if retire[slot].is_cancelled() {
+                        retire[slot] = CancellationToken::new();
+                    }
+                    let id = shared.shard.global_id(live);
+                    tasks.spawn(connection::run(shared.clone(), id, retire[slot].clone()));
+                    live += 1;
+                } else {
+                    live -= 1;
+                    retire[live as usize].cancel();
+                }
+                done += 1;
+            }
+            if live == target || repaced.elapsed() >= REPACE_EVERY {
+                shared.repace_all();
+                repaced = Instant::now();
+            }
+            let next = begin + Duration::from_secs_f64(done as f64 / rate);
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = sleep_until(next.min(end).into()) => {}
+            }
+        }
+    }
+    shared.repace_all();
+    while tasks.join_next().await.is_some() {}
+}
