@@ -29,6 +29,10 @@ pub struct Control {
     epoch: AtomicU64,
     /// Written only on a key press, read when the report is built.
     log: Mutex<Vec<RateChange>>,
+    /// Rates set for phases while the run goes (`barrage search` decides
+    /// each step's rate from the last one's results); read when a pacer is
+    /// made, never per message.
+    phase_rates: Mutex<Vec<Option<f64>>>,
 }
 
 impl Default for Control {
@@ -38,6 +42,7 @@ impl Default for Control {
             factor_bits: AtomicU64::new(1.0f64.to_bits()),
             epoch: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
+            phase_rates: Mutex::new(Vec::new()),
         }
     }
 }
@@ -85,6 +90,26 @@ impl Control {
     #[inline]
     pub fn epoch(&self) -> u64 {
         self.epoch.load(SeqCst)
+    }
+
+    /// Sets phase `i`'s total rate (messages per second), replacing the
+    /// scenario's; connections pick it up at once.
+    pub fn set_phase_rate(&self, i: usize, per_second: f64) {
+        if let Ok(mut rates) = self.phase_rates.lock() {
+            if rates.len() <= i {
+                rates.resize(i + 1, None);
+            }
+            rates[i] = Some(per_second);
+        }
+        self.epoch.fetch_add(1, SeqCst);
+    }
+
+    /// The rate set for phase `i` with [`Control::set_phase_rate`], if any.
+    pub fn phase_rate(&self, i: usize) -> Option<f64> {
+        self.phase_rates
+            .lock()
+            .ok()
+            .and_then(|r| r.get(i).copied().flatten())
     }
 
     /// Every change so far, in order.

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod search;
 pub mod server;
 pub mod tls;
 pub mod ui;

@@ -62,6 +62,12 @@ pub struct RunOptions {
     /// this machine's memory (`--allow-memory-overcommit` turns it off).
     /// Default: on.
     pub memory_checked: bool,
+    /// Cancelling it ends the run early as planned (not an interruption):
+    /// how `barrage search` stops once it has its answer.
+    pub finish: CancellationToken,
+    /// A capacity search steering the run (`barrage search`); the scenario
+    /// must have been laid out by it. Default: none.
+    pub search: Option<crate::search::SearchRun>,
 }
 
 impl RunOptions {
@@ -79,6 +85,8 @@ impl RunOptions {
             control: Arc::default(),
             start_at: None,
             memory_checked: true,
+            finish: CancellationToken::new(),
+            search: None,
         }
     }
 }
@@ -273,18 +281,39 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
+    // A search reads every delta first, then hands it on to the UI.
+    let (ticks, steering) = match &opts.search {
+        Some(search) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let phases = report::plan(scenario, None, String::new(), None).phases;
+            let task = search.spawn(
+                phases,
+                opts.control.clone(),
+                opts.finish.clone(),
+                rx,
+                opts.ticks.clone(),
+            );
+            (Some(tx), Some(task))
+        }
+        None => (opts.ticks.clone(), None),
+    };
     let engine_opts = EngineOptions {
         cancel: opts.cancel.clone(),
-        ticks: opts.ticks.clone(),
+        ticks,
         seed,
         control: opts.control.clone(),
+        finish: opts.finish.clone(),
     };
     let data = engine::run(scenario, &url, engine_opts).await;
     if let Some(handle) = builtin {
         handle.shutdown().await;
     }
-    let data = data?;
-    let plan = report::plan(
+    if let Some(task) = steering {
+        // The engine dropped its sender: the task ends after the last delta.
+        let _ = task.await;
+    }
+    let mut data = data?;
+    let mut plan = report::plan(
         scenario,
         opts.file.as_ref().map(|f| f.display().to_string()),
         // Secret query values (`?token=…`) stay out of reports.
@@ -300,6 +329,9 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
                 text
             }),
     );
+    if let Some(search) = &opts.search {
+        search.conclude(&mut plan, &mut data);
+    }
     let report = report::build(&plan, &data);
     Ok(finish(
         report,

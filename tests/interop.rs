@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{read_report, run_yaml};
+use common::{install_peers, read_report, run_yaml};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,18 +28,6 @@ use tokio::net::TcpStream;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Installs the peers once per test binary.
-fn install_peers() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let ok = Command::new("bash")
-            .arg(root().join("scripts/install-peers.sh"))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "scripts/install-peers.sh failed");
-    });
 }
 
 #[derive(Clone, Copy, Debug)]

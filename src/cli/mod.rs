@@ -17,6 +17,7 @@ use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
 use crate::ui;
 
 mod fleet;
+mod search;
 mod serve;
 pub use serve::ServeArgs;
 
@@ -47,6 +48,10 @@ pub enum Command {
     /// Print Kubernetes manifests that run a scenario as N shards of an
     /// Indexed Job, and the commands that merge their reports.
     K8s(K8sArgs),
+    /// Find the highest message rate at which every SLO holds: steps up
+    /// geometrically until one breaks, then bisects; exit 0 when found (and
+    /// at least --min), 1 below --min, 3 when even --from fails.
+    Search(search::SearchArgs),
 }
 
 /// `barrage k8s`.
@@ -254,6 +259,7 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Compare(a) => compare(&a),
         Command::Merge(a) => merge(&a),
         Command::K8s(a) => k8s(&a),
+        Command::Search(a) => search::search(a).await,
     }
 }
 
@@ -448,6 +454,12 @@ fn report_line(text: &str) -> Option<Report> {
 }
 
 async fn run(a: RunArgs) -> u8 {
+    run_with(a, None).await
+}
+
+/// `run`, or a capacity search when `search` is given (it lays out the
+/// scenario's phases and steers their rates).
+pub(super) async fn run_with(a: RunArgs, search: Option<crate::search::SearchRun>) -> u8 {
     let mut scenario = match scenario::load(&a.scenario) {
         Ok(s) => s,
         Err(e) => {
@@ -472,6 +484,9 @@ async fn run(a: RunArgs) -> u8 {
     {
         ui::error(&e);
         return exit::BAD_INPUT;
+    }
+    if let Some(s) = &search {
+        s.layout(&mut scenario);
     }
     let cancel = CancellationToken::new();
     let signal_exit = spawn_interrupt_handler(cancel.clone());
@@ -503,6 +518,7 @@ async fn run(a: RunArgs) -> u8 {
     opts.control = control;
     opts.start_at = a.start_at;
     opts.memory_checked = !a.allow_memory_overcommit;
+    opts.search = search;
     let outcome = runner::run(opts).await;
     view.finish().await;
     match outcome {

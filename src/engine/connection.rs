@@ -370,8 +370,21 @@ impl<'a> Conn<'a> {
                 return Pacer::Closed { inflight: 0 };
             }
             let phase_start = start.at + shared.phase_offsets[phase];
+            // A rate set while the run goes (a search step) replaces the
+            // scenario's.
+            let set;
+            let mut p = &phases[phase];
+            if let Some(r) = control.phase_rate(phase) {
+                set = crate::scenario::Phase {
+                    rate: crate::scenario::PhaseRate::PerSecond(crate::scenario::Rate {
+                        per_second: r,
+                    }),
+                    ..p.clone()
+                };
+                p = &set;
+            }
             Pacer::for_phase(
-                &phases[phase],
+                p,
                 phase_start,
                 from.max(phase_start),
                 index,

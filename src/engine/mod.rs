@@ -66,6 +66,9 @@ pub struct EngineOptions {
     pub seed: u64,
     /// Live pause and rate changes (the dashboard's keys).
     pub control: Arc<Control>,
+    /// Cancelling it ends the run early as planned, not as an interruption
+    /// (`barrage search` once it has its answer).
+    pub finish: CancellationToken,
 }
 
 /// When the phases start and over how many connections the rate is spread.
@@ -229,6 +232,15 @@ pub async fn run(
     // Stops the connections: on Ctrl-C (the caller's token, its parent) or
     // when an `abort_on_fail` threshold breaks.
     let run_cancel = opts.cancel.child_token();
+    {
+        let (finish, run_cancel) = (opts.finish.clone(), run_cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = finish.cancelled() => run_cancel.cancel(),
+                _ = run_cancel.cancelled() => {}
+            }
+        });
+    }
     let shared = Arc::new(Shared {
         recorder: recorder.clone(),
         phases: phases.clone(),
@@ -473,6 +485,9 @@ async fn collect(
             _ = stop.cancelled() => true,
             _ = ticker.tick() => false,
         };
+        if stopping {
+            tokio::time::sleep(collector.wait_for_own_second(Instant::now())).await;
+        }
         let now = Instant::now();
         let load_at = (*start.borrow()).map(|s| s.at);
         let load = load_at.and_then(|at| now.checked_duration_since(at));

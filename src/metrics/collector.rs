@@ -66,6 +66,21 @@ impl Collector {
         }
     }
 
+    /// How long to wait before a last tick at `now`, so that it falls in
+    /// another second than the tick before it: two deltas of one run in one
+    /// second would be added as two shards' (their open counts summed).
+    /// At most about 50 ms.
+    pub fn wait_for_own_second(&self, now: Instant) -> std::time::Duration {
+        let last = ms(self.last.saturating_duration_since(self.started));
+        let t = ms(now.saturating_duration_since(self.started));
+        if self.last == self.started || Second::bucket(t) != Second::bucket(last) {
+            return std::time::Duration::ZERO;
+        }
+        // The first millisecond of the next bucket.
+        let next = (Second::bucket(last) + 1) * 1000 - 949;
+        std::time::Duration::from_millis(next.saturating_sub(t))
+    }
+
     /// Everything since the last tick, as run data.
     pub fn tick(&mut self, now: Instant, at: TickInfo) -> RunData {
         self.recorder.collect_into(&mut self.interval);
@@ -118,5 +133,41 @@ impl Collector {
         self.changes_seen = changes.len();
         self.last = now;
         delta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A last tick right after a regular one waits for the next second, so
+    /// a run's two deltas are never added as if they were two shards'.
+    #[test]
+    fn a_last_tick_gets_a_second_of_its_own() {
+        let started = Instant::now();
+        let mut c = Collector::new(
+            Recorder::new(1, 1),
+            Arc::default(),
+            vec!["default".into()],
+            vec![true],
+            started,
+            0,
+        );
+        let info = || TickInfo {
+            phase: Some(0),
+            load_started: Some(started),
+        };
+        let at = |ms| started + Duration::from_millis(ms);
+        let first = c.tick(at(1_008), info());
+        let wait = c.wait_for_own_second(at(1_020));
+        assert_eq!(wait, Duration::from_millis(31));
+        let last = c.tick(at(1_020) + wait, info());
+        assert_ne!(
+            Second::bucket(first.timeline[0].t_ms),
+            Second::bucket(last.timeline[0].t_ms)
+        );
+        // Far enough from the last tick: no wait.
+        assert_eq!(c.wait_for_own_second(at(2_100)), Duration::ZERO);
     }
 }

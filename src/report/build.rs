@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 
 use super::model::*;
+use super::search::{STEP_PREFIX, SearchPlan, SearchReport, conclude, judge};
 use crate::metrics::evaluate::{EvalContext, PhaseData, evaluate};
 use crate::metrics::{
     Counters, ErrorKind, RunData, Second, StageData, decode_histogram, encode_histogram,
@@ -55,6 +56,7 @@ pub fn plan(
             .collect(),
         source,
         thresholds: s.thresholds.iter().map(|t| t.expr.clone()).collect(),
+        search: None,
     }
 }
 
@@ -122,8 +124,31 @@ fn durations_ms(plan: &ScenarioInfo) -> Vec<u64> {
         .collect()
 }
 
+/// The search's steps, each judged from its phase (`step-N`) as the
+/// searcher judged it while the run went.
+fn derive_search(
+    s: &SearchPlan,
+    plan: &ScenarioInfo,
+    d: &Derived,
+    phases: &[PhaseReport],
+) -> SearchReport {
+    let slos: Vec<Threshold> = s
+        .slos
+        .iter()
+        .filter_map(|e| Threshold::parse(e).ok())
+        .collect();
+    let steps = plan
+        .phases
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.record && p.name.starts_with(STEP_PREFIX))
+        .map(|(i, p)| judge(&slos, p, &d.phases[i], d.phase_secs[i], phases[i].saturated))
+        .collect();
+    conclude(s, steps)
+}
+
 /// Whether phase `d` fell behind its open-model schedule.
-fn saturated(plan: &PhasePlan, d: &StageData) -> bool {
+pub fn saturated(plan: &PhasePlan, d: &StageData) -> bool {
     let c = &d.counters;
     let scheduled = c.paced.saturating_add(c.not_sent);
     if plan.rate.is_none() || scheduled == 0 {
@@ -240,13 +265,30 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         })
         .collect();
     let rc = &d.recorded.counters;
-    let error = f
+    let search = plan
+        .search
+        .as_ref()
+        .map(|s| derive_search(s, plan, &d, &phases));
+    let mut error = f
         .failure
         .clone()
         .or_else(|| (!f.interrupted && rc.opened == 0).then(|| no_connection(rc, &data.events)));
+    // A search that found nothing is an error of the run: there is no
+    // capacity to gate on.
+    if let Some(s) = &search
+        && s.capacity.is_none()
+        && !f.interrupted
+    {
+        error.get_or_insert_with(|| s.answer.clone());
+    }
+    let below_min = search.as_ref().is_some_and(|s| {
+        s.plan
+            .min
+            .is_some_and(|m| s.capacity.is_some_and(|c| c < m))
+    });
     let verdict = if error.is_some() {
         Verdict::Error
-    } else if f.aborted.is_some() || thresholds.iter().any(|t| !t.pass) {
+    } else if f.aborted.is_some() || thresholds.iter().any(|t| !t.pass) || below_min {
         Verdict::Fail
     } else {
         Verdict::Pass
@@ -321,6 +363,7 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
         duration_s: secs(f.elapsed_ms),
         verdict,
         error,
+        search,
         interrupted: f.interrupted,
         aborted: f.aborted.as_ref().map(|a| Aborted {
             threshold: a.threshold.clone(),

@@ -414,6 +414,7 @@ mod tests {
             phases: Vec::new(),
             source: None,
             thresholds: Vec::new(),
+            search: None,
         };
         let mut r = crate::report::build(&plan, &RunData::default());
         r.timeline = timeline;

@@ -8,6 +8,7 @@ pub mod html;
 pub mod junit;
 pub mod merge;
 pub mod model;
+pub mod search;
 pub mod svg;
 pub mod table;
 pub mod write;

@@ -51,6 +51,11 @@ pub struct Report {
     /// Why the run failed, with verdict `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A capacity search's steps and answer (`barrage search`); its verdict
+    /// is the search's: pass when a capacity was found (at least `--min`),
+    /// fail below `--min`, error when even the first step failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<super::search::SearchReport>,
     /// True when the run was stopped early (Ctrl-C); totals cover what ran.
     pub interrupted: bool,
     /// Set when an `abort_on_fail` threshold stopped the run early.
@@ -144,6 +149,9 @@ pub struct ScenarioInfo {
     /// derived).
     #[serde(default)]
     pub thresholds: Vec<String>,
+    /// A capacity search (`barrage search`): its SLOs and bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<super::search::SearchPlan>,
 }
 
 /// A phase as planned.

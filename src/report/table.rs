@@ -135,6 +135,14 @@ pub fn verdict_line(r: &Report) -> String {
         r.duration_s,
         r.scenario.target
     );
+    if let Some(search) = &r.search {
+        s = format!("{v}: {} — {}", r.scenario.name, search.answer);
+        if let (Some(min), Some(c)) = (search.plan.min, search.capacity)
+            && c < min
+        {
+            s.push_str(&format!(", below --min {}", super::search::thousands(min)));
+        }
+    }
     if let Some(e) = &r.error {
         s = format!("{v}: {} — the run failed: {e}", r.scenario.name);
     }
@@ -346,7 +354,39 @@ pub fn tables(r: &Report) -> Vec<Table> {
         }
         out.push(th);
     }
+    if let Some(s) = &r.search {
+        out.push(search_table(s));
+    }
     out
+}
+
+/// The steps of a capacity search: offered and achieved rate, each SLO's
+/// value, and the step's result.
+fn search_table(s: &super::search::SearchReport) -> Table {
+    let mut headers = vec!["step", "offered", "achieved"];
+    headers.extend(s.plan.slos.iter().map(String::as_str));
+    headers.push("result");
+    let mut t = Table::new("Capacity search", &headers);
+    for step in &s.steps {
+        let mut row = vec![
+            step.phase.clone(),
+            format!("{}/s", super::search::thousands(step.offered)),
+            format!("{}/s", super::search::thousands(step.achieved)),
+        ];
+        row.extend(step.slos.iter().map(|v| v.observed_text.clone()));
+        row.push(
+            if step.tester_bound {
+                "TESTER-BOUND"
+            } else if step.pass {
+                "pass"
+            } else {
+                "FAIL"
+            }
+            .to_string(),
+        );
+        t.row(row);
+    }
+    t
 }
 
 /// What an HTTP status refusing an upgrade usually means, for summaries.

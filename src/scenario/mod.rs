@@ -25,7 +25,7 @@ pub use data::{DataError, DataMode, DataSpec, Feeder};
 pub use error::ScenarioError;
 pub use flow::{
     Capture, Correlate, Delivery, ExpectStep, LoopStep, Matcher, OnTimeout, Role, SendStep, Step,
-    TimeUnit, capture_names, is_paced,
+    TimeUnit, capture_names, is_paced, walk_mut,
 };
 pub use message::{DEFAULT_TEMPLATE, Message};
 pub use model::{Connections, Phase, PhaseRate, Scenario};

@@ -33,6 +33,62 @@ pub fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Installs the interop peers (Python `websockets`, Node `ws`) with
+/// scripts/install-peers.sh, once per test binary (a no-op when .ci/run
+/// has installed them).
+pub fn install_peers() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let ok = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-peers.sh"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "scripts/install-peers.sh failed");
+    });
+}
+
+/// The Python `websockets` echo peer (tests/peers/ws_echo.py) with `args`
+/// on a free port; killed on drop.
+pub struct PythonPeer {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl PythonPeer {
+    pub fn start(args: &[&str]) -> PythonPeer {
+        use std::io::BufRead;
+        install_peers();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new("python3")
+            .arg(root.join("tests/peers/ws_echo.py"))
+            .env("PYTHONPATH", root.join(".peers/python"))
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .unwrap_or_else(|| panic!("ws_echo.py said {line:?}"))
+            .parse()
+            .unwrap();
+        PythonPeer { child, port }
+    }
+}
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Makes sure `bin` runs, installing Debian package `package` when it does
 /// not (the README's `cargo test` must work on a fresh machine).
 pub fn ensure_installed(bin: &str, package: &str) {
@@ -69,6 +125,17 @@ pub async fn run_yaml(yaml: &str, out: &Path) -> barrage::RunOutcome {
     o
 }
 
+/// docs/report.schema.json, compiled once per test binary.
+fn report_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).expect("the schema is valid JSON Schema")
+    })
+}
+
 /// Checks a report folder written by a run, `run --processes` or `merge`
 /// for consistency (docs/report.md, "How the numbers fit together"), and
 /// that the exit code `exit` (when known) agrees with it:
@@ -79,6 +146,7 @@ pub async fn run_yaml(yaml: &str, out: &Path) -> barrage::RunOutcome {
 ///   of that metric;
 /// - errors never exceed connection attempts plus sends;
 /// - `awaited = replies + unanswered`, `sent >= paced`;
+/// - report.json matches docs/report.schema.json;
 /// - verdict and exit code agree in report.json, summary.md, junit.xml,
 ///   report.html and the exit code.
 pub fn check_report(path: &Path, exit: Option<i32>) {
@@ -93,6 +161,15 @@ pub fn check_report(path: &Path, exit: Option<i32>) {
     let text = std::fs::read_to_string(&file).expect("report.json written");
     let r: Report = serde_json::from_str(&text).expect("report.json is a report");
     let saved: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let errors: Vec<String> = report_schema()
+        .iter_errors(&saved)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} breaks docs/report.schema.json: {errors:#?}",
+        file.display()
+    );
     let fresh = serde_json::to_value(barrage::report::merge::rederive(&r)).unwrap();
     assert_eq!(
         saved,

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 
 import websockets
 from websockets.asyncio.server import serve
@@ -45,6 +46,14 @@ def parse_args(argv):
     p.add_argument("--close-code", type=int, default=1000, metavar="C", help="close code for --close-after")
     p.add_argument("--close-reason", default="", metavar="TEXT", help="close reason for --close-after")
     p.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE, metavar="BYTES", help="largest message accepted")
+    p.add_argument(
+        "--max-rate",
+        type=float,
+        default=None,
+        metavar="N",
+        help="answer at most N messages a second over all connections, queuing the rest in order "
+        "(a server with a known capacity: past N its latency grows without bound)",
+    )
     p.add_argument("--verbose", action="store_true", help="log connections, pings and closes to stderr")
     args = p.parse_args(argv)
 
@@ -60,6 +69,8 @@ def parse_args(argv):
         p.error("--close-reason must be at most 123 bytes of UTF-8")
     if args.max_size <= 0:
         p.error("--max-size must be positive")
+    if args.max_rate is not None and args.max_rate <= 0:
+        p.error("--max-rate must be positive")
     if args.no_context_takeover:
         args.compression = True
     return args
@@ -98,7 +109,34 @@ async def send_pings(ws, interval):
         pass
 
 
-def make_handler(args):
+class Pacer:
+    """Sends queued replies at most `rate` a second, in arrival order.
+
+    A reply's slot is 1/rate after the one before; an idle server banks at
+    most BURST seconds of slots, so the limit holds over any second.
+    """
+
+    BURST = 0.005
+
+    def __init__(self, rate):
+        self.interval = 1.0 / rate
+        self.queue = asyncio.Queue()
+        self.slot = time.monotonic()
+
+    async def run(self):
+        while True:
+            ws, message = await self.queue.get()
+            now = time.monotonic()
+            self.slot = max(self.slot + self.interval, now - self.BURST)
+            if self.slot > now:
+                await asyncio.sleep(self.slot - now)
+            try:
+                await ws.send(message)
+            except ConnectionClosed:
+                pass
+
+
+def make_handler(args, pacer):
     async def handler(ws):
         log.info(
             "%s open from %s:%s subprotocol=%s extensions=%s",
@@ -117,7 +155,10 @@ def make_handler(args):
                 return
             async for message in ws:
                 # str stays a text frame, bytes stays a binary frame.
-                await ws.send(message)
+                if pacer is not None:
+                    pacer.queue.put_nowait((ws, message))
+                else:
+                    await ws.send(message)
                 echoed += 1
                 if args.close_after is not None and echoed >= args.close_after:
                     log.info("%s closing with %d after %d messages", ws.id, args.close_code, echoed)
@@ -155,11 +196,14 @@ async def main(args):
 
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
+    pacer = Pacer(args.max_rate) if args.max_rate is not None else None
+    if pacer is not None:
+        pacing = asyncio.create_task(pacer.run())
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
 
     async with serve(
-        make_handler(args),
+        make_handler(args, pacer),
         "127.0.0.1",
         args.port,
         compression=compression,
@@ -176,6 +220,8 @@ async def main(args):
         log.info("websockets %s listening on 127.0.0.1:%d", websockets.__version__, port)
         await stop
         log.info("shutting down")
+        if pacer is not None:
+            pacing.cancel()
         # Leaving the block closes every connection with 1001 (going away).
 
 

@@ -114,6 +114,8 @@ fn run(
             match rx.try_recv() {
                 Ok(s) => {
                     state.push(&s);
+                    // A rate set while the run goes (a search's step).
+                    state.phase_rate = state.now.phase.and_then(|i| control.phase_rate(i));
                     dirty = true;
                 }
                 Err(TryRecvError::Empty) => break,

@@ -111,6 +111,9 @@ pub struct DashboardState {
     /// Connections closed per second in the last interval, by barrage
     /// (churn, a phase lowering the count) and by the server.
     pub closing_rate: f64,
+    /// The running phase's rate when it was set while the run goes (a
+    /// search's step), replacing the scenario's.
+    pub phase_rate: Option<f64>,
 }
 
 impl DashboardState {
@@ -134,6 +137,7 @@ impl DashboardState {
             fds_open: 0,
             opening_rate: 0.0,
             closing_rate: 0.0,
+            phase_rate: None,
         }
     }
 
@@ -215,7 +219,7 @@ impl DashboardState {
         // A ramp's rate where the phase is now.
         let begin: f64 = phases[..i].iter().map(|p| p.duration.as_secs_f64()).sum();
         let fraction = (self.now.load_s - begin) / phase.duration.as_secs_f64();
-        let rate = phase.rate.at(fraction)?;
+        let rate = self.phase_rate.or_else(|| phase.rate.at(fraction))?;
         Some(if self.now.paused {
             0.0
         } else {
