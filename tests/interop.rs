@@ -17,7 +17,6 @@ use common::{install_peers, read_report, run_yaml};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 
 use barrage::ws::codec::{Event, opcode};
 use barrage::ws::deflate::{DeflateParams, Deflater, Inflater, Role};
