@@ -2,7 +2,8 @@
 //! no network) with the verdict, thresholds, throughput and latency over
 //! time, the percentile distribution of every latency metric, connections
 //! (open, and attempted, opened and closed per second) and errors over
-//! time, and the scenario.
+//! time, the scenario, and a capacity search's answer and steps
+//! (`search_chart`).
 
 use hdrhistogram::Histogram;
 
@@ -32,9 +33,10 @@ svg .axis { font: 11px system-ui, sans-serif; fill: #5b6475; }
 svg .grid { stroke: #e6e9ef; stroke-width: 1; }
 pre { background: #1d2330; color: #e8ecf3; padding: 12px; border-radius: 8px; overflow-x: auto; }
 .fail-text { color: #c0392b; font-weight: 600; } .pass-text { color: #1f8a4c; font-weight: 600; }
+.warn-text { color: #d35400; font-weight: 600; }
 "#;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -47,7 +49,7 @@ fn time_axis(r: &Report) -> Axis {
 }
 
 /// A number with at most three decimals and no trailing zeros.
-fn num(v: f64) -> String {
+pub(super) fn num(v: f64) -> String {
     let s = format!("{v:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-0" {
@@ -57,7 +59,7 @@ fn num(v: f64) -> String {
     }
 }
 
-fn rate_label(v: f64) -> String {
+pub(super) fn rate_label(v: f64) -> String {
     if v >= 1e6 {
         format!("{}M", num(v / 1e6))
     } else if v >= 1e3 {
@@ -322,6 +324,7 @@ pub fn render(r: &Report) -> String {
         }
         body.push_str("</table></div>\n");
     }
+    body.push_str(&super::search_chart::section(r));
     body.push_str("<h2>Over time</h2><div class=\"grid2\">\n");
     let mut charts = vec![
         throughput_chart(r),
@@ -363,7 +366,8 @@ pub fn render(r: &Report) -> String {
     }
     body.push_str("</div>\n<h2>Numbers</h2><div>\n");
     for t in tables(r) {
-        if t.title == "Thresholds" {
+        // Both are shown above, with their results coloured.
+        if t.title == "Thresholds" || t.title == "Capacity search" {
             continue;
         }
         body.push_str(&format!(

@@ -9,6 +9,7 @@ pub mod junit;
 pub mod merge;
 pub mod model;
 pub mod search;
+pub mod search_chart;
 pub mod svg;
 pub mod table;
 pub mod write;
