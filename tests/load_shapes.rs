@@ -107,8 +107,8 @@ async fn phases_grow_and_shrink_the_connection_count_while_messages_flow() {
 }
 
 /// Churn: each connection lives 1 s to 2 s, then a replacement opens and
-/// runs the flow again; the count holds within 5% and about count × 5 s /
-/// 1.5 s replacements open, none of them an error.
+/// runs the flow again; the count holds within 5% and the replacements
+/// follow the lifetimes (≈ 285 in 5 s, see below), none of them an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_replaces_connections_and_keeps_the_count() {
     let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo.into(), 1)
@@ -126,9 +126,13 @@ async fn churn_replaces_connections_and_keeps_the_count() {
     let r = &o.report;
     let c = &r.totals.connections;
     let replacements = c.opened - 100;
-    // 100 × 5 / 1.5 ≈ 333, less the time each close and reopen takes.
+    // 100 × 5 s / 1.5 s ≈ 333 is the long-run rate; in the first 5 s a
+    // uniform 1–2 s lifetime renews t/μ + σ²/2μ² − 1/2 ≈ 2.85 times per
+    // connection (no replacement in the first second), so about 285, less
+    // the time each close and reopen takes. Broken churn gives 0, or one
+    // replacement per connection (100), or a storm.
     assert!(
-        (280..=345).contains(&replacements),
+        (240..=340).contains(&replacements),
         "{replacements} replacements: {c:?}"
     );
     assert_eq!(c.closed, replacements, "{c:?}");

@@ -1,7 +1,6 @@
 //! The command line: clap definitions and dispatch. This is the edge: it
 //! turns errors into messages and exit codes.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +18,10 @@ use crate::ui;
 mod fleet;
 mod search;
 mod serve;
+mod view;
+
 pub use serve::ServeArgs;
+use view::View;
 
 /// High-throughput WebSocket load tester with honest latency.
 #[derive(Debug, Parser)]
@@ -548,61 +550,6 @@ pub(super) async fn run_with(a: RunArgs, search: Option<crate::search::SearchRun
         Err(e) => {
             ui::error(&e);
             e.exit_code()
-        }
-    }
-}
-
-/// What shows a run while it goes: the dashboard, progress lines on
-/// stderr, or JSON lines on stdout.
-pub(super) enum View {
-    Dashboard(std::thread::JoinHandle<std::io::Result<()>>),
-    Progress(tokio::task::JoinHandle<()>),
-    Lines(tokio::task::JoinHandle<()>),
-}
-
-impl View {
-    /// The dashboard when stdout is a terminal (and not `--no-tui` or
-    /// `--quiet`), progress lines otherwise.
-    pub(super) fn start(
-        a: &RunArgs,
-        scenario: &Scenario,
-        rx: mpsc::UnboundedReceiver<Arc<crate::metrics::RunData>>,
-        control: &Arc<Control>,
-        cancel: &CancellationToken,
-    ) -> Result<View, u8> {
-        if a.no_tui || a.quiet || !std::io::stdout().is_terminal() {
-            return Ok(View::Progress(tokio::spawn(ui::progress::print_lines(
-                scenario.clone(),
-                rx,
-                a.quiet,
-            ))));
-        }
-        let target = match &scenario.target {
-            Target::Builtin => "builtin echo server".to_string(),
-            Target::Url(u) => scenario::redact_url(&u.original),
-        };
-        let fd_limit = crate::engine::preflight::raise_fd_limit();
-        let state = ui::dashboard::DashboardState::new(scenario.clone(), target, fd_limit);
-        match ui::dashboard::spawn(state, rx, control.clone(), cancel.clone()) {
-            Ok(handle) => Ok(View::Dashboard(handle)),
-            Err(e) => {
-                ui::error(&format!("cannot start the dashboard: {e}"));
-                Err(exit::RUN_FAILED)
-            }
-        }
-    }
-
-    /// Waits for the view to end (the snapshot channel is closed by then).
-    pub(super) async fn finish(self) {
-        match self {
-            View::Progress(p) | View::Lines(p) => {
-                let _ = p.await;
-            }
-            View::Dashboard(d) => match tokio::task::spawn_blocking(move || d.join()).await {
-                Ok(Ok(Err(e))) => ui::error(&format!("dashboard: {e}")),
-                Ok(Err(_)) => ui::error(&"the dashboard panicked; the terminal was restored"),
-                _ => {}
-            },
         }
     }
 }

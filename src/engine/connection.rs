@@ -17,8 +17,7 @@ use super::program::Program;
 use super::setup::{Opened, open as open_conn};
 use super::{LoadStart, Shared};
 use crate::metrics::ErrorKind;
-use crate::scenario::CloseSettings;
-use crate::ws::codec::{Event, opcode};
+use crate::ws::codec::opcode;
 use crate::ws::{Decoder, Encoder, Stream};
 
 /// Most bytes queued for writing before sends wait for the socket; the
@@ -30,9 +29,9 @@ pub const DRAIN: Duration = Duration::from_secs(2);
 const IDLE_AFTER: Duration = Duration::from_millis(250);
 /// After a stop (Ctrl-C), how long replies already on their way are still
 /// read and timed before the close.
-const STOP_DRAIN: Duration = Duration::from_millis(500);
+pub(super) const STOP_DRAIN: Duration = Duration::from_millis(500);
 /// How long a close handshake may take before it counts as `close_timeout`.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
+pub(super) const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why the load loop ended.
 pub(super) enum End {
@@ -264,68 +263,6 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// After the server dropped the connection (`end` is `Lost`), opens it
-    /// again as the scenario's `reconnect:` policy says, as long as the
-    /// phases run, and runs the flow again from its start; returns how the
-    /// last connection ended.
-    async fn reconnect_dropped(
-        &mut self,
-        mut end: End,
-        start: LoadStart,
-        pace: Option<u64>,
-        retire: &CancellationToken,
-    ) -> End {
-        let shared = self.shared;
-        let Some(policy) = &shared.reconnect else {
-            return end;
-        };
-        let load_end = start.at + shared.phase_offsets[shared.phases.len()];
-        let gauges = shared.recorder.gauges();
-        let mut open = true;
-        let mut tries = 0;
-        while matches!(end, End::Lost) || (!open && matches!(end, End::Gone)) {
-            if tries >= policy.max || shared.cancel.is_cancelled() {
-                break;
-            }
-            if open {
-                shared.setup_count(self.id, shared.stage_now(), |c| c.closed_by_server += 1);
-                gauges.closed();
-                open = false;
-            }
-            tries += 1;
-            let wake = Instant::now() + policy.backoff(tries, &mut self.rng);
-            if wake >= load_end {
-                break;
-            }
-            tokio::select! {
-                _ = shared.cancel.cancelled() => break,
-                _ = sleep_until(wake.into()) => {}
-            }
-            if !self.reopen().await {
-                end = End::Gone;
-                continue;
-            }
-            open = true;
-            self.cursor = Cursor::default();
-            end = self.load(start, pace, Some(Instant::now()), retire).await;
-        }
-        if open { end } else { End::Gone }
-    }
-
-    /// Swaps in a newly opened connection.
-    fn replace(&mut self, opened: Opened) {
-        self.stream = opened.stream;
-        self.decoder = opened.decoder;
-        self.encoder = opened.encoder;
-        self.wbuf.clear();
-        self.wpos = 0;
-        self.close_sent = false;
-        self.close_received = false;
-        self.ping_sent = None;
-        self.pong_owed = None;
-        self.opened_at = Instant::now();
-    }
-
     /// Runs the phases (and the flow) to their end and drains replies.
     /// `pace` is this connection's index in its pacing pool, when its flow
     /// has a paced loop (the rate is spread over the pool's size, read
@@ -333,7 +270,7 @@ impl<'a> Conn<'a> {
     /// picks up the schedule (nothing due before it is sent). With
     /// `connections.lifetime`, the connection is closed and replaced when
     /// its lifetime is up (churn); `retire` closes it for good.
-    async fn load(
+    pub(super) async fn load(
         &mut self,
         start: LoadStart,
         pace: Option<u64>,
@@ -576,48 +513,6 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Closes the connection and opens it again (the flow's `reconnect`);
-    /// false when the new one could not open (counted by kind).
-    async fn reconnect(&mut self, stage: usize) -> bool {
-        let _ = self.flush();
-        self.expire_all();
-        let settings = self.shared.protocol.close.clone();
-        let shared = self.shared;
-        let closed = tokio::select! {
-            _ = shared.cancel.cancelled() => true,
-            c = self.close(&settings) => c,
-        };
-        if !closed {
-            self.count_error(stage, ErrorKind::CloseTimeout);
-        }
-        shared.recorder.gauges().closed();
-        self.reopen().await
-    }
-
-    /// Opens the connection again after a close (a reconnect, churn, a
-    /// dropped connection), counted in the stage where the attempt began;
-    /// false when it could not open (counted by kind) or the run stopped.
-    pub(super) async fn reopen(&mut self) -> bool {
-        let shared = self.shared;
-        if shared.cancel.is_cancelled() {
-            return false;
-        }
-        let stage = shared.stage_now();
-        shared.setup_count(self.id, stage, |c| c.attempted += 1);
-        let opened = tokio::select! {
-            _ = shared.cancel.cancelled() => None,
-            o = open_conn(shared, self.id, stage) => o,
-        };
-        let Some(opened) = opened else {
-            shared.setup_count(self.id, stage, |c| c.failed += 1);
-            return false;
-        };
-        shared.setup_count(self.id, stage, |c| c.opened += 1);
-        shared.recorder.gauges().opened();
-        self.replace(opened);
-        true
-    }
-
     /// Writes as much of the queue as the stream takes without waiting.
     pub fn flush(&mut self) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
@@ -647,7 +542,7 @@ impl<'a> Conn<'a> {
 
     /// Reads what is available and handles every complete frame. Returns the
     /// error kind when the connection is lost.
-    fn read_ready(&mut self, stage: usize) -> Result<(), ErrorKind> {
+    pub(super) fn read_ready(&mut self, stage: usize) -> Result<(), ErrorKind> {
         let gauges = self.shared.recorder.gauges();
         match self.stream.read_into(&mut self.decoder) {
             Ok(0) => {
@@ -682,33 +577,7 @@ impl<'a> Conn<'a> {
 
     /// Counts the loss of the connection (protocol errors were counted where
     /// they were found) and ends the load loop.
-    /// After a stop: sends nothing more, but reads and times the replies
-    /// already on their way (up to [`STOP_DRAIN`]), so a message in flight
-    /// at Ctrl-C is neither lost from the counts nor taken for a timeout;
-    /// the ones still missing then count as `timeout`.
-    pub(super) async fn collect_in_flight(&mut self, stage: usize) -> End {
-        let deadline = Instant::now() + STOP_DRAIN;
-        while !self.pending.is_empty() {
-            if self.flush().is_err() {
-                return self.lost(stage, ErrorKind::Closed);
-            }
-            tokio::select! {
-                r = self.stream.readable() => {
-                    if r.is_err() {
-                        return self.lost(stage, ErrorKind::Closed);
-                    }
-                    if let Err(kind) = self.read_ready(stage) {
-                        return self.lost(stage, kind);
-                    }
-                }
-                _ = sleep_until(deadline.into()) => break,
-            }
-        }
-        self.expire_all();
-        End::Cancelled
-    }
-
-    fn lost(&mut self, stage: usize, kind: ErrorKind) -> End {
+    pub(super) fn lost(&mut self, stage: usize, kind: ErrorKind) -> End {
         if kind != ErrorKind::Protocol {
             self.count_error(stage, kind);
         }
@@ -717,58 +586,5 @@ impl<'a> Conn<'a> {
         // Best effort: answer a server close or report our protocol error.
         let _ = self.flush();
         End::Lost
-    }
-
-    /// Sends `settings`' close frame and waits up to [`CLOSE_WAIT`] for the
-    /// server's; returns false when none came in time.
-    pub(super) async fn close(&mut self, settings: &CloseSettings) -> bool {
-        if !self.close_sent {
-            let mut payload = Vec::with_capacity(2 + settings.reason.len());
-            payload.extend_from_slice(&settings.code.to_be_bytes());
-            payload.extend_from_slice(settings.reason.as_bytes());
-            self.encoder
-                .control(&mut self.wbuf, opcode::CLOSE, &payload, &mut self.rng);
-            self.close_sent = true;
-        }
-        let deadline = Instant::now() + CLOSE_WAIT;
-        while !self.close_received {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            if self.flush().is_err() {
-                return true;
-            }
-            let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
-            tokio::select! {
-                r = self.stream.readable() => {
-                    if r.is_err() { return true; }
-                    match self.stream.read_into(&mut self.decoder) {
-                        // The server dropped the connection: nothing to wait for.
-                        Ok(0) => return true,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(_) => return true,
-                    }
-                    // Late replies and pings are ignored now; only the close matters.
-                    loop {
-                        match self.decoder.next_event() {
-                            Ok(Some(Event::Close { code })) => {
-                                // The server's answer to our close, counted by code.
-                                self.shared.recorder.gauges().close_code(code);
-                                self.close_received = true;
-                                break;
-                            }
-                            Ok(Some(_)) => {}
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
-                }
-                r = self.stream.writable(), if want_write => { if r.is_err() { return true; } }
-                _ = sleep_until(deadline.into()) => return false,
-            }
-        }
-        self.stream.close_notify();
-        let _ = self.flush();
-        true
     }
 }

@@ -5,10 +5,10 @@
 //! One task per connection ([`connection`]); one collector task; the caller's
 //! [`CancellationToken`] reaches all of them.
 
-mod churn;
 mod connection;
 mod correlate;
 mod interpret;
+mod lifecycle;
 pub mod pacing;
 mod population;
 pub mod preflight;
