@@ -437,3 +437,28 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A server handle dropped without `shutdown` (a test that panics, an early
+/// return) stops its server: the listener closes and the worker threads
+/// end, instead of serving on and keeping the runtime from ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_handle_stops_the_server() {
+    let srv = barrage::server::start_workers(
+        "127.0.0.1:0".parse().unwrap(),
+        barrage::server::Mode::Echo.into(),
+        2,
+    )
+    .await
+    .unwrap();
+    let addr = srv.local_addr;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    drop(srv);
+    let t0 = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "still accepting after the handle was dropped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -172,16 +172,28 @@ pub struct ServerHandle {
     /// Live counters.
     pub stats: Arc<ServerStats>,
     cancel: CancellationToken,
-    accept: JoinHandle<()>,
+    /// Taken by [`ServerHandle::shutdown`].
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Drop for ServerHandle {
+    /// A handle dropped without `shutdown` (a panicking test, an early
+    /// return) still stops the server: its worker threads would otherwise
+    /// serve on, and a runtime waiting for them would never end.
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 impl ServerHandle {
     /// Stops accepting, closes every connection and waits for the accept loop
     /// (and, up to a second, for broadcast, push and compressed connections
     /// to send their close frames).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.cancel.cancel();
-        let _ = self.accept.await;
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
     }
 
     /// A token that stops the server when cancelled.
@@ -205,7 +217,7 @@ pub async fn start(listen: SocketAddr, opts: Options) -> std::io::Result<ServerH
         local_addr,
         stats,
         cancel,
-        accept,
+        accept: Some(accept),
     })
 }
 
@@ -273,7 +285,7 @@ pub async fn start_workers(
         local_addr,
         stats,
         cancel,
-        accept,
+        accept: Some(accept),
     })
 }
 
