@@ -145,11 +145,6 @@ impl SearchRun {
         }
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &SearchSettings {
-        &self.settings
-    }
-
     /// Replaces the scenario's phases with room for every step the search
     /// can take (rates are set as it goes), drops its thresholds (the SLOs
     /// judge each step), and gives every send without a timeout the

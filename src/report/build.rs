@@ -147,6 +147,16 @@ fn derive_search(
     conclude(s, steps)
 }
 
+/// Paced sends per second of a phase that ran `secs`: what its achieved
+/// rate (and a search step's) is.
+pub fn achieved_rate(c: &Counters, secs: f64) -> f64 {
+    if secs > 0.0 {
+        c.paced as f64 / secs
+    } else {
+        0.0
+    }
+}
+
 /// Whether phase `d` fell behind its open-model schedule.
 pub fn saturated(plan: &PhasePlan, d: &StageData) -> bool {
     let c = &d.counters;
@@ -223,11 +233,7 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
                 name: p.name.clone(),
                 duration_s: secs,
                 target_rate: p.rate,
-                achieved_rate: if secs > 0.0 {
-                    c.paced as f64 / secs
-                } else {
-                    0.0
-                },
+                achieved_rate: achieved_rate(c, secs),
                 scheduled: if p.rate.is_some() {
                     c.paced.saturating_add(c.not_sent)
                 } else {
@@ -475,6 +481,7 @@ fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
         let Some([from, to]) = p.ramp else {
             return p.rate;
         };
+        let ramp = PhaseRate::Ramp { from, to };
         let load = data.facts.load_started_ms? as f64;
         let begin = load
             + plan.phases[..i]
@@ -482,8 +489,7 @@ fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
                 .map(|p| p.duration_s * 1000.0)
                 .sum::<f64>();
         let mid = s.t_ms as f64 - s.interval_ms as f64 / 2.0;
-        let fraction = ((mid - begin) / (p.duration_s * 1000.0)).clamp(0.0, 1.0);
-        Some(from + (to - from) * fraction)
+        ramp.at((mid - begin) / (p.duration_s * 1000.0))
     });
     TimelinePoint {
         t_s: secs(s.t_ms),

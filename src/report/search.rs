@@ -113,11 +113,7 @@ pub fn judge(
     StepResult {
         phase: plan.name.clone(),
         offered: plan.rate.unwrap_or(0.0),
-        achieved: if secs > 0.0 {
-            data.counters.paced as f64 / secs
-        } else {
-            0.0
-        },
+        achieved: super::build::achieved_rate(&data.counters, secs),
         pass: !saturated && slos.iter().all(|s| s.pass),
         slos,
         tester_bound: saturated,
