@@ -12,9 +12,8 @@
 
 mod common;
 
-use common::{install_peers, read_report, run_yaml};
+use common::{install_peers, listening_port, read_report, run_yaml};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -76,16 +75,7 @@ impl Server {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("peer starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .unwrap_or_else(|| panic!("{peer:?} said {line:?}"))
-            .parse()
-            .unwrap();
+        let port = listening_port(&mut child);
         Server {
             child,
             port,

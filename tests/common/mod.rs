@@ -56,7 +56,6 @@ pub struct PythonPeer {
 
 impl PythonPeer {
     pub fn start(args: &[&str]) -> PythonPeer {
-        use std::io::BufRead;
         install_peers();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
@@ -68,18 +67,24 @@ impl PythonPeer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("python3 starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .unwrap_or_else(|| panic!("ws_echo.py said {line:?}"))
-            .parse()
-            .unwrap();
+        let port = listening_port(&mut child);
         PythonPeer { child, port }
     }
+}
+
+/// The port a peer (tests/peers/) prints on its first stdout line,
+/// `LISTENING <port>`, once it listens.
+pub fn listening_port(child: &mut std::process::Child) -> u16 {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("the peer said {line:?}"))
+        .parse()
+        .unwrap()
 }
 
 impl Drop for PythonPeer {
