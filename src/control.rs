@@ -33,6 +33,9 @@ pub struct Control {
     /// each step's rate from the last one's results); read when a pacer is
     /// made, never per message.
     phase_rates: Mutex<Vec<Option<f64>>>,
+    /// Connection targets set for phases while the run goes (a search over
+    /// the connection count); read when a phase starts.
+    phase_connections: Mutex<Vec<Option<u32>>>,
 }
 
 impl Default for Control {
@@ -43,6 +46,7 @@ impl Default for Control {
             epoch: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             phase_rates: Mutex::new(Vec::new()),
+            phase_connections: Mutex::new(Vec::new()),
         }
     }
 }
@@ -110,6 +114,43 @@ impl Control {
             .lock()
             .ok()
             .and_then(|r| r.get(i).copied().flatten())
+    }
+
+    /// Every phase rate set so far, by phase (what a parent process passes
+    /// on to its shards).
+    pub fn phase_rates(&self) -> Vec<Option<f64>> {
+        self.phase_rates
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets phase `i`'s connection target, replacing the scenario's; the
+    /// phase steers toward it when it starts.
+    pub fn set_phase_connections(&self, i: usize, count: u32) {
+        if let Ok(mut c) = self.phase_connections.lock() {
+            if c.len() <= i {
+                c.resize(i + 1, None);
+            }
+            c[i] = Some(count);
+        }
+        self.epoch.fetch_add(1, SeqCst);
+    }
+
+    /// The target set for phase `i` with [`Control::set_phase_connections`].
+    pub fn phase_connections(&self, i: usize) -> Option<u32> {
+        self.phase_connections
+            .lock()
+            .ok()
+            .and_then(|c| c.get(i).copied().flatten())
+    }
+
+    /// Every connection target set so far, by phase.
+    pub fn all_phase_connections(&self) -> Vec<Option<u32>> {
+        self.phase_connections
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// Every change so far, in order.

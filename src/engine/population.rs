@@ -31,46 +31,65 @@ pub(super) async fn steer(
     // the load).
     const REPACE_EVERY: Duration = Duration::from_millis(100);
     let mut repaced = Instant::now();
-    for (i, (count, rate)) in targets.into_iter().enumerate() {
+    // While at its target, a phase looks this often for a target set while
+    // the run goes (a search over connections).
+    const LOOK_EVERY: Duration = Duration::from_millis(100);
+    'phases: for (i, (count, rate)) in targets.into_iter().enumerate() {
         let begin = at + shared.phase_offsets[i];
         let end = at + shared.phase_offsets[i + 1];
-        let target = u64::from(count).min(retire.len() as u64);
-        let mut done = 0u64;
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = sleep_until(begin.into()) => {}
         }
-        while live != target {
+        // Opens or closes so far toward `target`, counted from `since`.
+        let (mut since, mut done, mut target) = (begin, 0u64, None);
+        loop {
             let now = Instant::now();
             if now >= end {
                 break;
             }
-            // Everything due by now at once, so a slow wake-up does not
-            // lower the rate.
-            let due = ((now - begin).as_secs_f64() * rate).floor() as u64 + 1;
-            while done < due && live != target {
-                if live < target {
-                    let slot = live as usize;
-                    // A slot closed earlier gets a fresh token.
-                    if retire[slot].is_cancelled() {
-                        retire[slot] = CancellationToken::new();
-                    }
-                    let id = shared.shard.global_id(live);
-                    tasks.spawn(connection::run(shared.clone(), id, retire[slot].clone()));
-                    live += 1;
-                } else {
-                    live -= 1;
-                    retire[live as usize].cancel();
+            let t = u64::from(shared.control.phase_connections(i).unwrap_or(count))
+                .min(retire.len() as u64);
+            if target.is_some_and(|old| old != t) {
+                (since, done) = (now, 0);
+            }
+            target = Some(t);
+            let next = if live == t {
+                // The connections closed last have left their pools by
+                // now: pace over what is really open.
+                if shared.roles.stale() && repaced.elapsed() >= REPACE_EVERY {
+                    shared.repace_all();
+                    repaced = Instant::now();
                 }
-                done += 1;
-            }
-            if live == target || repaced.elapsed() >= REPACE_EVERY {
-                shared.repace_all();
-                repaced = Instant::now();
-            }
-            let next = begin + Duration::from_secs_f64(done as f64 / rate);
+                now + LOOK_EVERY
+            } else {
+                // Everything due by now at once, so a slow wake-up does
+                // not lower the rate.
+                let due = ((now - since).as_secs_f64() * rate).floor() as u64 + 1;
+                while done < due && live != t {
+                    if live < t {
+                        let slot = live as usize;
+                        // A slot closed earlier gets a fresh token.
+                        if retire[slot].is_cancelled() {
+                            retire[slot] = CancellationToken::new();
+                        }
+                        let id = shared.shard.global_id(live);
+                        tasks.spawn(connection::run(shared.clone(), id, retire[slot].clone()));
+                        live += 1;
+                    } else {
+                        live -= 1;
+                        retire[live as usize].cancel();
+                    }
+                    done += 1;
+                }
+                if live == t || repaced.elapsed() >= REPACE_EVERY {
+                    shared.repace_all();
+                    repaced = Instant::now();
+                }
+                since + Duration::from_secs_f64(done as f64 / rate)
+            };
             tokio::select! {
-                _ = cancel.cancelled() => break,
+                _ = cancel.cancelled() => break 'phases,
                 _ = sleep_until(next.min(end).into()) => {}
             }
         }

@@ -77,6 +77,16 @@ impl Roles {
         }
     }
 
+    /// Whether a pool's size changed since it was last published (a
+    /// connection closed toward a lower target leaves its pool only once
+    /// it has noticed).
+    pub fn stale(&self) -> bool {
+        self.published
+            .iter()
+            .zip(&self.pools)
+            .any(|(size, now)| size.load(SeqCst) != now.load(SeqCst))
+    }
+
     /// The role of connection `id`.
     pub fn of(&self, id: u64) -> usize {
         self.of.get(id as usize).map_or(0, |r| usize::from(*r))
