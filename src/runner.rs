@@ -283,7 +283,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     });
     // A search reads every delta first, then hands it on to the UI.
     let (ticks, steering) = match &opts.search {
-        Some(search) => {
+        Some(search) if search.leads() => {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let phases = report::plan(scenario, None, String::new(), None).phases;
             let task = search.spawn(
@@ -295,7 +295,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
             );
             (Some(tx), Some(task))
         }
-        None => (opts.ticks.clone(), None),
+        _ => (opts.ticks.clone(), None),
     };
     let engine_opts = EngineOptions {
         cancel: opts.cancel.clone(),
@@ -329,7 +329,8 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
                 text
             }),
     );
-    if let Some(search) = &opts.search {
+    // A follower's parent trims the merged run.
+    if let Some(search) = opts.search.as_ref().filter(|s| s.leads()) {
         search.conclude(&mut plan, &mut data);
     }
     let report = report::build(&plan, &data);

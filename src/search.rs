@@ -1,4 +1,5 @@
-//! `barrage search`: the highest message rate at which every SLO holds.
+//! `barrage search`: the highest message rate (or, with `--vary
+//! connections`, connection count) at which every SLO holds.
 //! Steps go up geometrically (×2) from `--from` until one breaks, then
 //! bisect to `--precision`. One run holds the connections open throughout;
 //! each step is three phases: a warm-up, the measured step, and a
@@ -18,17 +19,21 @@ use crate::control::Control;
 use crate::metrics::RunData;
 use crate::report::build::saturated;
 use crate::report::model::{PhasePlan, ScenarioInfo};
-use crate::report::search::{STEP_PREFIX, SearchPlan, judge};
-use crate::scenario::{Phase, PhaseRate, Rate, Scenario, Step, Threshold};
+use crate::report::search::{self as judging, STEP_PREFIX, SearchPlan, Vary, judge};
+use crate::scenario::{Phase, PhaseConnections, PhaseRate, Rate, Scenario, Step, Threshold};
 
 /// What to search for and how.
 #[derive(Debug, Clone)]
 pub struct SearchSettings {
     /// Every step must hold all of them (`--slo`).
     pub slos: Vec<Threshold>,
-    /// First rate tried, messages per second (`--from`, default 1000/s).
+    /// What the steps vary (`--vary`, default the message rate).
+    pub vary: Vary,
+    /// First value tried: messages per second (`--from`, default 1000/s),
+    /// or connections (default 100).
     pub from: f64,
-    /// Highest rate tried (`--to`, default 500000/s).
+    /// Highest value tried (`--to`, default 500000/s, or 10000
+    /// connections).
     pub to: f64,
     /// How long each step is measured (`--step`, default 10 s).
     pub step: Duration,
@@ -60,6 +65,7 @@ impl SearchSettings {
     pub fn plan(&self) -> SearchPlan {
         SearchPlan {
             slos: self.slos.iter().map(|t| t.expr.clone()).collect(),
+            vary: self.vary,
             from: self.from,
             to: self.to,
             precision: self.precision,
@@ -75,6 +81,8 @@ pub struct Searcher {
     from: f64,
     to: f64,
     precision: f64,
+    /// Values are whole (connection counts).
+    whole: bool,
     pass: Option<f64>,
     fail: Option<f64>,
 }
@@ -86,6 +94,7 @@ impl Searcher {
             from: s.from,
             to: s.to,
             precision: s.precision,
+            whole: s.vary == Vary::Connections,
             pass: None,
             fail: None,
         }
@@ -112,6 +121,8 @@ impl Searcher {
             (Some(p), None) if p >= self.to => None,
             (Some(p), None) => Some((p * 2.0).min(self.to)),
             (Some(p), Some(f)) if f - p <= self.precision * p => None,
+            (Some(p), Some(f)) if self.whole && f - p <= 1.0 => None,
+            (Some(p), Some(f)) if self.whole => Some(((p + f) / 2.0).round()),
             (Some(p), Some(f)) => Some((p + f) / 2.0),
         }
     }
@@ -127,29 +138,103 @@ fn phase_name(k: usize, part: usize) -> String {
     }
 }
 
-/// A search in progress: lays out its phases, steers the rates while the
-/// run goes, and trims the run to the steps taken.
+/// A search in progress: lays out its phases, steers the run while it goes,
+/// and trims the run to the steps taken. A follower (a shard process of
+/// `search --processes`) only lays out the phases: its parent steers it
+/// through control lines and trims the merged run.
 #[derive(Debug, Clone)]
 pub struct SearchRun {
     settings: SearchSettings,
-    /// The rate of every step started, in order.
-    rates: Arc<Mutex<Vec<f64>>>,
+    /// Decides the steps (not a follower).
+    leads: bool,
+    /// Messages per second each connection sends (a search over
+    /// connections at an open-model rate), from the scenario.
+    per_connection: Option<f64>,
+    /// The value of every step started, in order.
+    tried: Arc<Mutex<Vec<f64>>>,
 }
 
 impl SearchRun {
-    /// A search with `settings`.
+    /// A search with `settings` that decides its steps.
     pub fn new(settings: SearchSettings) -> SearchRun {
         SearchRun {
             settings,
-            rates: Arc::default(),
+            leads: true,
+            per_connection: None,
+            tried: Arc::default(),
         }
     }
 
+    /// A shard of a search steered by its parent process.
+    pub fn follower(settings: SearchSettings) -> SearchRun {
+        SearchRun {
+            leads: false,
+            ..SearchRun::new(settings)
+        }
+    }
+
+    /// Whether this process decides the steps.
+    pub fn leads(&self) -> bool {
+        self.leads
+    }
+
+    /// The settings, the warm-up as laid out.
+    pub fn settings(&self) -> &SearchSettings {
+        &self.settings
+    }
+
     /// Replaces the scenario's phases with room for every step the search
-    /// can take (rates are set as it goes), drops its thresholds (the SLOs
+    /// can take (values are set as it goes), drops its thresholds (the SLOs
     /// judge each step), and gives every send without a timeout the
     /// cool-down, so a step's replies are all in or timed out by its end.
-    pub fn layout(&self, s: &mut Scenario) {
+    /// A search over connections keeps the rate model of the scenario's
+    /// last phase per connection, and warms up long enough to open the
+    /// largest step's new connections at `connections.rate`.
+    pub fn layout(&mut self, s: &mut Scenario) -> Result<(), String> {
+        let base = s
+            .phases
+            .last()
+            .expect("validated: at least one phase")
+            .clone();
+        let mut step_rate = PhaseRate::PerSecond(Rate {
+            per_second: self.settings.from,
+        });
+        let mut inflight = 1;
+        let mut connections = None;
+        if self.settings.vary == Vary::Connections {
+            if let Some(r) = s.roles.iter().find(|r| r.rate.is_some()) {
+                return Err(format!(
+                    "--vary connections: role {:?} has a rate of its own, which does not grow \
+                     with the connections; give the phases the rate instead",
+                    r.name
+                ));
+            }
+            if base.connections.is_some() || s.connections.lifetime.is_some() {
+                return Err(
+                    "--vary connections sets the connection count itself: leave out the \
+                     phases' `connections:` and `connections.lifetime`"
+                        .into(),
+                );
+            }
+            self.per_connection = base.rate.mean().map(|r| r / f64::from(s.connections.count));
+            step_rate = match self.per_connection {
+                Some(r) => PhaseRate::PerSecond(Rate {
+                    per_second: r * self.settings.from,
+                }),
+                None => base.rate,
+            };
+            inflight = base.inflight;
+            let (from, to) = (self.settings.from as u32, self.settings.to as u32);
+            s.connections.count = from;
+            connections = Some(PhaseConnections {
+                count: to,
+                rate: None,
+            });
+            // The largest rise of one step is a doubling, at most to/2.
+            let rise = f64::from(to - to / 2) / s.connections.rate.per_second;
+            let need = Duration::from_secs_f64(rise.ceil() + 1.0);
+            self.settings.warmup = self.settings.warmup.max(need);
+        }
         let st = &self.settings;
         let phase = |k: usize, part: usize| Phase {
             name: phase_name(k, part),
@@ -157,13 +242,11 @@ impl SearchRun {
             rate: if part == 2 {
                 PhaseRate::None
             } else {
-                PhaseRate::PerSecond(Rate {
-                    per_second: st.from,
-                })
+                step_rate
             },
             record: part == 1,
-            inflight: 1,
-            connections: None,
+            inflight,
+            connections,
         };
         s.phases = (0..st.max_steps())
             .flat_map(|k| (0..3).map(move |part| (k, part)))
@@ -187,11 +270,60 @@ impl SearchRun {
         for r in &mut s.roles {
             set(&mut r.flow);
         }
+        Ok(())
+    }
+
+    /// The plan in one line, for people: bounds, the most steps and time.
+    pub fn describe(&self) -> String {
+        let st = &self.settings;
+        let n = st.max_steps();
+        let each = st.warmup + st.step + st.cooldown;
+        let per = match (st.vary, self.per_connection) {
+            (Vary::Connections, Some(r)) => format!(" at {r}/s each"),
+            _ => String::new(),
+        };
+        format!(
+            "search: {} to {}{per}, doubling then bisecting to {}%: at most {n} steps of {:?} \
+             warm-up + {:?} step + {:?} cool-down, up to {:?}",
+            st.vary.show(st.from),
+            st.vary.show(st.to),
+            st.precision * 100.0,
+            st.warmup,
+            st.step,
+            st.cooldown,
+            each * n as u32
+        )
+    }
+
+    /// The total rate of a step at `value`, if it is paced.
+    fn rate_of(&self, value: f64) -> Option<f64> {
+        match self.settings.vary {
+            Vary::Rate => Some(value),
+            Vary::Connections => self.per_connection.map(|r| r * value),
+        }
+    }
+
+    /// Sets step `k`'s phases to `value` on `control`. The cool-down sends
+    /// nothing; under a search over connections it holds the count.
+    fn set_step(&self, control: &Control, k: usize, value: f64) {
+        if k >= self.settings.max_steps() {
+            return;
+        }
+        if let Some(r) = self.rate_of(value) {
+            for part in 0..2 {
+                control.set_phase_rate(3 * k + part, r);
+            }
+        }
+        if self.settings.vary == Vary::Connections {
+            for part in 0..3 {
+                control.set_phase_connections(3 * k + part, value as u32);
+            }
+        }
     }
 
     /// Steers the run: passes every delta from `rx` on to `out` (the UI),
-    /// judges each step once it has cooled down, sets the next step's rate on
-    /// `control`, and cancels `finish` when the search is over. `phases`
+    /// judges each step once it has cooled down, sets the next step's value
+    /// on `control`, and cancels `finish` when the search is over. `phases`
     /// is the laid-out plan.
     pub fn spawn(
         &self,
@@ -201,21 +333,21 @@ impl SearchRun {
         mut rx: mpsc::UnboundedReceiver<Arc<RunData>>,
         out: Option<mpsc::UnboundedSender<Arc<RunData>>>,
     ) -> tokio::task::JoinHandle<()> {
-        let settings = self.settings.clone();
-        let rates = self.rates.clone();
+        let this = self.clone();
         tokio::spawn(async move {
-            let mut searcher = Searcher::new(&settings);
-            let mut rate = searcher.first();
-            let start_step = |k: usize, rate: f64| {
-                // The cool-down sends nothing.
-                for part in 0..2 {
-                    control.set_phase_rate(3 * k + part, rate);
-                }
-                if let Ok(mut r) = rates.lock() {
-                    r.push(rate);
+            let settings = &this.settings;
+            let mut searcher = Searcher::new(settings);
+            let mut value = searcher.first();
+            let start_step = |k: usize, value: f64| {
+                this.set_step(&control, k, value);
+                // Until step k is judged, the next one holds the same
+                // value: its warm-up starts before that.
+                this.set_step(&control, k + 1, value);
+                if let Ok(mut t) = this.tried.lock() {
+                    t.push(value);
                 }
             };
-            start_step(0, rate);
+            start_step(0, value);
             let mut k = 0;
             let mut done = false;
             let mut total: Option<RunData> = None;
@@ -246,20 +378,21 @@ impl SearchRun {
                     continue;
                 }
                 let mut plan = phases[3 * k + 1].clone();
-                plan.rate = Some(rate);
+                this.set_plan(&mut plan, value);
                 let data = t.stage(3 * k + 2);
-                let step = judge(
-                    &settings.slos,
-                    &plan,
-                    &data,
-                    plan.duration_s,
-                    saturated(&plan, &data),
-                );
-                match searcher.next(rate, step.pass, step.tester_bound) {
-                    Some(r) if k + 1 < settings.max_steps() => {
+                let step = judging::Step {
+                    plan: &plan,
+                    data: &data,
+                    secs: plan.duration_s,
+                    saturated: saturated(&plan, &data),
+                    open: judging::step_open(&t.timeline, 3 * k + 1),
+                };
+                let step = judge(&settings.slos, &step);
+                match searcher.next(value, step.pass, step.tester_bound) {
+                    Some(v) if k + 1 < settings.max_steps() => {
                         k += 1;
-                        rate = r;
-                        start_step(k, rate);
+                        value = v;
+                        start_step(k, value);
                     }
                     _ => {
                         done = true;
@@ -270,18 +403,29 @@ impl SearchRun {
         })
     }
 
+    /// A step phase's plan as it ran at `value`.
+    fn set_plan(&self, p: &mut PhasePlan, value: f64) {
+        if p.rate.is_some() {
+            p.rate = self.rate_of(value);
+        }
+        if self.settings.vary == Vary::Connections {
+            p.connections = Some(value as u32);
+        }
+    }
+
     /// Trims the run to the steps taken: the plan keeps their phases with
-    /// the rates they ran at and the search's record; what the run recorded
-    /// in phases it did not finish goes to the stage after the phases (not
-    /// recorded).
+    /// the values they ran at and the search's record; what the run
+    /// recorded in phases it did not finish goes to the stage after the
+    /// phases (not recorded).
     pub fn conclude(&self, plan: &mut ScenarioInfo, data: &mut RunData) {
-        let rates = self.rates.lock().map(|r| r.clone()).unwrap_or_default();
-        let kept = 3 * rates.len();
+        let tried = self.tried.lock().map(|t| t.clone()).unwrap_or_default();
+        let kept = 3 * tried.len();
         plan.phases.truncate(kept);
         for (i, p) in plan.phases.iter_mut().enumerate() {
-            if i % 3 != 2 {
-                p.rate = Some(rates[i / 3]);
-            }
+            self.set_plan(p, tried[i / 3]);
+        }
+        if self.settings.vary == Vary::Connections {
+            plan.connections = self.settings.from as u32;
         }
         plan.thresholds.clear();
         plan.search = Some(self.settings.plan());
@@ -307,6 +451,7 @@ mod tests {
     fn settings(from: f64, to: f64, precision: f64) -> SearchSettings {
         SearchSettings {
             slos: Vec::new(),
+            vary: Vary::Rate,
             from,
             to,
             step: Duration::from_secs(1),

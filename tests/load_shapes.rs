@@ -153,3 +153,74 @@ async fn churn_replaces_connections_and_keeps_the_count() {
     assert!(m.sent.abs_diff(2500) <= 25, "{m:?}");
     srv.shutdown().await;
 }
+
+/// A ramp and a growing phase split over `run --processes 2`: the merged
+/// report counts what one process counts (every scheduled message, every
+/// open, every close), and each shard did its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shapes_over_two_processes_count_as_one_process() {
+    let srv = server::start_workers("127.0.0.1:0".parse().unwrap(), Mode::Echo.into(), 1)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(
+        dir.path(),
+        "shapes.yaml",
+        &format!(
+            "name: shapes\ntarget: ws://{}/\nconnections: {{ count: 40, rate: 1000/s }}\n\
+             phases:\n\
+             \x20 - {{ name: ramp, duration: 4s, rate: 0/s..2000/s }}\n\
+             \x20 - {{ name: grow, duration: 3s, rate: 500/s, connections: {{ count: 200, rate: 400/s }} }}\n\
+             \x20 - {{ name: shrink, duration: 2s, rate: 500/s, connections: 60 }}\n",
+            srv.local_addr
+        ),
+    );
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let o = barrage()
+            .arg("run")
+            .arg(&f)
+            .args(["--no-tui", "--seed", "7", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {o:?}");
+        check_report(&out, Some(0));
+        read_report(&out)
+    };
+    let one = run("one", &[]);
+    let two = run("two", &["--processes", "2"]);
+    for r in [&one, &two] {
+        let c = &r["totals"]["connections"];
+        assert_eq!(c["attempted"], 200, "{c}");
+        assert_eq!(c["opened"], 200, "{c}");
+        assert_eq!(c["closed"], 140, "{c}");
+        assert_eq!(r["metrics"]["connect"]["count"], 200);
+        let phases = r["phases"].as_array().unwrap();
+        // Every scheduled message sent: 4,000 in the ramp, 1,500 and 1,000.
+        for (p, want) in phases.iter().zip([4000u64, 1500, 1000]) {
+            let m = &p["messages"];
+            assert_eq!(m["not_sent"], 0, "{}: {m}", p["name"]);
+            let sent = m["sent"].as_u64().unwrap();
+            assert!(sent.abs_diff(want) <= want / 100 + 2, "{}: {m}", p["name"]);
+        }
+        assert_eq!(
+            r["scenario"]["phases"][0]["ramp"],
+            serde_json::json!([0.0, 2000.0])
+        );
+        assert_eq!(r["scenario"]["phases"][1]["connections"], 200);
+    }
+    // Each shard ran half the connections and half the ramp.
+    for i in 0..2 {
+        let shard = read_report(&dir.path().join(format!("two/shards/shard-{i}")));
+        assert_eq!(shard["totals"]["connections"]["opened"], 100);
+        assert_eq!(
+            shard["scenario"]["phases"][0]["ramp"],
+            serde_json::json!([0.0, 1000.0])
+        );
+        let sent = shard["phases"][0]["messages"]["sent"].as_u64().unwrap();
+        assert!(sent.abs_diff(2000) <= 22, "shard {i}: {sent}");
+    }
+    srv.shutdown().await;
+}

@@ -178,3 +178,68 @@ fn drive_dashboard(dir: &Path, flags: &str) -> std::path::PathBuf {
     assert!(after.contains("(interrupted)"), "{after}");
     out
 }
+
+/// A capacity search over connections in a terminal: the dashboard shows
+/// the step running, its connection count and its rate as the parent set
+/// them, and the search ends by itself with its answer.
+#[test]
+fn dashboard_follows_a_search() {
+    ensure_installed("tmux", "tmux");
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(
+        dir.path(),
+        "search.yaml",
+        "name: tui-search\ntarget: builtin\nconnections: { count: 10, rate: 2000/s }\n\
+         phases: [ { name: p, duration: 1s, rate: 100/s } ]\n",
+    );
+    let out = dir.path().join("out");
+    let code_file = dir.path().join("exit_code");
+    let session = Session(format!("barrage-test-search-{}", std::process::id()));
+    let cmd = format!(
+        "{} search {} --vary connections --from 20 --to 80 --slo 'rtt.p99 < 5s' \
+         --step 2s --cooldown 1s --out {}; echo $? > {}; sleep 60",
+        env!("CARGO_BIN_EXE_barrage"),
+        f.display(),
+        out.display(),
+        code_file.display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session.0,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+    // Step 2 holds 40 connections at 10/s each.
+    let screen = wait_for(&session.0, "step-2 ", Duration::from_secs(30));
+    let screen = if screen.contains("open      40 / 40") && screen.contains("target 400") {
+        screen
+    } else {
+        wait_for(&session.0, "open      40 / 40", Duration::from_secs(5))
+    };
+    assert!(screen.contains("target 400"), "{screen}");
+    let t0 = Instant::now();
+    while !code_file.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "the search did not end:\n{}",
+            capture(&session.0)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let code = std::fs::read_to_string(&code_file).unwrap();
+    assert_eq!(code.trim(), "0", "{}", capture(&session.0));
+    check_report(&out, Some(0));
+    let r = read_report(&out);
+    assert_eq!(r["search"]["capacity"], 80.0);
+    let after = capture(&session.0);
+    assert!(
+        after.contains("capacity: at least 80 connections (800 msg/s)"),
+        "{after}"
+    );
+}

@@ -1,11 +1,11 @@
-//! `barrage run --processes N` and the shard side of it (`--json-lines`):
+//! `barrage run --processes N` (and `search --processes N`), the parent side
+//! (the shard side is [`super::shard`]):
 //! N child processes of barrage ([`ShardProcess`]) each run one shard (a
 //! slice of the connections) with its own file-descriptor budget and
 //! stream JSON lines ([`Line`]) back over their stdout: each second's run
 //! data delta, then the report. This process adds the deltas for one
 //! dashboard or progress line, and merges the reports into one report set.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -16,187 +16,19 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{RunArgs, View, spawn_interrupt_handler};
+use super::shard::{ControlLine, Line, PARENT_ENV};
+use super::{LoadArgs, View, spawn_interrupt_handler};
 use crate::control::Control;
 use crate::metrics::RunData;
 use crate::report::{self, Report};
 use crate::runner::{self, Destination, exit};
 use crate::scenario::{Scenario, ShardSpec, Target};
+use crate::search::SearchRun;
 use crate::ui;
 
 /// Time between starting the children and their common start: enough to
 /// start a process and read a scenario.
 const LEAD: Duration = Duration::from_secs(2);
-
-/// One line of a `--json-lines` stream.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Line {
-    /// A second's run data delta (histograms encoded, added, never averaged).
-    Tick(Box<RunData>),
-    /// The shard's finished report, its run data embedded (the last line).
-    Report(Box<Report>),
-}
-
-/// Writes every delta from `rx` to stdout as a JSON line (the shard side
-/// of `--processes`, and what a Kubernetes pod logs).
-pub(super) fn emit_lines(
-    mut rx: mpsc::UnboundedReceiver<Arc<RunData>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(d) = rx.recv().await {
-            write_line(&Line::Tick(Box::new((*d).clone())));
-        }
-    })
-}
-
-/// Writes the finished report as the last JSON line.
-pub(super) fn emit_report(r: &Report) {
-    write_line(&Line::Report(Box::new(r.clone())));
-}
-
-fn write_line(line: &Line) {
-    let mut text = serde_json::to_string(line).expect("snapshots and reports serialize");
-    text.push('\n');
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (the parent is gone) must not stop the run.
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
-/// What a parent writes to its shards' stdin, one JSON object a line:
-/// the dashboard's pause and rate state, or a stop with the exit code the
-/// interruption means (130 Ctrl-C, 143 SIGTERM). A line sent before the
-/// shard reads it waits in the pipe, so an early stop is never lost, as a
-/// signal to a process still starting would be.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-struct ControlLine {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    paused: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    factor: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    stop: Option<u8>,
-}
-
-/// The environment variable through which `run --processes` tells a shard
-/// its parent's pid: the shard stops when that parent is gone.
-const PARENT_ENV: &str = "BARRAGE_PARENT_PID";
-
-/// Longest control line read from stdin; a longer one is skipped.
-const MAX_CONTROL_LINE: usize = 64 * 1024;
-
-/// Reads one line of at most `max` bytes into `buf` (without the newline);
-/// a longer line is read to its end and dropped (`Some(false)`). `None` at
-/// EOF or on an error.
-async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> Option<bool> {
-    buf.clear();
-    let mut fits = true;
-    loop {
-        let chunk = r.fill_buf().await.ok()?;
-        if chunk.is_empty() {
-            return (!buf.is_empty() || !fits).then_some(fits);
-        }
-        let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
-            Some(i) => (&chunk[..i], Some(i + 1)),
-            None => (chunk, None),
-        };
-        if fits && buf.len() + part.len() <= max {
-            buf.extend_from_slice(part);
-        } else {
-            fits = false;
-            buf.clear();
-        }
-        let used = done.unwrap_or(chunk.len());
-        r.consume(used);
-        if done.is_some() {
-            return Some(fits);
-        }
-    }
-}
-
-/// Follows the control lines a parent writes to stdin; not when stdin is a
-/// terminal (a shard started by hand in the background would be stopped
-/// by SIGTTIN). A shard of `run --processes` (its parent's pid in
-/// `BARRAGE_PARENT_PID`) also stops, and writes its report, when its
-/// parent is gone: its stdin reaches EOF or its parent pid changes (a
-/// SIGKILL of the parent leaves no time to send a stop line).
-pub(super) fn follow_control(
-    control: Arc<Control>,
-    cancel: CancellationToken,
-    exit_code: Arc<std::sync::atomic::AtomicU8>,
-) {
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return;
-    }
-    let parent: Option<i32> = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
-    let orphaned = {
-        let (cancel, exit_code) = (cancel.clone(), exit_code.clone());
-        move |why: &str| {
-            if !cancel.is_cancelled() {
-                // stderr is a pipe to the parent that is gone: `say!`
-                // ignores the failed write.
-                crate::say!("{why}: stopping and writing the report");
-                exit_code.store(exit::TERMINATED, std::sync::atomic::Ordering::SeqCst);
-                cancel.cancel();
-            }
-        }
-    };
-    if let Some(pid) = parent {
-        let (cancel, orphaned) = (cancel.clone(), orphaned.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                }
-                // SAFETY: getppid has no preconditions.
-                if unsafe { libc::getppid() } != pid {
-                    orphaned("the parent process is gone");
-                    return;
-                }
-            }
-        });
-    }
-    tokio::spawn(async move {
-        let mut stdin = BufReader::new(tokio::io::stdin());
-        let mut line = Vec::new();
-        while let Some(fits) = read_line_bounded(&mut stdin, &mut line, MAX_CONTROL_LINE).await {
-            if !fits {
-                continue;
-            }
-            let Ok(c) = serde_json::from_slice::<ControlLine>(&line) else {
-                continue;
-            };
-            if let Some(code) = c.stop {
-                exit_code.store(code, std::sync::atomic::Ordering::SeqCst);
-                cancel.cancel();
-                return;
-            }
-            if let (Some(paused), Some(factor)) = (c.paused, c.factor) {
-                control.set(paused, factor);
-            }
-        }
-        if parent.is_some() {
-            orphaned("stdin closed: the parent process is gone");
-        }
-    });
-}
-
-/// "shard 1/4: ramp starts at … (in 1.9 s)".
-pub(super) fn waiting_line(s: &Scenario, at: SystemTime) -> String {
-    let left = at
-        .duration_since(SystemTime::now())
-        .map_or(0.0, |d| d.as_secs_f64());
-    format!(
-        "shard {}: ramp starts at {} (in {left:.1} s)",
-        s.shard_spec(),
-        humantime::format_rfc3339_millis(at)
-    )
-}
 
 /// One child process running a shard.
 struct ShardProcess {
@@ -205,17 +37,19 @@ struct ShardProcess {
     pid: i32,
 }
 
-/// The arguments of shard `i` of `n`: the parent's overrides, the shard,
-/// the common start and seed, JSON lines, and its own report folder.
+/// The arguments of shard `i` of `n`: `head` (the subcommand, the
+/// scenario and its own flags), the parent's overrides, the shard, the
+/// common start and seed, JSON lines, and its own report folder.
 fn child_args(
-    a: &RunArgs,
+    a: &LoadArgs,
+    head: &[String],
     target: &str,
     spec: ShardSpec,
     start_at: SystemTime,
     seed: u64,
     out: &Path,
 ) -> Vec<String> {
-    let mut v: Vec<String> = vec!["run".into(), a.scenario.display().to_string()];
+    let mut v: Vec<String> = head.to_vec();
     let mut flag = |k: &str, val: String| {
         v.push(k.into());
         v.push(val);
@@ -229,14 +63,8 @@ fn child_args(
     flag("--seed", seed.to_string());
     flag("--out", out.display().to_string());
     flag("--format", "json".into());
-    if let Some(d) = a.duration {
-        flag("--duration", format!("{}ms", d.as_millis()));
-    }
     if let Some(c) = a.connections {
         flag("--connections", c.to_string());
-    }
-    if let Some(r) = a.rate {
-        flag("--rate", r.to_string());
     }
     if a.allow_memory_overcommit {
         v.push("--allow-memory-overcommit".into());
@@ -277,8 +105,15 @@ struct Output {
     bad_lines: u64,
 }
 
-/// Runs the scenario as `n` shard processes and merges their reports.
-pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
+/// Runs the scenario as `n` shard processes and merges their reports;
+/// with `search`, steers the shards' steps from their added deltas.
+pub(super) async fn run(
+    a: &LoadArgs,
+    head: Vec<String>,
+    scenario: Scenario,
+    n: u32,
+    search: Option<SearchRun>,
+) -> u8 {
     for index in 0..n {
         if let Err(e) = scenario.clone().apply_shard(ShardSpec { index, count: n }) {
             ui::error(&format!("--processes {n}: {e}"));
@@ -361,7 +196,7 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
     for index in 0..n {
         let spec = ShardSpec { index, count: n };
         let out = dir.join("shards").join(format!("shard-{index}"));
-        match spawn_shard(&child_args(a, &target, spec, start_at, seed, &out)) {
+        match spawn_shard(&child_args(a, &head, &target, spec, start_at, seed, &out)) {
             Ok(s) => shards.push(s),
             Err(e) => {
                 ui::error(&format!("cannot start shard process {spec}: {e}"));
@@ -387,10 +222,11 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
     }
     let (snap_tx, snap_rx) = mpsc::unbounded_channel();
     let mut readers = Vec::new();
-    for s in shards.iter_mut() {
+    for (i, s) in shards.iter_mut().enumerate() {
         let stdout = s.child.stdout.take().expect("piped");
         let stderr = s.child.stderr.take().expect("piped");
         readers.push(tokio::spawn(read_shard(
+            i,
             stdout,
             stderr,
             snap_tx.clone(),
@@ -398,13 +234,25 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         )));
     }
     drop(snap_tx);
-    let combiner = tokio::spawn(combine(snap_rx, tx, start_at));
+    let finish = CancellationToken::new();
+    // A search reads the added deltas first, then hands them to the view.
+    let (combined, steering) = match &search {
+        Some(s) => {
+            let (stx, srx) = mpsc::unbounded_channel();
+            let phases = report::plan(&scenario, None, String::new(), None).phases;
+            let task = s.spawn(phases, control.clone(), finish.clone(), srx, Some(tx));
+            (stx, Some(task))
+        }
+        None => (tx, None),
+    };
+    let combiner = tokio::spawn(combine(snap_rx, combined, n as usize, start_at));
     // Stops every shard when this run is stopped (Ctrl-C, SIGTERM, `q`) or
     // when one shard's `abort_on_fail` threshold stopped it.
     let forward = tokio::spawn(forward_control(
         control.clone(),
         shards.iter_mut().filter_map(|s| s.stdin.take()).collect(),
         cancel.clone(),
+        finish,
         signal_exit.clone(),
     ));
     let mut codes = Vec::new();
@@ -417,6 +265,9 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
         outputs.push(r.await.unwrap_or_default());
     }
     let _ = combiner.await;
+    if let Some(t) = steering {
+        let _ = t.await;
+    }
     view.finish().await;
     if let Some(h) = server {
         h.shutdown().await;
@@ -443,13 +294,17 @@ pub(super) async fn run(a: &RunArgs, scenario: Scenario, n: u32) -> u8 {
             .find(|c| **c == i32::from(exit::BAD_INPUT))
             .map_or(exit::RUN_FAILED, |_| exit::BAD_INPUT);
     }
-    let mut merged = match report::merge::merge(&reports) {
+    let (mut plan, mut data) = match report::merge::add(&reports) {
         Ok(m) => m,
         Err(e) => {
             ui::error(&format!("cannot merge the shards: {e}"));
             return exit::RUN_FAILED;
         }
     };
+    if let Some(s) = &search {
+        s.conclude(&mut plan, &mut data);
+    }
+    let mut merged = report::build(&plan, &data);
     merged.scenario.file = Some(a.scenario.display().to_string());
     merged.scenario.target = crate::scenario::redact_url(&target);
     let to = Destination::Folder {
@@ -491,9 +346,10 @@ fn stop(shards: &[ShardProcess], sig: i32) {
 /// its stderr. A report of a shard stopped by `abort_on_fail` stops the
 /// others (`stop_all`), as a single run would stop.
 async fn read_shard(
+    index: usize,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
-    tx: mpsc::UnboundedSender<RunData>,
+    tx: mpsc::UnboundedSender<(usize, Option<RunData>)>,
     stop_all: CancellationToken,
 ) -> Output {
     let errors = tokio::spawn(async move {
@@ -511,7 +367,7 @@ async fn read_shard(
     while let Ok(Some(line)) = lines.next_segment().await {
         match serde_json::from_slice::<Line>(&line) {
             Ok(Line::Tick(d)) => {
-                let _ = tx.send(*d);
+                let _ = tx.send((index, Some(*d)));
             }
             Ok(Line::Report(r)) => {
                 if r.aborted.is_some() {
@@ -522,67 +378,111 @@ async fn read_shard(
             Err(_) => out.bad_lines += 1,
         }
     }
+    // This shard sends no more: the others' seconds need not wait for it.
+    let _ = tx.send((index, None));
     out.stderr = errors.await.unwrap_or_default();
     out
 }
 
-/// Adds the shards' deltas into one a second, half a second after the
-/// shards' own ticks, until every shard has finished.
+/// Adds the shards' deltas into one a second: as soon as every shard still
+/// running has sent its delta of the second (a search judges its steps on
+/// these, so the sooner the better), or 900 ms after the first of them
+/// came (a shard that fell behind). Until every shard has finished.
 async fn combine(
-    mut rx: mpsc::UnboundedReceiver<RunData>,
+    mut rx: mpsc::UnboundedReceiver<(usize, Option<RunData>)>,
     tx: mpsc::UnboundedSender<Arc<RunData>>,
+    shards: usize,
     start_at: SystemTime,
 ) {
+    const WAIT: Duration = Duration::from_millis(900);
     let mut pending: Option<RunData> = None;
-    let phase = start_at
+    let mut have = vec![false; shards];
+    let mut live = vec![true; shards];
+    let mut since = tokio::time::Instant::now();
+    // Nothing comes before the common start.
+    let lead = start_at
         .duration_since(SystemTime::now())
-        .unwrap_or_default()
-        + Duration::from_millis(500);
-    let first = tokio::time::Instant::now() + phase;
-    let mut ticker = tokio::time::interval_at(first, Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        .unwrap_or_default();
+    let mut check = tokio::time::interval_at(
+        tokio::time::Instant::now() + lead,
+        Duration::from_millis(100),
+    );
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let flush = |pending: &mut Option<RunData>, have: &mut Vec<bool>| {
+        if let Some(d) = pending.take() {
+            let _ = tx.send(Arc::new(d));
+        }
+        have.iter_mut().for_each(|h| *h = false);
+    };
     loop {
         tokio::select! {
             m = rx.recv() => match m {
-                Some(d) => pending.get_or_insert_with(RunData::default).add(&d),
+                Some((i, Some(d))) => {
+                    if have[i] {
+                        // The next second of a shard ahead of the others.
+                        flush(&mut pending, &mut have);
+                    }
+                    if pending.is_none() {
+                        since = tokio::time::Instant::now();
+                    }
+                    pending.get_or_insert_with(RunData::default).add(&d);
+                    have[i] = true;
+                }
+                Some((i, None)) => live[i] = false,
                 None => break,
             },
-            _ = ticker.tick() => {
-                if let Some(d) = pending.take() {
-                    let _ = tx.send(Arc::new(d));
+            _ = check.tick() => {
+                if pending.is_some() && since.elapsed() >= WAIT {
+                    flush(&mut pending, &mut have);
                 }
+                continue;
             }
         }
+        if pending.is_some() && (0..shards).all(|i| have[i] || !live[i]) {
+            flush(&mut pending, &mut have);
+        }
     }
-    if let Some(d) = pending.take() {
-        let _ = tx.send(Arc::new(d));
-    }
+    flush(&mut pending, &mut have);
 }
 
-/// Passes the dashboard's pause and rate keys on to every shard, and a stop
-/// when `cancel` fires.
+/// Passes the dashboard's pause and rate keys and a search's steps on to
+/// every shard, the search's end when `finish` fires, and a stop when
+/// `cancel` fires.
 async fn forward_control(
     control: Arc<Control>,
     mut stdins: Vec<ChildStdin>,
     cancel: CancellationToken,
+    finish: CancellationToken,
     exit_code: Arc<std::sync::atomic::AtomicU8>,
 ) {
-    let mut seen = control.epoch();
+    // Nothing seen yet: whatever was set before this task started (a
+    // search's first step) goes out at once.
+    let mut seen = None;
+    let mut finished = false;
     loop {
         let line = tokio::select! {
             _ = cancel.cancelled() => ControlLine {
                 stop: Some(exit_code.load(std::sync::atomic::Ordering::SeqCst)),
                 ..ControlLine::default()
             },
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if control.epoch() == seen {
+            _ = finish.cancelled(), if !finished => {
+                finished = true;
+                ControlLine {
+                    finish: Some(true),
+                    ..ControlLine::default()
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                if seen == Some(control.epoch()) {
                     continue;
                 }
-                seen = control.epoch();
+                seen = Some(control.epoch());
                 ControlLine {
                     paused: Some(control.paused()),
                     factor: Some(control.factor()),
-                    stop: None,
+                    phase_rates: Some(control.phase_rates()),
+                    phase_connections: Some(control.all_phase_connections()),
+                    ..ControlLine::default()
                 }
             }
         };

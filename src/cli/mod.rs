@@ -18,6 +18,7 @@ use crate::ui;
 mod fleet;
 mod search;
 mod serve;
+mod shard;
 mod view;
 
 pub use serve::ServeArgs;
@@ -117,23 +118,31 @@ pub struct MergeArgs {
 /// `barrage run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (YAML).
-    pub scenario: PathBuf,
-    /// Target URL (ws://host:port/path) or `builtin`, replacing the scenario's.
-    #[arg(long)]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Run length: sets the duration of a single-phase scenario; a
     /// multi-phase scenario becomes one phase at its last phase's rate.
     /// Greater than 0, as a phase's `duration`.
     #[arg(long, value_parser = scenario::parse_positive_duration)]
     pub duration: Option<Duration>,
-    /// Connections to open, replacing `connections.count`.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub connections: Option<u32>,
     /// Message rate for every phase: `2000/s`, `60/m`, a ramp over each
     /// phase (`1000/s..20000/s`) or `max`.
     #[arg(long, value_parser = parse_phase_rate)]
     pub rate: Option<PhaseRate>,
+}
+
+/// What `run` and `search` share: the scenario, what replaces parts of
+/// it, how the run is shown, written and split over processes.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Target URL (ws://host:port/path) or `builtin`, replacing the scenario's.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Connections to open, replacing `connections.count`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: Option<u32>,
     /// Folder for the report set (default: reports/<name>/<timestamp>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -217,10 +226,10 @@ fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {
 
 /// Applies the command-line overrides to `s`.
 pub fn apply_overrides(s: &mut Scenario, a: &RunArgs) -> Result<(), String> {
-    if let Some(t) = &a.target {
+    if let Some(t) = &a.load.target {
         s.target = Target::parse(t).map_err(|e| format!("--target: {e}"))?;
     }
-    if let Some(n) = a.connections {
+    if let Some(n) = a.load.connections {
         s.connections.count = n;
     }
     if let Some(d) = a.duration {
@@ -448,21 +457,34 @@ fn report_line(text: &str) -> Option<Report> {
         if !l.starts_with("{\"report\"") {
             return None;
         }
-        match serde_json::from_str::<fleet::Line>(l) {
-            Ok(fleet::Line::Report(r)) => Some(*r),
+        match serde_json::from_str::<shard::Line>(l) {
+            Ok(shard::Line::Report(r)) => Some(*r),
             _ => None,
         }
     })
 }
 
 async fn run(a: RunArgs) -> u8 {
-    run_with(a, None).await
+    let mut head = vec!["run".to_string(), a.load.scenario.display().to_string()];
+    if let Some(d) = a.duration {
+        head.extend(["--duration".into(), format!("{}ms", d.as_millis())]);
+    }
+    if let Some(r) = a.rate {
+        head.extend(["--rate".into(), r.to_string()]);
+    }
+    run_with(a, head, None).await
 }
 
 /// `run`, or a capacity search when `search` is given (it lays out the
-/// scenario's phases and steers their rates).
-pub(super) async fn run_with(a: RunArgs, search: Option<crate::search::SearchRun>) -> u8 {
-    let mut scenario = match scenario::load(&a.scenario) {
+/// scenario's phases and steers their rates). `head` is how a shard
+/// process of `--processes` is started: the subcommand, the scenario and
+/// the flags that are not in [`LoadArgs`].
+pub(super) async fn run_with(
+    a: RunArgs,
+    head: Vec<String>,
+    mut search: Option<crate::search::SearchRun>,
+) -> u8 {
+    let mut scenario = match scenario::load(&a.load.scenario) {
         Ok(s) => s,
         Err(e) => {
             ui::error(&e);
@@ -478,55 +500,70 @@ pub(super) async fn run_with(a: RunArgs, search: Option<crate::search::SearchRun
             &"tls.insecure: the server's certificate is not checked; use this only for testing",
         );
     }
-    if let Some(n) = a.processes {
-        return fleet::run(&a, scenario, n).await;
+    // Before the split: the steps' rates are split like any phase's.
+    if let Some(s) = &mut search {
+        if let Err(e) = s.layout(&mut scenario) {
+            ui::error(&format!("{}: {e}", a.load.scenario.display()));
+            return exit::BAD_INPUT;
+        }
+        if s.leads() && !a.load.quiet {
+            crate::say!("{}", s.describe());
+        }
     }
-    if let Some(spec) = a.shard
+    if let Some(n) = a.load.processes {
+        return fleet::run(&a.load, head, scenario, n, search).await;
+    }
+    if let Some(spec) = a.load.shard
         && let Err(e) = scenario.apply_shard(spec)
     {
         ui::error(&e);
         return exit::BAD_INPUT;
     }
-    if let Some(s) = &search {
-        s.layout(&mut scenario);
-    }
     let cancel = CancellationToken::new();
     let signal_exit = spawn_interrupt_handler(cancel.clone());
     let control = Arc::new(Control::default());
     let (tx, rx) = mpsc::unbounded_channel();
-    let view = if a.json_lines {
-        fleet::follow_control(control.clone(), cancel.clone(), signal_exit.clone());
-        View::Lines(fleet::emit_lines(rx))
+    let finish = CancellationToken::new();
+    let view = if a.load.json_lines {
+        shard::follow_control(
+            control.clone(),
+            cancel.clone(),
+            finish.clone(),
+            signal_exit.clone(),
+            scenario.sharding,
+        );
+        View::Lines(shard::emit_lines(rx))
     } else {
-        match View::start(&a, &scenario, rx, &control, &cancel) {
+        match View::start(&a.load, &scenario, rx, &control, &cancel) {
             Ok(v) => v,
             Err(code) => return code,
         }
     };
-    if !a.json_lines
-        && !a.quiet
-        && let Some(at) = a.start_at
+    if !a.load.json_lines
+        && !a.load.quiet
+        && let Some(at) = a.load.start_at
     {
-        crate::say!("{}", fleet::waiting_line(&scenario, at));
+        crate::say!("{}", shard::waiting_line(&scenario, at));
     }
     let mut opts = RunOptions::new(scenario);
-    opts.file = Some(a.scenario.clone());
-    opts.out = a.out.clone();
+    opts.file = Some(a.load.scenario.clone());
+    opts.out = a.load.out.clone();
     let stopped = cancel.clone();
     opts.cancel = cancel;
+    opts.finish = finish;
     opts.ticks = Some(tx);
-    opts.seed = a.seed;
-    opts.formats = a.format.clone();
+    opts.seed = a.load.seed;
+    opts.formats = a.load.format.clone();
     opts.control = control;
-    opts.start_at = a.start_at;
-    opts.memory_checked = !a.allow_memory_overcommit;
+    opts.start_at = a.load.start_at;
+    opts.memory_checked = !a.load.allow_memory_overcommit;
     opts.search = search;
     let outcome = runner::run(opts).await;
     view.finish().await;
     match outcome {
         Ok(o) => {
-            if a.json_lines {
-                fleet::emit_report(&o.report);
+            if a.load.json_lines {
+                shard::emit_report(&o.report);
             } else {
                 ui::summary::print(&o.report, &o.report_path);
             }
@@ -543,7 +580,7 @@ pub(super) async fn run_with(a: RunArgs, search: Option<crate::search::SearchRun
                 // Thresholds hold for the whole run, so `barrage merge`
                 // decides; a failing shard would also fail a Kubernetes Job
                 // and stop the other shards.
-                exit::THRESHOLD_FAILED if a.shard.is_some() => exit::PASSED,
+                exit::THRESHOLD_FAILED if a.load.shard.is_some() => exit::PASSED,
                 code => code,
             }
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::RunArgs;
+use super::LoadArgs;
 use crate::control::Control;
 use crate::runner::exit;
 use crate::scenario::{self, Scenario, Target};
@@ -25,7 +25,7 @@ impl View {
     /// The dashboard when stdout is a terminal (and not `--no-tui` or
     /// `--quiet`), progress lines otherwise.
     pub(super) fn start(
-        a: &RunArgs,
+        a: &LoadArgs,
         scenario: &Scenario,
         rx: mpsc::UnboundedReceiver<Arc<crate::metrics::RunData>>,
         control: &Arc<Control>,
@@ -36,6 +36,7 @@ impl View {
                 scenario.clone(),
                 rx,
                 a.quiet,
+                control.clone(),
             ))));
         }
         let target = match &scenario.target {

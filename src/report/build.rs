@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 
 use super::model::*;
-use super::search::{STEP_PREFIX, SearchPlan, SearchReport, conclude, judge};
+use super::search::{STEP_PREFIX, SearchPlan, SearchReport, Step, conclude, judge, step_open};
 use crate::metrics::evaluate::{EvalContext, PhaseData, evaluate};
 use crate::metrics::{
     Counters, ErrorKind, RunData, Second, StageData, decode_histogram, encode_histogram,
@@ -52,6 +52,7 @@ pub fn plan(
                 max: p.rate == PhaseRate::Max,
                 inflight: p.inflight,
                 record: p.record,
+                connections: p.connections.map(|c| c.count),
             })
             .collect(),
         source,
@@ -131,6 +132,7 @@ fn derive_search(
     plan: &ScenarioInfo,
     d: &Derived,
     phases: &[PhaseReport],
+    timeline: &[crate::metrics::Second],
 ) -> SearchReport {
     let slos: Vec<Threshold> = s
         .slos
@@ -142,7 +144,16 @@ fn derive_search(
         .iter()
         .enumerate()
         .filter(|(_, p)| p.record && p.name.starts_with(STEP_PREFIX))
-        .map(|(i, p)| judge(&slos, p, &d.phases[i], d.phase_secs[i], phases[i].saturated))
+        .map(|(i, p)| {
+            let step = Step {
+                plan: p,
+                data: &d.phases[i],
+                secs: d.phase_secs[i],
+                saturated: phases[i].saturated,
+                open: step_open(timeline, i),
+            };
+            judge(&slos, &step)
+        })
         .collect();
     conclude(s, steps)
 }
@@ -274,7 +285,7 @@ pub fn build(plan: &ScenarioInfo, data: &RunData) -> Report {
     let search = plan
         .search
         .as_ref()
-        .map(|s| derive_search(s, plan, &d, &phases));
+        .map(|s| derive_search(s, plan, &d, &phases, &data.timeline));
     let mut error = f
         .failure
         .clone()

@@ -113,6 +113,14 @@ fn check_shards(reports: &[Report]) -> Result<(), MergeError> {
 /// Missing shards of a split make the merged run an error (its numbers
 /// cover only part of the run).
 pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
+    let (plan, data) = add(reports)?;
+    Ok(build(&plan, &data))
+}
+
+/// The check and add steps of [`merge`]: the plan and run data of the
+/// whole run, before they are derived into a report (a search's parent
+/// trims them to the steps taken first).
+pub fn add(reports: &[Report]) -> Result<(ScenarioInfo, RunData), MergeError> {
     let first = reports
         .first()
         .ok_or_else(|| MergeError("nothing to merge".into()))?;
@@ -143,17 +151,24 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
     plan.connections = reports.iter().map(|r| r.scenario.connections).sum();
     plan.connection_rate = reports.iter().map(|r| r.scenario.connection_rate).sum();
     for (i, p) in plan.phases.iter_mut().enumerate() {
-        p.rate = p.rate.map(|_| {
+        let phase = |r: &Report| r.scenario.phases.get(i).cloned();
+        p.rate = p
+            .rate
+            .map(|_| reports.iter().filter_map(|r| phase(r)?.rate).sum());
+        p.connections = p
+            .connections
+            .map(|_| reports.iter().filter_map(|r| phase(r)?.connections).sum());
+        p.ramp = p.ramp.map(|_| {
             reports
                 .iter()
-                .filter_map(|r| r.scenario.phases.get(i).and_then(|q| q.rate))
-                .sum()
+                .filter_map(|r| phase(r)?.ramp)
+                .fold([0.0, 0.0], |[a, b], [x, y]| [a + x, b + y])
         });
     }
     if reports.len() > 1 {
         plan.file = None;
     }
-    Ok(build(&plan, &data))
+    Ok((plan, data))
 }
 
 /// Derives `r` again from its run data (what `barrage report` and

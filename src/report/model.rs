@@ -174,6 +174,10 @@ pub struct PhasePlan {
     pub inflight: u32,
     /// Whether the phase counts in totals and thresholds.
     pub record: bool,
+    /// The connection count the phase moves toward (`connections:` in the
+    /// phase, a search step's count), if it sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
 }
 
 /// One role of a scenario with `roles:`, over the recorded phases.

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::html::{esc, num, rate_label};
 use super::model::Report;
-use super::search::{SearchReport, StepResult, thousands};
+use super::search::{SearchReport, StepResult, Vary, thousands, tried};
 use super::svg::{Axis, Series, line_chart};
 
 /// Marker colour of a step that broke an SLO.
@@ -59,11 +59,11 @@ pub fn section(r: &Report) -> String {
         (None, false) => "fail-text",
     };
     let mut out = format!(
-        "<h2>Capacity search</h2>\n<div class=\"card\" style=\"margin-bottom:16px\"><div class=\"{class}\">{}</div><div class=\"sub\" style=\"margin:4px 0 0\">SLOs {} · from {} to {} msg/s · precision {}%</div></div>\n",
+        "<h2>Capacity search</h2>\n<div class=\"card\" style=\"margin-bottom:16px\"><div class=\"{class}\">{}</div><div class=\"sub\" style=\"margin:4px 0 0\">SLOs {} · from {} to {} · precision {}%</div></div>\n",
         esc(&s.answer),
         esc(&s.plan.slos.join(", ")),
-        thousands(s.plan.from),
-        thousands(s.plan.to),
+        s.plan.vary.show(s.plan.from),
+        s.plan.vary.show(s.plan.to),
         num(s.plan.precision * 100.0)
     );
     if !s.steps.is_empty() {
@@ -78,15 +78,31 @@ pub fn section(r: &Report) -> String {
     out
 }
 
-/// The steps sorted by offered rate, as the charts draw them.
-fn by_offered(s: &SearchReport) -> Vec<&StepResult> {
+/// The steps sorted by the value they tried, as the charts draw them.
+fn by_value(s: &SearchReport) -> Vec<&StepResult> {
     let mut steps: Vec<&StepResult> = s.steps.iter().collect();
-    steps.sort_by(|a, b| a.offered.total_cmp(&b.offered));
+    steps.sort_by(|a, b| tried(s.plan.vary, a).total_cmp(&tried(s.plan.vary, b)));
     steps
 }
 
-/// The x axis of both charts: offered rate from 0 to the highest rate in
-/// `s` (offered or achieved, so the diagonal stays a diagonal).
+/// The x axis of both charts: the offered rate, from 0 to the highest
+/// rate in `s` (offered or achieved, so the diagonal stays a diagonal),
+/// or the connection count.
+fn x_axis(s: &SearchReport) -> Axis {
+    match s.plan.vary {
+        Vary::Rate => rate_axis("offered, msg/s", s),
+        Vary::Connections => {
+            let max = s
+                .steps
+                .iter()
+                .map(|st| tried(s.plan.vary, st))
+                .fold(1.0, f64::max);
+            Axis::linear("connections", 0.0, max, rate_label)
+        }
+    }
+}
+
+/// A rate axis from 0 to the highest rate in `s`.
 fn rate_axis(title: &str, s: &SearchReport) -> Axis {
     let max = s
         .steps
@@ -122,45 +138,66 @@ fn marker_key(s: &SearchReport) -> String {
     )
 }
 
-/// rtt p50 and p99 (ms) of every step against its offered rate.
+/// The latency metric the knee is drawn for: the first one an SLO names
+/// that the steps have samples of, else `rtt`.
+fn knee_metric<'a>(r: &Report, s: &'a SearchReport) -> &'a str {
+    s.plan
+        .slos
+        .iter()
+        .filter_map(|e| e.split('.').next())
+        .find(|m| {
+            r.phases
+                .iter()
+                .any(|p| p.metrics.get(*m).is_some_and(|x| x.count > 0))
+        })
+        .unwrap_or("rtt")
+}
+
+/// p50 and p99 (ms) of the knee metric for every step against its value.
 fn knee_chart(r: &Report, s: &SearchReport) -> String {
+    let metric = knee_metric(r, s);
     let mut p50 = Vec::new();
     let mut p99 = Vec::new();
     let mut outcomes = Vec::new();
-    for st in by_offered(s) {
+    for st in by_value(s) {
         let Some(m) = r
             .phases
             .iter()
             .find(|p| p.name == st.phase)
-            .and_then(|p| p.metrics.get("rtt"))
+            .and_then(|p| p.metrics.get(metric))
             .filter(|m| m.count > 0)
         else {
             continue;
         };
-        p50.push((st.offered, m.p50_us / 1000.0));
-        p99.push((st.offered, m.p99_us / 1000.0));
+        let x = tried(s.plan.vary, st);
+        p50.push((x, m.p50_us / 1000.0));
+        p99.push((x, m.p99_us / 1000.0));
         outcomes.push(Outcome::of(st));
     }
     let top = p99.iter().chain(&p50).map(|p| p.1).fold(0.001, f64::max);
-    let y = Axis::linear("rtt, ms", 0.0, top, num);
+    let y = Axis::linear(&format!("{metric}, ms"), 0.0, top, num);
     let series = [
         Series {
-            name: "rtt p50".into(),
+            name: format!("{metric} p50"),
             color: P50,
             points: p50,
             dashed: false,
         },
         Series {
-            name: "rtt p99".into(),
+            name: format!("{metric} p99"),
             color: P99,
             points: p99,
             dashed: false,
         },
     ];
+    let against = match s.plan.vary {
+        Vary::Rate => "offered rate",
+        Vary::Connections => "connections",
+    };
     let svg = line_chart(
-        "Latency against offered rate (the knee)",
+        &format!("Latency against {against} (the knee)"),
         &series,
-        &rate_axis("offered, msg/s", s),
+        &x_axis(s),
         &y,
     );
     let svg = mark(svg, P50, &outcomes);
@@ -170,9 +207,36 @@ fn knee_chart(r: &Report, s: &SearchReport) -> String {
 /// Achieved rate of every step against its offered rate, and the diagonal
 /// where the two are equal.
 fn rate_chart(s: &SearchReport) -> String {
-    let steps = by_offered(s);
-    let x = rate_axis("offered, msg/s", s);
+    let steps = by_value(s);
     let y = rate_axis("achieved, msg/s", s);
+    let outcomes: Vec<Outcome> = steps.iter().map(|st| Outcome::of(st)).collect();
+    if s.plan.vary == Vary::Connections {
+        let n = |st: &&StepResult| tried(s.plan.vary, st);
+        let series = [
+            Series {
+                name: "achieved".into(),
+                color: ACHIEVED,
+                points: steps.iter().map(|st| (n(st), st.achieved)).collect(),
+                dashed: false,
+            },
+            Series {
+                name: "offered".into(),
+                color: OFFERED,
+                points: steps
+                    .iter()
+                    .filter(|st| st.offered > 0.0)
+                    .map(|st| (n(st), st.offered))
+                    .collect(),
+                dashed: true,
+            },
+        ];
+        return mark(
+            line_chart("Message rate against connections", &series, &x_axis(s), &y),
+            ACHIEVED,
+            &outcomes,
+        );
+    }
+    let x = rate_axis("offered, msg/s", s);
     let series = [
         Series {
             name: "achieved".into(),
@@ -187,7 +251,6 @@ fn rate_chart(s: &SearchReport) -> String {
             dashed: true,
         },
     ];
-    let outcomes: Vec<Outcome> = steps.iter().map(|st| Outcome::of(st)).collect();
     mark(
         line_chart("Achieved against offered rate", &series, &x, &y),
         ACHIEVED,
@@ -240,18 +303,25 @@ fn steps_table(s: &SearchReport) -> String {
         Some(st) => st.slos.iter().map(|v| v.expr.as_str()).collect(),
         None => s.plan.slos.iter().map(String::as_str).collect(),
     };
-    let mut out = String::from(
-        "<div class=\"card\" style=\"margin-top:16px\"><table><tr><th>step</th><th>offered</th><th>achieved</th>",
-    );
+    let by_count = s.plan.vary == Vary::Connections;
+    let mut out =
+        String::from("<div class=\"card\" style=\"margin-top:16px\"><table><tr><th>step</th>");
+    if by_count {
+        out.push_str("<th>connections</th>");
+    }
+    out.push_str("<th>offered</th><th>achieved</th>");
     for slo in &slos {
         let _ = write!(out, "<th>{}</th>", esc(slo));
     }
     out.push_str("<th>result</th></tr>\n");
     for st in &s.steps {
+        let _ = write!(out, "<tr><td>{}</td>", esc(&st.phase));
+        if by_count {
+            let _ = write!(out, "<td>{}</td>", thousands(tried(s.plan.vary, st)));
+        }
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}/s</td><td>{}/s</td>",
-            esc(&st.phase),
+            "<td>{}/s</td><td>{}/s</td>",
             thousands(st.offered),
             thousands(st.achieved)
         );
@@ -338,6 +408,7 @@ mod tests {
             steps.push(StepResult {
                 phase: name,
                 offered,
+                connections: None,
                 achieved,
                 slos: vec![SloResult {
                     expr: "rtt.p99 < 50ms".into(),
@@ -351,6 +422,7 @@ mod tests {
         }
         let plan = SearchPlan {
             slos: vec!["rtt.p99 < 50ms".into()],
+            vary: Vary::Rate,
             from: 1000.0,
             to: 64_000.0,
             precision: 0.05,

@@ -363,16 +363,31 @@ pub fn tables(r: &Report) -> Vec<Table> {
 /// The steps of a capacity search: offered and achieved rate, each SLO's
 /// value, and the step's result.
 fn search_table(s: &super::search::SearchReport) -> Table {
-    let mut headers = vec!["step", "offered", "achieved"];
-    headers.extend(s.plan.slos.iter().map(String::as_str));
+    use super::search::{Vary, thousands, tried};
+    let by_count = s.plan.vary == Vary::Connections;
+    let mut headers = vec!["step"];
+    if by_count {
+        headers.push("connections");
+    }
+    headers.extend(["offered", "achieved"]);
+    // A step's SLOs as it was judged: a search over connections adds that
+    // they were open.
+    let slos = s.steps.first().map_or_else(
+        || s.plan.slos.clone(),
+        |st| st.slos.iter().map(|v| v.expr.clone()).collect(),
+    );
+    headers.extend(slos.iter().map(String::as_str));
     headers.push("result");
     let mut t = Table::new("Capacity search", &headers);
     for step in &s.steps {
-        let mut row = vec![
-            step.phase.clone(),
-            format!("{}/s", super::search::thousands(step.offered)),
-            format!("{}/s", super::search::thousands(step.achieved)),
-        ];
+        let mut row = vec![step.phase.clone()];
+        if by_count {
+            row.push(thousands(tried(s.plan.vary, step)));
+        }
+        row.extend([
+            format!("{}/s", thousands(step.offered)),
+            format!("{}/s", thousands(step.achieved)),
+        ]);
         row.extend(step.slos.iter().map(|v| v.observed_text.clone()));
         row.push(
             if step.tester_bound {

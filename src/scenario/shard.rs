@@ -83,7 +83,7 @@ impl ShardSpec {
 }
 
 /// A scenario's sharding once applied: the slice and the whole run's size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sharding {
     /// The slice this process runs.
     pub spec: ShardSpec,
@@ -92,6 +92,22 @@ pub struct Sharding {
     /// The largest count of the whole run, phases' targets included: the
     /// connection ids go up to it.
     pub peak_connections: u32,
+    /// The share of a phase's message rate this slice sends (its share of
+    /// the connections that pace on the phase rate).
+    pub rate_share: f64,
+}
+
+impl Sharding {
+    /// This slice's part of a whole-run phase rate set while the run goes
+    /// (a search step's rate).
+    pub fn rate(&self, total: f64) -> f64 {
+        total * self.rate_share
+    }
+
+    /// This slice's part of a whole-run connection count.
+    pub fn count(&self, total: u32) -> u32 {
+        u32::try_from(self.spec.local_count(u64::from(total))).expect("at most the whole count")
+    }
 }
 
 /// Spreads `count` connections over the roles by weight, interleaved: each
@@ -187,6 +203,7 @@ impl Scenario {
             spec,
             total_connections: u32::try_from(total).expect("from a u32"),
             peak_connections: peak,
+            rate_share: phase_share,
         });
         Ok(())
     }

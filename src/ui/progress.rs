@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::control::Control;
 use crate::metrics::RunData;
 use crate::report::table::fmt_ns;
 use crate::scenario::{LatencyMetric, Scenario};
 
 /// Formats one progress line for the newest `delta`, with `total` the run
-/// so far (the delta included).
-pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData) -> String {
+/// so far (the delta included); `control` has what was set while the run
+/// goes (a search step's rate and connection count).
+pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData, control: &Control) -> String {
     let Some(sec) = total.timeline.last() else {
         return String::new();
     };
@@ -23,8 +25,11 @@ pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData) -> String {
     let iv = delta.all();
     let phase = match sec.phase {
         Some(i) => format!(
-            "{} {}/{}",
+            "{}{} {}/{}",
             scenario.phases[i].name,
+            control
+                .phase_rate(i)
+                .map_or(String::new(), |r| format!(" at {r:.0}/s")),
             i + 1,
             scenario.phases.len()
         ),
@@ -64,7 +69,10 @@ pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData) -> String {
         "[{:>5.1}s] {phase} | open {}/{} failed {} | sent {:.0}/s recv {:.0}/s | {latency} | errors {}",
         sec.t_ms as f64 / 1000.0,
         sec.open,
-        scenario.connections.count,
+        // The count the phase steers toward.
+        sec.phase.map_or(scenario.connections.count, |i| control
+            .phase_connections(i)
+            .unwrap_or_else(|| scenario.phase_population(i).0)),
         so_far.failed,
         per_s(c.sent),
         per_s(c.received + c.delivered + c.unmatched),
@@ -91,6 +99,7 @@ pub async fn print_lines(
     scenario: Scenario,
     mut rx: mpsc::UnboundedReceiver<Arc<RunData>>,
     quiet: bool,
+    control: Arc<Control>,
 ) {
     let mut bar: Option<(usize, ProgressBar)> = None;
     let mut total = RunData::default();
@@ -121,7 +130,7 @@ pub async fn print_lines(
                 b.set_position(((load_s - offset).max(0.0) * 1000.0) as u64);
             }
         }
-        let text = line(&scenario, &total, &delta);
+        let text = line(&scenario, &total, &delta, &control);
         match &bar {
             Some((_, b)) => b.suspend(|| super::line(&text)),
             None => super::line(&text),

@@ -116,6 +116,8 @@ fn run(
                     state.push(&s);
                     // A rate set while the run goes (a search's step).
                     state.phase_rate = state.now.phase.and_then(|i| control.phase_rate(i));
+                    state.phase_connections =
+                        state.now.phase.and_then(|i| control.phase_connections(i));
                     dirty = true;
                 }
                 Err(TryRecvError::Empty) => break,

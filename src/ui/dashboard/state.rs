@@ -114,6 +114,9 @@ pub struct DashboardState {
     /// The running phase's rate when it was set while the run goes (a
     /// search's step), replacing the scenario's.
     pub phase_rate: Option<f64>,
+    /// The running phase's connection target when it was set while the
+    /// run goes (a search over connections).
+    pub phase_connections: Option<u32>,
 }
 
 impl DashboardState {
@@ -138,6 +141,17 @@ impl DashboardState {
             opening_rate: 0.0,
             closing_rate: 0.0,
             phase_rate: None,
+            phase_connections: None,
+        }
+    }
+
+    /// The connection count the running phase steers toward.
+    pub fn target_connections(&self) -> u32 {
+        match self.now.phase {
+            Some(i) => self
+                .phase_connections
+                .unwrap_or_else(|| self.scenario.phase_population(i).0),
+            None => self.scenario.connections.count,
         }
     }
 

@@ -145,10 +145,9 @@ fn draw_connections(f: &mut Frame, area: Rect, s: &DashboardState) {
     // The run's connection counters, as the report counts them (setup and
     // the recorded phases); the rates are the last interval's.
     let c = &s.recorded.counters;
-    // The count the running phase steers toward (`connections:` of a phase).
-    let target = l.phase.map_or(s.scenario.connections.count, |i| {
-        s.scenario.phase_population(i).0
-    });
+    // The count the running phase steers toward (`connections:` of a
+    // phase, a search step's count).
+    let target = s.target_connections();
     let open = Line::from(format!("open {:>7} / {target}", l.open));
     let rates = Line::from(format!(
         "opened {}/s  closed {}/s",
