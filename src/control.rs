@@ -32,10 +32,37 @@ pub struct Control {
     /// Rates set for phases while the run goes (`barrage search` decides
     /// each step's rate from the last one's results); read when a pacer is
     /// made, never per message.
-    phase_rates: Mutex<Vec<Option<f64>>>,
+    phase_rates: ByPhase<f64>,
     /// Connection targets set for phases while the run goes (a search over
-    /// the connection count); read when a phase starts.
-    phase_connections: Mutex<Vec<Option<u32>>>,
+    /// the connection count); read by the population steer.
+    phase_connections: ByPhase<u32>,
+}
+
+/// A value set for some phases while the run goes.
+#[derive(Debug)]
+struct ByPhase<T>(Mutex<Vec<Option<T>>>);
+
+impl<T: Copy> ByPhase<T> {
+    fn new() -> Self {
+        ByPhase(Mutex::new(Vec::new()))
+    }
+
+    fn set(&self, i: usize, v: T) {
+        if let Ok(mut all) = self.0.lock() {
+            if all.len() <= i {
+                all.resize(i + 1, None);
+            }
+            all[i] = Some(v);
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<T> {
+        self.0.lock().ok().and_then(|a| a.get(i).copied().flatten())
+    }
+
+    fn all(&self) -> Vec<Option<T>> {
+        self.0.lock().map(|a| a.clone()).unwrap_or_default()
+    }
 }
 
 impl Default for Control {
@@ -45,8 +72,8 @@ impl Default for Control {
             factor_bits: AtomicU64::new(1.0f64.to_bits()),
             epoch: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
-            phase_rates: Mutex::new(Vec::new()),
-            phase_connections: Mutex::new(Vec::new()),
+            phase_rates: ByPhase::new(),
+            phase_connections: ByPhase::new(),
         }
     }
 }
@@ -99,58 +126,36 @@ impl Control {
     /// Sets phase `i`'s total rate (messages per second), replacing the
     /// scenario's; connections pick it up at once.
     pub fn set_phase_rate(&self, i: usize, per_second: f64) {
-        if let Ok(mut rates) = self.phase_rates.lock() {
-            if rates.len() <= i {
-                rates.resize(i + 1, None);
-            }
-            rates[i] = Some(per_second);
-        }
+        self.phase_rates.set(i, per_second);
         self.epoch.fetch_add(1, SeqCst);
     }
 
     /// The rate set for phase `i` with [`Control::set_phase_rate`], if any.
     pub fn phase_rate(&self, i: usize) -> Option<f64> {
-        self.phase_rates
-            .lock()
-            .ok()
-            .and_then(|r| r.get(i).copied().flatten())
+        self.phase_rates.get(i)
     }
 
     /// Every phase rate set so far, by phase (what a parent process passes
     /// on to its shards).
     pub fn phase_rates(&self) -> Vec<Option<f64>> {
-        self.phase_rates
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.phase_rates.all()
     }
 
     /// Sets phase `i`'s connection target, replacing the scenario's; the
-    /// phase steers toward it when it starts.
+    /// phase steers toward it (within 100 ms when it is running).
     pub fn set_phase_connections(&self, i: usize, count: u32) {
-        if let Ok(mut c) = self.phase_connections.lock() {
-            if c.len() <= i {
-                c.resize(i + 1, None);
-            }
-            c[i] = Some(count);
-        }
+        self.phase_connections.set(i, count);
         self.epoch.fetch_add(1, SeqCst);
     }
 
     /// The target set for phase `i` with [`Control::set_phase_connections`].
     pub fn phase_connections(&self, i: usize) -> Option<u32> {
-        self.phase_connections
-            .lock()
-            .ok()
-            .and_then(|c| c.get(i).copied().flatten())
+        self.phase_connections.get(i)
     }
 
     /// Every connection target set so far, by phase.
     pub fn all_phase_connections(&self) -> Vec<Option<u32>> {
-        self.phase_connections
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default()
+        self.phase_connections.all()
     }
 
     /// Every change so far, in order.

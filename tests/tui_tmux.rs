@@ -51,6 +51,21 @@ fn number_after(screen: &str, label: &str) -> f64 {
 
 struct Session(String);
 
+/// Runs `cmd` in a new detached 160×48 tmux session.
+fn start(session: &Session, cmd: &str) {
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session.0,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        cmd,
+    ]);
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -108,17 +123,7 @@ fn drive_dashboard(dir: &Path, flags: &str) -> std::path::PathBuf {
         out.display(),
         code_file.display()
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session.0,
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &cmd,
-    ]);
+    start(&session, &cmd);
 
     let first = wait_for(&session.0, "steady 1/1", Duration::from_secs(20));
     let first = if first.contains("sent 0/s") {
@@ -203,17 +208,7 @@ fn dashboard_follows_a_search() {
         out.display(),
         code_file.display()
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session.0,
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &cmd,
-    ]);
+    start(&session, &cmd);
     // Step 2 holds 40 connections at 10/s each.
     let screen = wait_for(&session.0, "step-2 ", Duration::from_secs(30));
     let screen = if screen.contains("open      40 / 40") && screen.contains("target 400") {
