@@ -163,7 +163,9 @@ fn keys_change_controls_and_view() {
     assert!(control.paused());
     assert!(render(&st, 160, 48).contains("PAUSED"));
     apply(Action::NextMetric, &mut st, &control, &cancel);
-    assert!(render(&st, 160, 48).contains("service p50/p99"));
+    // Tab cycles through the metrics with samples: here only rtt has any.
+    let s = render(&st, 160, 48);
+    assert!(s.contains("rtt p50/p99"), "{s}");
     apply(key('?'), &mut st, &control, &cancel);
     assert!(render(&st, 160, 48).contains("pause / resume sending"));
     assert!(!cancel.is_cancelled());
@@ -199,4 +201,45 @@ fn case_10_dashboard_shows_pending_for_thresholds_without_a_value_yet() {
         assert!(!line.contains("pass"), "{t} shows pass: {line}");
     }
     assert!(screen.contains("pass rtt.p99 < 50ms"), "{screen}");
+}
+
+/// A push run: deliveries, no replies. The chart starts on the metric a
+/// threshold names (delivery), the latency table has its rows, the
+/// throughput title splits what was received, and Tab reaches only
+/// metrics with samples.
+#[test]
+fn a_push_run_charts_delivery_and_splits_what_was_received() {
+    use barrage::control::Control;
+    use barrage::ui::dashboard::{Action, apply};
+    let yaml = YAML.replace(
+        r#"thresholds: [ "rtt.p99 < 50ms", "rtt.p50 < 1ms" ]"#,
+        r#"thresholds: [ "errors.rate < 1%", "delivery.p99 < 10ms" ]"#,
+    );
+    let scenario = parse("layout.yaml", &yaml).unwrap();
+    let mut st = DashboardState::new(scenario, "ws://127.0.0.1:9/".into(), 20_000);
+    for t in 1..=3u64 {
+        let mut iv = StageData::default();
+        for i in 0..3000u64 {
+            iv.record(LatencyMetric::Delivery, 500_000 + i * 100);
+        }
+        iv.record(LatencyMetric::FirstMessage, 2_000_000);
+        (iv.counters.delivered, iv.counters.unmatched) = (3000, 10);
+        st.push(&delta(t, iv));
+    }
+    let screen = render(&st, 160, 48);
+    assert!(screen.contains("delivery p50/p99"), "{screen}");
+    assert!(
+        screen.contains("recv 3010 (replies 0 deliveries 3000 other 10)"),
+        "{screen}"
+    );
+    assert!(screen.contains("delivery 1s"), "{screen}");
+    assert!(screen.contains("first_message"), "{screen}");
+    let (control, cancel) = (
+        Control::default(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    apply(Action::NextMetric, &mut st, &control, &cancel);
+    assert!(render(&st, 160, 48).contains("first_message p50/p99"));
+    apply(Action::NextMetric, &mut st, &control, &cancel);
+    assert!(render(&st, 160, 48).contains("delivery p50/p99"));
 }

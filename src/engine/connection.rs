@@ -118,6 +118,9 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64, retire: CancellationToken)
         End::Cancelled | End::Retired => conn.collect_in_flight(stage).await,
         end => end,
     };
+    // Gaps found at the end count in the last phase, where the messages
+    // were due, not after the phases.
+    conn.settle(stage.min(shared.phases.len()));
     let close = match end {
         End::Lost | End::Gone => None,
         End::Close(i) => Some(run.program.closes[i].clone()),
@@ -174,6 +177,14 @@ pub(super) struct Conn<'a> {
     /// When the current connection opened (a churned or reopened one: its
     /// replacement).
     pub opened_at: Instant,
+    /// No message has come on the current connection yet (`first_message`
+    /// is timed at the first).
+    pub awaiting_first: bool,
+    /// The streams it receives (`sequence:`).
+    pub streams: super::sequence::Streams,
+    /// Messages no step claimed yet, with the stage they came in, oldest
+    /// first (`backlog:`); their buffers are reused.
+    pub backlog: std::collections::VecDeque<(usize, Vec<u8>)>,
 }
 
 impl<'a> Conn<'a> {
@@ -214,7 +225,30 @@ impl<'a> Conn<'a> {
             cursor: Cursor::default(),
             slots,
             opened_at: Instant::now(),
+            awaiting_first: true,
+            streams: Default::default(),
+            backlog: Default::default(),
         }
+    }
+
+    /// Settles what the current connection leaves behind when it ends:
+    /// messages still unclaimed count as unmatched (in the stage they came
+    /// in), sequence numbers still missing as lost (in `stage`).
+    pub fn settle(&mut self, stage: usize) {
+        let role = self.role;
+        let lost = self.streams.finish();
+        let backlog = std::mem::take(&mut self.backlog);
+        if lost == 0 && backlog.is_empty() {
+            return;
+        }
+        self.shared.recorder.with(|s| {
+            s.cell(role, stage).counters.lost += lost;
+            for (at, m) in &backlog {
+                let c = &mut s.cell(role, *at).counters;
+                c.unmatched += 1;
+                c.bytes_received += m.len() as u64;
+            }
+        });
     }
 
     /// Counts one error of `kind` in `stage` (after the phases: the last).

@@ -174,10 +174,16 @@ impl Conn<'_> {
                     Op::Expect(idx) => {
                         shard.cell(role, stage).counters.expects += 1;
                         let e = &program.expects[idx];
-                        self.cursor.wait = Wait::Expect {
-                            idx,
-                            left: e.count,
-                            deadline: now + e.timeout,
+                        // Messages that came before the flow waited.
+                        let left = self.claim_early(idx, e.count, shard);
+                        self.cursor.wait = if left == 0 {
+                            Wait::Ready
+                        } else {
+                            Wait::Expect {
+                                idx,
+                                left,
+                                deadline: now + e.timeout,
+                            }
                         };
                         self.cursor.pc += 1;
                     }
@@ -310,6 +316,28 @@ impl Conn<'_> {
         });
     }
 
+    /// Claims up to `count` kept messages that `expects[idx]` matches,
+    /// oldest first, counting each as received in the stage it came in;
+    /// returns how many the expect still waits for.
+    fn claim_early(&mut self, idx: usize, count: u32, shard: &mut ThreadData) -> u32 {
+        let mut left = count;
+        let expect = &self.program.expects[idx];
+        let mut i = 0;
+        while left > 0 && i < self.backlog.len() {
+            if expect.matches(&self.backlog[i].1) {
+                let (at, m) = self.backlog.remove(i).expect("in range");
+                expect.capture(&m, &mut self.slots);
+                let c = &mut shard.cell(self.role, at).counters;
+                c.received += 1;
+                c.bytes_received += m.len() as u64;
+                left -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        left
+    }
+
     /// Handles every complete frame in the decoder: messages matched and
     /// timed, pings answered, a close or a violation ends the connection.
     pub(super) fn handle_events(&mut self, stage: usize) -> Result<(), ErrorKind> {
@@ -332,6 +360,15 @@ impl Conn<'_> {
                         wire,
                     })) => {
                         let (len, wire) = (payload.len() as u64, wire as u64);
+                        if self.awaiting_first {
+                            self.awaiting_first = false;
+                            if stage <= shared.phases.len() {
+                                let first = now.saturating_duration_since(self.opened_at);
+                                both(s, stage, role, |d| {
+                                    d.record(LatencyMetric::FirstMessage, first.as_nanos() as u64)
+                                });
+                            }
+                        }
                         // A reply to a message sent by id is timed even when
                         // it also satisfies a waiting expect.
                         let keyed = self.pending.match_keyed(payload);
@@ -416,13 +453,57 @@ impl Conn<'_> {
                             });
                             delivered = true;
                         }
-                        if !matched && !delivered {
+                        if let Some((field, key)) = &shared.sequence
+                            && let Some(seq) = json_value(payload, field)
+                                .and_then(|v| std::str::from_utf8(v).ok())
+                                .and_then(|v| v.parse::<u64>().ok())
+                        {
+                            let stream = key
+                                .as_ref()
+                                .and_then(|k| json_value(payload, k))
+                                .map_or(0, super::sequence::Streams::key);
+                            let seen = self.streams.observe(stream, seq);
                             both(s, stage, role, |d| {
                                 let c = &mut d.counters;
-                                c.unmatched += 1;
-                                c.bytes_received += len;
-                                c.wire_received += wire;
+                                c.sequenced += 1;
+                                c.lost += seen.lost;
+                                c.duplicate += u64::from(seen.duplicate);
+                                c.reordered += u64::from(seen.reordered);
                             });
+                        }
+                        if !matched && !delivered {
+                            // Kept for a later `expect`; counted as
+                            // unmatched when it leaves unclaimed (pushed
+                            // out by a newer one, or at the end).
+                            let mut kept = None;
+                            if shared.backlog > 0 {
+                                let mut buf = Vec::new();
+                                if self.backlog.len() >= shared.backlog
+                                    && let Some((at, old)) = self.backlog.pop_front()
+                                {
+                                    let n = old.len() as u64;
+                                    both(s, at, role, |d| {
+                                        d.counters.unmatched += 1;
+                                        d.counters.bytes_received += n;
+                                    });
+                                    buf = old;
+                                }
+                                buf.clear();
+                                buf.extend_from_slice(payload);
+                                kept = Some(buf);
+                            }
+                            let unclaimed = kept.is_none();
+                            both(s, stage, role, |d| {
+                                let c = &mut d.counters;
+                                c.wire_received += wire;
+                                if unclaimed {
+                                    c.unmatched += 1;
+                                    c.bytes_received += len;
+                                }
+                            });
+                            if let Some(b) = kept {
+                                self.backlog.push_back((stage, b));
+                            }
                         }
                     }
                     Ok(Some(Event::Ping(p))) => {

@@ -93,6 +93,9 @@ impl Conn<'_> {
 
     /// Swaps in a newly opened connection.
     fn replace(&mut self, opened: Opened) {
+        // The connection closed leaves its own backlog and gaps.
+        self.settle(self.shared.stage_now().min(self.shared.phases.len()));
+        self.awaiting_first = true;
         self.stream = opened.stream;
         self.decoder = opened.decoder;
         self.encoder = opened.encoder;

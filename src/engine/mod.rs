@@ -14,6 +14,7 @@ mod population;
 pub mod preflight;
 mod program;
 mod roles;
+mod sequence;
 mod setup;
 
 use std::net::SocketAddr;
@@ -97,6 +98,10 @@ pub(crate) struct Shared {
     feeder: Option<Arc<crate::scenario::Feeder>>,
     /// `delivery:`: the timestamp's JSON path and nanoseconds per unit.
     delivery: Option<(Vec<String>, u64)>,
+    /// `sequence:`: the counter's JSON path and the stream key's.
+    sequence: Option<(Vec<String>, Option<Vec<String>>)>,
+    /// `backlog:`: unclaimed messages kept per connection.
+    backlog: usize,
     /// The slice of the run's connection ids this process runs;
     /// `{{shard}}` is its index.
     shard: crate::scenario::ShardSpec,
@@ -256,6 +261,11 @@ pub async fn run(
             .delivery
             .as_ref()
             .map(|d| (d.field.split('.').map(String::from).collect(), d.unit.ns())),
+        sequence: scenario
+            .sequence
+            .as_ref()
+            .map(|q| (q.field_keys(), q.key_keys())),
+        backlog: scenario.backlog,
         shard: scenario.shard_spec(),
         reconnect: scenario.reconnect.clone(),
         lifetime: scenario.connections.lifetime,

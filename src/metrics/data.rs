@@ -73,6 +73,14 @@ counters! {
     delivered,
     /// Messages received during the phases that matched nothing.
     unmatched,
+    /// Messages received with a `sequence:` number.
+    sequenced,
+    /// Sequence numbers that never arrived (gaps in a stream).
+    lost,
+    /// Sequence numbers that arrived again.
+    duplicate,
+    /// Sequence numbers that arrived after a higher one of their stream.
+    reordered,
     /// Payload bytes sent.
     bytes_sent,
     /// Payload bytes received.
@@ -99,6 +107,16 @@ counters! {
 }
 
 impl Counters {
+    /// One of the `sequence:` counts.
+    pub fn sequence_count(&self, k: crate::scenario::SequenceCount) -> u64 {
+        use crate::scenario::SequenceCount as K;
+        match k {
+            K::Lost => self.lost,
+            K::Duplicate => self.duplicate,
+            K::Reordered => self.reordered,
+        }
+    }
+
     /// Sum of all error counts.
     pub fn error_total(&self) -> u64 {
         self.errors.iter().fold(0u64, |a, b| a.saturating_add(*b))

@@ -150,9 +150,20 @@ pub fn evaluate(t: &Threshold, ctx: &EvalContext<'_>) -> Evaluation {
                 Counter::MessagesSent => c.sent,
                 Counter::MessagesReceived => c.received,
                 Counter::MessagesPaced => c.paced,
+                Counter::Sequence(k) => c.sequence_count(k),
                 Counter::Samples(m) | Counter::SampleRate(m) => data.histogram(m).len(),
             };
             (n as f64, n.to_string())
+        }
+        ThresholdMetric::SequenceRate(k) => {
+            // Every number due: those that came, and those that never did.
+            let due = c.sequenced.saturating_add(c.lost);
+            if due == 0 {
+                (f64::NAN, "no sequenced messages".to_string())
+            } else {
+                let rate = c.sequence_count(k) as f64 / due as f64;
+                (rate, format!("{:.3}%", rate * 100.0))
+            }
         }
         ThresholdMetric::ThroughputRatio => {
             if !ctx.ended {

@@ -103,6 +103,10 @@ fn message_totals(c: &Counters) -> MessageTotals {
         expects: c.expects,
         unmatched: c.unmatched,
         not_sent: c.not_sent,
+        sequenced: c.sequenced,
+        lost: c.lost,
+        duplicate: c.duplicate,
+        reordered: c.reordered,
     }
 }
 

@@ -276,6 +276,18 @@ pub struct MessageTotals {
     /// their phase ended (the tester fell behind).
     #[serde(default)]
     pub not_sent: u64,
+    /// Messages received with a `sequence:` number.
+    #[serde(default)]
+    pub sequenced: u64,
+    /// Sequence numbers that never arrived (gaps in a stream).
+    #[serde(default)]
+    pub lost: u64,
+    /// Sequence numbers that arrived again.
+    #[serde(default)]
+    pub duplicate: u64,
+    /// Sequence numbers that arrived after a higher one of their stream.
+    #[serde(default)]
+    pub reordered: u64,
 }
 
 /// Byte counters: message bytes (payloads as the application sees them)

@@ -202,6 +202,18 @@ pub fn tables(r: &Report) -> Vec<Table> {
     ] {
         totals.row(vec![k.to_string(), v.to_string()]);
     }
+    // Completeness, when streams were tracked (`sequence:`).
+    if t.messages.sequenced > 0 {
+        let m = &t.messages;
+        for (k, v) in [
+            ("messages with a sequence number", m.sequenced),
+            ("sequence numbers lost", m.lost),
+            ("sequence numbers duplicated", m.duplicate),
+            ("sequence numbers reordered", m.reordered),
+        ] {
+            totals.row(vec![k.to_string(), v.to_string()]);
+        }
+    }
     for (k, v) in &t.errors {
         totals.row(vec![format!("errors {k}"), v.to_string()]);
     }
@@ -236,8 +248,9 @@ pub fn tables(r: &Report) -> Vec<Table> {
         "handshake",
         "ping",
         "delivery",
+        "first_message",
     ] {
-        let optional = matches!(name, "tls" | "ping" | "delivery");
+        let optional = matches!(name, "tls" | "ping" | "delivery" | "first_message");
         if let Some(m) = r.metrics.get(name).filter(|m| m.count > 0 || !optional) {
             lat.row(latency_row(name, m));
         }

@@ -679,7 +679,7 @@ pub struct Delivery {
     pub unit: TimeUnit,
 }
 
-fn de_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn de_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     path(&s).map_err(de::Error::custom)
 }

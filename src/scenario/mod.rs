@@ -9,6 +9,7 @@ mod message;
 mod model;
 mod population;
 mod protocol;
+mod sequence;
 mod shard;
 mod source_ips;
 mod target;
@@ -35,13 +36,14 @@ pub use protocol::{
     Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, percent_decode,
     redact_secrets, redact_url, substitute_env,
 };
+pub use sequence::Sequence;
 pub use shard::{ShardSpec, Sharding, assign_roles};
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
 pub use template::{Template, TemplateVars};
 pub use threshold::{
-    COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, Stat, Threshold, ThresholdMetric,
-    metric_names,
+    COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, SequenceCount, Stat, Threshold,
+    ThresholdMetric, metric_names,
 };
 pub use units::{Rate, Size, parse_duration, parse_positive_duration, parse_rate, parse_size};
 

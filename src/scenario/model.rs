@@ -98,6 +98,17 @@ pub struct Scenario {
     /// is timed as metric `delivery`. Default none.
     #[serde(default)]
     pub delivery: Option<Delivery>,
+    /// Completeness of pushed streams: each received message's counter at
+    /// `sequence.field` (per stream named at `sequence.key`) counts
+    /// `messages.lost`, `.duplicate` and `.reordered`. Default none.
+    #[serde(default)]
+    pub sequence: Option<super::Sequence>,
+    /// Messages no step claims are kept, up to this many per connection,
+    /// for the next `expect` to look at first (a server that answers
+    /// before the flow waits); one more evicts the oldest, counted as
+    /// unmatched. Default 64; 0 keeps none.
+    #[serde(default = "default_backlog")]
+    pub backlog: usize,
     /// Reopening connections the server drops. Default: none.
     #[serde(default)]
     pub reconnect: Option<ReconnectPolicy>,
@@ -219,6 +230,10 @@ pub struct Phase {
     /// closing, newest first) at its rate while messages flow; later
     /// phases keep it. Default: the count stays as it is.
     pub connections: Option<PhaseConnections>,
+}
+
+fn default_backlog() -> usize {
+    64
 }
 
 /// Message rate of a phase.

@@ -78,14 +78,34 @@ impl ErrorKind {
 
 /// The counters a threshold may name, by name: the one table the parser
 /// and its error message use.
-pub const COUNTERS: [(&str, Counter); 6] = [
+pub const COUNTERS: [(&str, Counter); 9] = [
     ("errors.count", Counter::Errors),
     ("connections.failed", Counter::ConnectionsFailed),
     ("connections.opened", Counter::ConnectionsOpened),
     ("messages.sent", Counter::MessagesSent),
     ("messages.received", Counter::MessagesReceived),
     ("messages.paced", Counter::MessagesPaced),
+    ("messages.lost", Counter::Sequence(SequenceCount::Lost)),
+    (
+        "messages.duplicate",
+        Counter::Sequence(SequenceCount::Duplicate),
+    ),
+    (
+        "messages.reordered",
+        Counter::Sequence(SequenceCount::Reordered),
+    ),
 ];
+
+/// What `sequence:` counts of a stream's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCount {
+    /// Numbers that never arrived.
+    Lost,
+    /// Numbers that arrived again.
+    Duplicate,
+    /// Numbers that arrived after a higher one.
+    Reordered,
+}
 
 /// Every name a threshold may start with, for the unknown-metric error:
 /// derived from [`LatencyMetric::ALL`], [`ErrorKind::ALL`] and
@@ -95,7 +115,7 @@ pub fn metric_names() -> String {
     let kinds: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
     let counters: Vec<&str> = COUNTERS.iter().map(|(n, _)| *n).collect();
     format!(
-        "{} followed by .min, .mean, .max, .pN, .count or .rate; or errors.rate, errors.KIND ({}), {}, throughput.ratio",
+        "{} followed by .min, .mean, .max, .pN, .count or .rate; or errors.rate, errors.KIND ({}), {}, messages.lost.rate (also .duplicate, .reordered), throughput.ratio",
         latency.join(", "),
         kinds.join(", "),
         counters.join(", ")
@@ -119,6 +139,8 @@ pub enum Counter {
     MessagesReceived,
     /// `messages.paced`: sends of paced loops.
     MessagesPaced,
+    /// `messages.lost`, `.duplicate`, `.reordered` (with `sequence:`).
+    Sequence(SequenceCount),
     /// `METRIC.count`: samples of a latency metric.
     Samples(LatencyMetric),
     /// `METRIC.rate`: samples of a latency metric per second of the recorded
@@ -143,6 +165,10 @@ pub enum ThresholdMetric {
     /// `throughput.ratio`: messages sent ÷ messages scheduled by the target
     /// rates (open-model phases), as a fraction.
     ThroughputRatio,
+    /// `messages.lost.rate` (and `.duplicate.rate`, `.reordered.rate`): the
+    /// count as a fraction of the stream messages due (received with a
+    /// sequence number, plus lost).
+    SequenceRate(SequenceCount),
 }
 
 /// The latency distributions barrage records.
@@ -166,11 +192,14 @@ pub enum LatencyMetric {
     /// `delivery`: a timestamp carried in a received message to its
     /// arrival (with `delivery:`).
     Delivery,
+    /// `first_message`: the upgrade's end to the first message received
+    /// on the connection (the time to the first tick of a subscription).
+    FirstMessage,
 }
 
 impl LatencyMetric {
     /// Every latency metric, in report order.
-    pub const ALL: [LatencyMetric; 8] = [
+    pub const ALL: [LatencyMetric; 9] = [
         LatencyMetric::Rtt,
         LatencyMetric::Service,
         LatencyMetric::Connect,
@@ -179,6 +208,7 @@ impl LatencyMetric {
         LatencyMetric::SendLag,
         LatencyMetric::Ping,
         LatencyMetric::Delivery,
+        LatencyMetric::FirstMessage,
     ];
 
     /// The name used in threshold expressions and reports.
@@ -192,6 +222,7 @@ impl LatencyMetric {
             LatencyMetric::SendLag => "send_lag",
             LatencyMetric::Ping => "ping",
             LatencyMetric::Delivery => "delivery",
+            LatencyMetric::FirstMessage => "first_message",
         }
     }
 }
@@ -258,10 +289,12 @@ pub enum CmpOp {
     Gt,
     /// `>=`
     Ge,
+    /// `==` (for counts: `messages.lost == 0`)
+    Eq,
 }
 
 /// Shown when the expression has no recognisable shape.
-const SHAPE_HELP: &str = "expected [PHASE:] METRIC.STAT OP LIMIT, e.g. \"rtt.p99 < 50ms\", \"steady: rtt.p99 < 20ms\", \"errors.rate < 1%\" or \"messages.received > 1000\" (operators: <, <=, >, >=)";
+const SHAPE_HELP: &str = "expected [PHASE:] METRIC.STAT OP LIMIT, e.g. \"rtt.p99 < 50ms\", \"steady: rtt.p99 < 20ms\", \"errors.rate < 1%\" or \"messages.received > 1000\" (operators: <, <=, >, >=, ==)";
 
 impl Threshold {
     /// Parses an expression such as `rtt.p99 < 50ms`, `rtt.p99.9 <= 2.5ms` or
@@ -270,7 +303,7 @@ impl Threshold {
         let expr = s.trim();
         // `PHASE: ...` scopes the threshold to one phase.
         let (phase, body) = match expr.split_once(':') {
-            Some((p, rest)) if !p.trim().is_empty() && !p.contains(['<', '>', '.']) => {
+            Some((p, rest)) if !p.trim().is_empty() && !p.contains(['<', '>', '=', '.']) => {
                 (Some(p.trim().to_string()), rest.trim())
             }
             _ => (None, expr),
@@ -282,7 +315,7 @@ impl Threshold {
     }
 
     fn parse_body(expr: &str) -> Result<Threshold, String> {
-        let Some(op_at) = expr.find(['<', '>']) else {
+        let Some(op_at) = expr.find(['<', '>', '=']) else {
             return Err(format!(
                 "no comparison operator in \"{expr}\"; {SHAPE_HELP}"
             ));
@@ -292,7 +325,13 @@ impl Threshold {
             [b'<', b'=', ..] => (CmpOp::Le, 2),
             [b'>', b'=', ..] => (CmpOp::Ge, 2),
             [b'<', ..] => (CmpOp::Lt, 1),
-            _ => (CmpOp::Gt, 1),
+            [b'>', ..] => (CmpOp::Gt, 1),
+            [b'=', b'=', ..] => (CmpOp::Eq, 2),
+            _ => {
+                return Err(format!(
+                    "\"=\" is not an operator in \"{expr}\"; write == (or <, <=, >, >=)"
+                ));
+            }
         };
         let lhs = expr[..op_at].trim();
         let rhs = rest[op_len..].trim();
@@ -301,9 +340,9 @@ impl Threshold {
         }
         let metric = parse_metric(lhs)?;
         let limit = match metric {
-            ThresholdMetric::ErrorRate | ThresholdMetric::ThroughputRatio => {
-                parse_fraction(lhs, rhs)?
-            }
+            ThresholdMetric::ErrorRate
+            | ThresholdMetric::ThroughputRatio
+            | ThresholdMetric::SequenceRate(_) => parse_fraction(lhs, rhs)?,
             ThresholdMetric::Latency { .. } => parse_latency_limit(rhs)?,
             ThresholdMetric::Count(_) => rhs
                 .parse::<f64>()
@@ -332,6 +371,7 @@ impl Threshold {
             CmpOp::Le => observed <= self.limit,
             CmpOp::Gt => observed > self.limit,
             CmpOp::Ge => observed >= self.limit,
+            CmpOp::Eq => observed == self.limit,
         }
     }
 }
@@ -341,17 +381,27 @@ fn parse_metric(lhs: &str) -> Result<ThresholdMetric, String> {
     let counter = match lhs {
         "errors.rate" => return Ok(ThresholdMetric::ErrorRate),
         "throughput.ratio" => return Ok(ThresholdMetric::ThroughputRatio),
-        _ => COUNTERS
-            .iter()
-            .find(|(name, _)| *name == lhs)
-            .map(|(_, c)| *c)
-            .or_else(|| {
-                let k = lhs.strip_prefix("errors.")?;
-                ErrorKind::ALL
-                    .iter()
-                    .find(|e| e.name() == k)
-                    .map(|k| Counter::ErrorsOf(*k))
-            }),
+        _ => {
+            // `messages.lost.rate`: a sequence count as a fraction.
+            if let Some(Counter::Sequence(k)) = lhs
+                .strip_suffix(".rate")
+                .and_then(|c| COUNTERS.iter().find(|(name, _)| *name == c))
+                .map(|(_, c)| *c)
+            {
+                return Ok(ThresholdMetric::SequenceRate(k));
+            }
+            COUNTERS
+                .iter()
+                .find(|(name, _)| *name == lhs)
+                .map(|(_, c)| *c)
+                .or_else(|| {
+                    let k = lhs.strip_prefix("errors.")?;
+                    ErrorKind::ALL
+                        .iter()
+                        .find(|e| e.name() == k)
+                        .map(|k| Counter::ErrorsOf(*k))
+                })
+        }
     };
     if let Some(c) = counter {
         return Ok(ThresholdMetric::Count(c));
@@ -581,7 +631,12 @@ mod tests {
         let e = Threshold::parse("rtt.p99 < 50").unwrap_err();
         assert!(e.contains("needs a duration unit"), "{e}");
         let e = Threshold::parse("rtt.p99 = 50ms").unwrap_err();
-        assert!(e.contains("no comparison operator"), "{e}");
+        assert!(e.contains("write =="), "{e}");
+        let t = Threshold::parse("messages.lost == 0").unwrap();
+        assert_eq!(t.op, CmpOp::Eq);
+        assert!(t.holds(0.0) && !t.holds(1.0));
+        let t = Threshold::parse("messages.lost.rate < 0.1%").unwrap();
+        assert_eq!(t.metric, ThresholdMetric::SequenceRate(SequenceCount::Lost));
         assert!(Threshold::parse("rtt.p0 < 5ms").is_err());
         assert!(Threshold::parse("rtt.p100.1 < 5ms").is_err());
         assert!(
@@ -612,7 +667,7 @@ mod tests {
         assert_eq!(Stat::Mean.label(), "mean");
         assert_eq!(
             LatencyMetric::ALL.map(|m| m.name()).join(","),
-            "rtt,service,connect,tls,handshake,send_lag,ping,delivery"
+            "rtt,service,connect,tls,handshake,send_lag,ping,delivery,first_message"
         );
     }
 }

@@ -56,10 +56,15 @@ pub struct PythonPeer {
 
 impl PythonPeer {
     pub fn start(args: &[&str]) -> PythonPeer {
+        Self::script("ws_echo.py", args)
+    }
+
+    /// Another Python peer of tests/peers/ (`ws_push.py`) with `args`.
+    pub fn script(name: &str, args: &[&str]) -> PythonPeer {
         install_peers();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
-            .arg(root.join("tests/peers/ws_echo.py"))
+            .arg(root.join("tests/peers").join(name))
             .env("PYTHONPATH", root.join(".peers/python"))
             .args(["--port", "0"])
             .args(args)

@@ -3,18 +3,14 @@
 //! that builds the report). Holds no terminal state, so layouts can be
 //! tested.
 
+use crate::metrics::data::N_METRICS;
 use crate::metrics::evaluate::{EvalContext, evaluate, stat_ns};
 use crate::metrics::{ErrorKind, RunData, StageData};
-use crate::scenario::{LatencyMetric, Scenario, Stat};
+use crate::scenario::{Counter, LatencyMetric, Scenario, Stat, ThresholdMetric};
 
-/// Latency metrics the dashboard can chart, in Tab order.
-pub const CHART_METRICS: [LatencyMetric; 5] = [
-    LatencyMetric::Rtt,
-    LatencyMetric::Service,
-    LatencyMetric::SendLag,
-    LatencyMetric::Connect,
-    LatencyMetric::Handshake,
-];
+/// Latency metrics the dashboard can chart and tabulate, in Tab order:
+/// every one (only those with samples are shown).
+pub const CHART_METRICS: [LatencyMetric; N_METRICS] = LatencyMetric::ALL;
 
 /// Percentiles shown in the latency table.
 pub const TABLE_STATS: [(&str, Stat); 5] = [
@@ -36,14 +32,19 @@ pub struct Point {
     pub t_s: f64,
     /// Messages sent per second.
     pub sent_per_s: f64,
-    /// Replies per second.
+    /// Messages received per second: replies, deliveries and the rest
+    /// (expect matches, unmatched).
     pub received_per_s: f64,
+    /// Of them, replies to sends.
+    pub replies_per_s: f64,
+    /// Of them, timestamped deliveries that answered nothing.
+    pub deliveries_per_s: f64,
     /// Open-model target rate, if any.
     pub target: Option<f64>,
     /// Payload bytes per second, both directions.
     pub bytes_per_s: f64,
     /// Per chart metric: (p50, p99) of the interval in ns, if it had samples.
-    pub latency: [Option<(u64, u64)>; 5],
+    pub latency: [Option<(u64, u64)>; N_METRICS],
 }
 
 /// A threshold's live state.
@@ -96,8 +97,9 @@ pub struct DashboardState {
     pub now: Now,
     /// One point per snapshot.
     pub history: Vec<Point>,
-    /// Index into [`CHART_METRICS`] of the charted metric (Tab cycles).
-    pub metric: usize,
+    /// Index into [`CHART_METRICS`] of the charted metric once Tab was
+    /// pressed; until then it is chosen ([`DashboardState::chart_index`]).
+    pub metric: Option<usize>,
     /// Whether the key help is shown.
     pub show_help: bool,
     /// Live thresholds.
@@ -133,7 +135,7 @@ impl DashboardState {
                 ..Now::default()
             },
             history: Vec::new(),
-            metric: 0,
+            metric: None,
             show_help: false,
             thresholds: Vec::new(),
             fd_limit,
@@ -197,6 +199,8 @@ impl DashboardState {
             t_s: self.now.t_s,
             sent_per_s: per_s(c.sent),
             received_per_s: per_s(c.received + c.delivered + c.unmatched),
+            replies_per_s: per_s(c.replies),
+            deliveries_per_s: per_s(c.delivered),
             target: self.target_rate(),
             bytes_per_s: per_s(c.bytes_sent + c.bytes_received),
             latency,
@@ -241,14 +245,51 @@ impl DashboardState {
         })
     }
 
-    /// The charted metric.
-    pub fn chart_metric(&self) -> LatencyMetric {
-        CHART_METRICS[self.metric % CHART_METRICS.len()]
+    /// Whether metric `i` has samples so far.
+    fn has_samples(&self, i: usize) -> bool {
+        let m = CHART_METRICS[i];
+        !self.recorded.histogram(m).is_empty() || !self.interval.histogram(m).is_empty()
     }
 
-    /// Cycles the charted metric.
+    /// Index of the charted metric: the one Tab chose; else the first
+    /// latency metric a threshold names that has samples; else the one
+    /// with the most samples (rtt before any).
+    pub fn chart_index(&self) -> usize {
+        if let Some(i) = self.metric {
+            return i;
+        }
+        let named = self.scenario.thresholds.iter().find_map(|t| {
+            let m = match t.metric {
+                ThresholdMetric::Latency { metric, .. } => metric,
+                ThresholdMetric::Count(Counter::Samples(m) | Counter::SampleRate(m)) => m,
+                _ => return None,
+            };
+            let i = CHART_METRICS.iter().position(|c| *c == m)?;
+            self.has_samples(i).then_some(i)
+        });
+        named.unwrap_or_else(|| {
+            (0..CHART_METRICS.len())
+                .rev()
+                .max_by_key(|i| self.recorded.histogram(CHART_METRICS[*i]).len())
+                .filter(|i| self.has_samples(*i))
+                .unwrap_or(0)
+        })
+    }
+
+    /// The charted metric.
+    pub fn chart_metric(&self) -> LatencyMetric {
+        CHART_METRICS[self.chart_index()]
+    }
+
+    /// Charts the next metric that has samples.
     pub fn next_metric(&mut self) {
-        self.metric = (self.metric + 1) % CHART_METRICS.len();
+        let now = self.chart_index();
+        let n = CHART_METRICS.len();
+        let next = (1..=n)
+            .map(|k| (now + k) % n)
+            .find(|i| self.has_samples(*i))
+            .unwrap_or((now + 1) % n);
+        self.metric = Some(next);
     }
 
     /// Latency table rows: metric name, then `TABLE_STATS` for the last

@@ -209,6 +209,16 @@ fn draw_throughput(f: &mut Frame, area: Rect, s: &DashboardState) {
         rate(last.sent_per_s),
         rate(last.received_per_s)
     );
+    // What was received, when it is not all replies.
+    if last.deliveries_per_s > 0.0 {
+        let other = (last.received_per_s - last.replies_per_s - last.deliveries_per_s).max(0.0);
+        title.push_str(&format!(
+            " (replies {} deliveries {} other {})",
+            rate(last.replies_per_s),
+            rate(last.deliveries_per_s),
+            rate(other)
+        ));
+    }
     if let Some(t) = last.target {
         title.push_str(&format!("  target {}", rate(t)));
     }
@@ -298,7 +308,7 @@ fn log_ns(ns: u64) -> f64 {
 
 fn draw_latency_chart(f: &mut Frame, area: Rect, s: &DashboardState) {
     let m = s.chart_metric();
-    let i = s.metric;
+    let i = s.chart_index();
     let p50: Vec<(f64, f64)> = s
         .history
         .iter()
