@@ -122,7 +122,7 @@ fn secs(ms: u64) -> f64 {
 }
 
 /// The planned phase lengths in ms.
-fn durations_ms(plan: &ScenarioInfo) -> Vec<u64> {
+pub(super) fn durations_ms(plan: &ScenarioInfo) -> Vec<u64> {
     plan.phases
         .iter()
         .map(|p| (p.duration_s * 1000.0).round() as u64)
@@ -466,11 +466,12 @@ fn no_connection(c: &Counters, events: &crate::metrics::Events) -> String {
     )
 }
 
-/// The rtt histogram of a second, recorded and unrecorded added.
-fn second_rtt(s: &Second) -> Histogram<u64> {
+/// The histogram of metric `m` in a second, recorded and unrecorded added
+/// (empty when the second has no sample of it).
+pub(super) fn second_histogram(s: &Second, m: LatencyMetric) -> Histogram<u64> {
     let mut h = new_histogram();
     for enc in [&s.histograms, &s.unrecorded_histograms] {
-        if let Some(g) = enc.get("rtt").and_then(|b| decode_histogram(b).ok()) {
+        if let Some(g) = enc.get(m.name()).and_then(|b| decode_histogram(b).ok()) {
             let _ = h.add(&g);
         }
     }
@@ -481,7 +482,7 @@ fn second_rtt(s: &Second) -> Histogram<u64> {
 fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
     let mut c = s.recorded;
     c.add(&s.unrecorded);
-    let rtt = second_rtt(s);
+    let rtt = second_histogram(s, LatencyMetric::Rtt);
     let q = |q: f64| {
         if rtt.is_empty() {
             0.0
@@ -515,6 +516,12 @@ fn point(plan: &ScenarioInfo, data: &RunData, s: &Second) -> TimelinePoint {
         closed: c.closed.saturating_add(c.closed_by_server),
         sent: c.sent,
         received: c.received,
+        delivered: c.delivered,
+        unmatched: c.unmatched,
+        sequenced: c.sequenced,
+        lost: c.lost,
+        duplicate: c.duplicate,
+        reordered: c.reordered,
         errors: c.error_total(),
         rtt_p50_us: q(0.5),
         rtt_p99_us: q(0.99),

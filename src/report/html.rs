@@ -1,13 +1,13 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts,
-//! no network) with the verdict, thresholds, throughput and latency over
-//! time, the percentile distribution of every latency metric, connections
-//! (open, and attempted, opened and closed per second) and errors over
-//! time, the scenario, and a capacity search's answer and steps
-//! (`search_chart`).
+//! no network) with the verdict, thresholds, a capacity search's answer and
+//! steps (`search_chart`), the charts over time (`html_time`: throughput,
+//! every latency metric, connections and errors, with the phases and live
+//! rate changes marked), the percentile distribution of every latency
+//! metric on log axes, the numbers and the scenario.
 
 use hdrhistogram::Histogram;
 
-use super::model::{Report, TimelinePoint, Verdict};
+use super::model::{Report, Verdict};
 use super::svg::{Axis, Series, line_chart};
 use super::table::{tables, verdict_line};
 use crate::metrics::decode_histogram;
@@ -31,6 +31,8 @@ svg .title { font: 600 13px system-ui, sans-serif; fill: #1d2330; }
 svg .tick, svg .legend { font: 11px system-ui, sans-serif; fill: #5b6475; }
 svg .axis { font: 11px system-ui, sans-serif; fill: #5b6475; }
 svg .grid { stroke: #e6e9ef; stroke-width: 1; }
+svg .band-label { font: 10px system-ui, sans-serif; fill: #5b6475; }
+svg .marker-label { font: 600 10px system-ui, sans-serif; }
 pre { background: #1d2330; color: #e8ecf3; padding: 12px; border-radius: 8px; overflow-x: auto; }
 .fail-text { color: #c0392b; font-weight: 600; } .pass-text { color: #1f8a4c; font-weight: 600; }
 .warn-text { color: #d35400; font-weight: 600; }
@@ -41,11 +43,6 @@ pub(super) fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn time_axis(r: &Report) -> Axis {
-    let end = r.timeline.last().map_or(1.0, |p| p.t_s).max(1.0);
-    Axis::linear("seconds since start", 0.0, end, |v| format!("{v:.0}s"))
 }
 
 /// A number with at most three decimals and no trailing zeros.
@@ -59,6 +56,25 @@ pub(super) fn num(v: f64) -> String {
     }
 }
 
+/// A latency in µs with the unit that reads best: `500ns`, `100µs`,
+/// `2.5ms`, `1s`.
+pub(super) fn micros(us: f64) -> String {
+    // Slack so that 1000 computed as 10^3 reads 1ms, not 1000µs.
+    let at_least = |v: f64| us >= v * (1.0 - 1e-9);
+    if us == 0.0 {
+        "0".to_string()
+    } else if at_least(1e6) {
+        format!("{}s", num(us / 1e6))
+    } else if at_least(1e3) {
+        format!("{}ms", num(us / 1e3))
+    } else if at_least(1.0) {
+        format!("{}µs", num(us))
+    } else {
+        format!("{}ns", num(us * 1e3))
+    }
+}
+
+/// A rate with `k` and `M` for thousands and millions.
 pub(super) fn rate_label(v: f64) -> String {
     if v >= 1e6 {
         format!("{}M", num(v / 1e6))
@@ -67,166 +83,6 @@ pub(super) fn rate_label(v: f64) -> String {
     } else {
         num(v)
     }
-}
-
-/// Seconds each timeline point covers (the first from the run start).
-fn spans(r: &Report) -> Vec<f64> {
-    let mut prev = 0.0;
-    r.timeline
-        .iter()
-        .map(|p| {
-            let d = (p.t_s - prev).max(1e-3);
-            prev = p.t_s;
-            d
-        })
-        .collect()
-}
-
-/// `f` of every timeline point divided by the seconds the point covers.
-fn per_second(r: &Report, f: fn(&TimelinePoint) -> u64) -> Vec<(f64, f64)> {
-    r.timeline
-        .iter()
-        .zip(spans(r))
-        .map(|(p, d)| (p.t_s, f(p) as f64 / d))
-        .collect()
-}
-
-fn throughput_chart(r: &Report) -> String {
-    let sent = per_second(r, |p| p.sent);
-    let recv = per_second(r, |p| p.received);
-    let target: Vec<(f64, f64)> = r
-        .timeline
-        .iter()
-        .filter_map(|p| Some((p.t_s, p.target_rate?)))
-        .collect();
-    let max = sent
-        .iter()
-        .chain(&recv)
-        .chain(&target)
-        .map(|p| p.1)
-        .fold(1.0, f64::max);
-    let y = Axis::linear("messages/s", 0.0, max, rate_label);
-    line_chart(
-        "Messages per second",
-        &[
-            Series {
-                name: "sent".into(),
-                color: "#2e86de",
-                points: sent,
-                dashed: false,
-            },
-            Series {
-                name: "received".into(),
-                color: "#10ac84",
-                points: recv,
-                dashed: false,
-            },
-            Series {
-                name: "target".into(),
-                color: "#8395a7",
-                points: target,
-                dashed: true,
-            },
-        ],
-        &time_axis(r),
-        &y,
-    )
-}
-
-fn latency_over_time(r: &Report) -> String {
-    let mut p50 = Vec::new();
-    let mut p90 = Vec::new();
-    let mut p99 = Vec::new();
-    let mut max = Vec::new();
-    for p in &r.run_data.timeline {
-        let Some(h) = p
-            .histograms
-            .get("rtt")
-            .or_else(|| p.unrecorded_histograms.get("rtt"))
-            .and_then(|b| decode_histogram(b).ok())
-        else {
-            continue;
-        };
-        let t_s = p.t_ms as f64 / 1000.0;
-        let ms = |ns: u64| ns as f64 / 1e6;
-        p50.push((t_s, ms(h.value_at_quantile(0.5))));
-        p90.push((t_s, ms(h.value_at_quantile(0.9))));
-        p99.push((t_s, ms(h.value_at_quantile(0.99))));
-        max.push((t_s, ms(h.max())));
-    }
-    let top = max.iter().map(|p| p.1).fold(0.001, f64::max);
-    let y = Axis::linear("rtt, ms", 0.0, top, num);
-    line_chart(
-        "rtt over time",
-        &[
-            Series {
-                name: "p50".into(),
-                color: "#10ac84",
-                points: p50,
-                dashed: false,
-            },
-            Series {
-                name: "p90".into(),
-                color: "#2e86de",
-                points: p90,
-                dashed: false,
-            },
-            Series {
-                name: "p99".into(),
-                color: "#ee5253",
-                points: p99,
-                dashed: false,
-            },
-            Series {
-                name: "max".into(),
-                color: "#8395a7",
-                points: max,
-                dashed: true,
-            },
-        ],
-        &time_axis(r),
-        &y,
-    )
-}
-
-/// Connection attempts, openings and closes per second: churn, a phase
-/// changing the count and reconnect storms show here.
-fn connections_chart(r: &Report) -> String {
-    let attempts = per_second(r, |p| p.attempts);
-    let opened = per_second(r, |p| p.opened);
-    let closed = per_second(r, |p| p.closed);
-    let max = attempts
-        .iter()
-        .chain(&opened)
-        .chain(&closed)
-        .map(|p| p.1)
-        .fold(1.0, f64::max);
-    let y = Axis::linear("connections/s", 0.0, max, rate_label);
-    line_chart(
-        "Connections per second",
-        &[
-            Series {
-                name: "attempts".into(),
-                color: "#8395a7",
-                points: attempts,
-                dashed: true,
-            },
-            Series {
-                name: "opened".into(),
-                color: "#10ac84",
-                points: opened,
-                dashed: false,
-            },
-            Series {
-                name: "closed".into(),
-                color: "#ff9f43",
-                points: closed,
-                dashed: false,
-            },
-        ],
-        &time_axis(r),
-        &y,
-    )
 }
 
 /// Position of quantile `q` on the HdrHistogram percentile axis:
@@ -242,10 +98,12 @@ fn distribution(name: &str, h: &Histogram<u64>) -> String {
         if q > 0.99999 {
             break;
         }
-        pts.push((nines(q), v.value_iterated_to() as f64 / 1e6));
+        pts.push((nines(q), v.value_iterated_to() as f64 / 1e3));
     }
-    pts.push((nines(0.99999), h.value_at_quantile(0.99999) as f64 / 1e6));
-    let top = pts.iter().map(|p| p.1).fold(0.001, f64::max);
+    pts.push((nines(0.99999), h.value_at_quantile(0.99999) as f64 / 1e3));
+    let positive = || pts.iter().map(|p| p.1).filter(|v| *v > 0.0);
+    let lo = positive().fold(f64::INFINITY, f64::min);
+    let hi = positive().fold(0.0, f64::max);
     let x = Axis {
         title: "percentile".into(),
         min: 0.0,
@@ -255,8 +113,14 @@ fn distribution(name: &str, h: &Histogram<u64>) -> String {
             .enumerate()
             .map(|(i, l)| (i as f64, l.to_string()))
             .collect(),
+        log: false,
+        zero: false,
     };
-    let y = Axis::linear(&format!("{name}, ms"), 0.0, top, num);
+    let mut y = Axis::log(&format!("{name}, log scale"), lo, hi, micros);
+    // Samples of 0 (a send_lag on time) at a 0 of their own.
+    if pts.iter().any(|p| p.1 <= 0.0) {
+        y = y.with_zero("0");
+    }
     line_chart(
         &format!("{name}: latency by percentile ({} samples)", h.len()),
         &[Series {
@@ -266,29 +130,6 @@ fn distribution(name: &str, h: &Histogram<u64>) -> String {
             dashed: false,
         }],
         &x,
-        &y,
-    )
-}
-
-fn count_chart(
-    r: &Report,
-    title: &str,
-    axis: &str,
-    color: &'static str,
-    f: fn(&TimelinePoint) -> f64,
-) -> String {
-    let pts: Vec<(f64, f64)> = r.timeline.iter().map(|p| (p.t_s, f(p))).collect();
-    let max = pts.iter().map(|p| p.1).fold(1.0, f64::max);
-    let y = Axis::linear(axis, 0.0, max, rate_label);
-    line_chart(
-        title,
-        &[Series {
-            name: axis.into(),
-            color,
-            points: pts,
-            dashed: false,
-        }],
-        &time_axis(r),
         &y,
     )
 }
@@ -325,46 +166,38 @@ pub fn render(r: &Report) -> String {
         body.push_str("</table></div>\n");
     }
     body.push_str(&super::search_chart::section(r));
-    body.push_str("<h2>Over time</h2><div class=\"grid2\">\n");
-    let mut charts = vec![
-        throughput_chart(r),
-        latency_over_time(r),
-        count_chart(r, "Open connections", "connections", "#2e86de", |p| {
-            p.open as f64
-        }),
-    ];
-    // Next to the open connections; only when there is a timeline.
-    if !r.timeline.is_empty() {
-        charts.push(connections_chart(r));
-    }
-    charts.push(count_chart(
-        r,
-        "Errors per interval",
-        "errors",
-        "#ee5253",
-        |p| p.errors as f64,
-    ));
-    for chart in charts {
-        body.push_str(&format!("<div class=\"card\">{chart}</div>\n"));
-    }
-    body.push_str("</div>\n<h2>Latency distribution</h2><div class=\"grid2\">\n");
-    for m in LatencyMetric::ALL {
-        let Some(h) = r
-            .metrics
-            .get(m.name())
-            .and_then(|s| decode_histogram(&s.histogram).ok())
-        else {
-            continue;
-        };
-        if h.is_empty() {
-            continue;
+    body.push_str("<h2>Over time</h2>\n");
+    let charts = super::html_time::charts(r);
+    if charts.is_empty() {
+        body.push_str("<div class=\"sub\">No second of the run was recorded.</div>\n");
+    } else {
+        body.push_str("<div class=\"grid2\">\n");
+        for chart in charts {
+            body.push_str(&format!("<div class=\"card\">{chart}</div>\n"));
         }
-        body.push_str(&format!(
-            "<div class=\"card\">{}</div>\n",
-            distribution(m.name(), &h)
-        ));
+        body.push_str("</div>\n");
     }
-    body.push_str("</div>\n<h2>Numbers</h2><div>\n");
+    body.push_str("<h2>Latency distribution</h2>\n");
+    let distributions: Vec<String> = LatencyMetric::ALL
+        .iter()
+        .filter_map(|m| {
+            let h = r
+                .metrics
+                .get(m.name())
+                .and_then(|s| decode_histogram(&s.histogram).ok())?;
+            (!h.is_empty()).then(|| distribution(m.name(), &h))
+        })
+        .collect();
+    if distributions.is_empty() {
+        body.push_str("<div class=\"sub\">No latency was measured.</div>\n");
+    } else {
+        body.push_str("<div class=\"grid2\">\n");
+        for chart in distributions {
+            body.push_str(&format!("<div class=\"card\">{chart}</div>\n"));
+        }
+        body.push_str("</div>\n");
+    }
+    body.push_str("<h2>Numbers</h2><div>\n");
     for t in tables(r) {
         // Both are shown above, with their results coloured.
         if t.title == "Thresholds" || t.title == "Capacity search" {
@@ -408,9 +241,10 @@ mod tests {
     use crate::metrics::RunData;
     use crate::report::model::ScenarioInfo;
 
-    fn report(timeline: Vec<TimelinePoint>) -> Report {
+    #[test]
+    fn without_a_timeline_no_chart_is_drawn() {
         let plan = ScenarioInfo {
-            name: "churn".into(),
+            name: "nothing".into(),
             file: None,
             target: "ws://127.0.0.1:9/".into(),
             connections: 10,
@@ -420,74 +254,43 @@ mod tests {
             thresholds: Vec::new(),
             search: None,
         };
-        let mut r = crate::report::build(&plan, &RunData::default());
-        r.timeline = timeline;
-        r
+        let html = render(&crate::report::build(&plan, &RunData::default()));
+        assert!(!html.contains("<svg"), "{html}");
+        assert!(html.contains("<h2>Over time</h2>"));
+        assert!(html.contains("No second of the run was recorded."));
+        assert!(html.contains("No latency was measured."));
     }
 
-    fn point(t_s: f64, attempts: u64, opened: u64, closed: u64) -> TimelinePoint {
-        TimelinePoint {
-            t_s,
-            phase: None,
-            open: 10,
-            attempts,
-            opened,
-            closed,
-            sent: 0,
-            received: 0,
-            errors: 0,
-            rtt_p50_us: 0.0,
-            rtt_p99_us: 0.0,
-            target_rate: None,
+    #[test]
+    fn micros_reads_with_the_best_unit() {
+        for (us, text) in [
+            (0.0, "0"),
+            (0.001, "1ns"),
+            (0.5, "500ns"),
+            (1.0, "1µs"),
+            (200.0, "200µs"),
+            (1000.0, "1ms"),
+            (999.999_999_999, "1ms"),
+            (2500.0, "2.5ms"),
+            (50_000.0, "50ms"),
+            (1e6, "1s"),
+            (2e7, "20s"),
+        ] {
+            assert_eq!(micros(us), text, "{us}");
         }
     }
 
     #[test]
-    fn connections_chart_has_attempts_opened_and_closed_per_second() {
-        let html = render(&report(vec![
-            point(1.0, 12, 10, 0),
-            point(2.0, 5, 4, 3),
-            point(3.0, 7, 6, 6),
-        ]));
-        assert!(html.contains("Connections per second"), "{html}");
-        let chart = html
-            .split("<svg")
-            .find(|c| c.contains("Connections per second"))
-            .unwrap();
-        for series in ["attempts", "opened", "closed"] {
-            assert!(
-                chart.contains(&format!(r#"class="legend">{series}</text>"#)),
-                "no {series} legend in {chart}"
-            );
+    fn distribution_is_on_a_log_axis() {
+        let mut h = crate::metrics::new_histogram();
+        for us in [120u64, 150, 200, 300, 900, 4_000, 35_000] {
+            h.record(us * 1000).unwrap();
         }
-        assert_eq!(chart.matches("<polyline").count(), 3, "{chart}");
-        // The y axis reaches the largest rate (12 attempts in the first second).
-        assert!(chart.contains(">12.5</text>"), "{chart}");
-        // Closed: 0, 3, 6 per second, one point a second, rising from the
-        // bottom of the chart (SVG y grows downwards).
-        let ys = |color: &str| -> Vec<f64> {
-            let line = chart
-                .lines()
-                .find(|l| l.starts_with("<polyline") && l.contains(color))
-                .unwrap();
-            let pts = line.split("points=\"").nth(1).unwrap();
-            pts.trim_end_matches("\"/>")
-                .split(' ')
-                .map(|xy| xy.split(',').nth(1).unwrap().parse().unwrap())
-                .collect()
-        };
-        let closed = ys("#ff9f43");
-        assert_eq!(closed.len(), 3, "{chart}");
-        assert!(closed[0] > closed[1] && closed[1] > closed[2], "{closed:?}");
-        let opened = ys("#10ac84");
-        assert!(closed[0] > opened[0], "closed 0 is below opened 10");
-        assert_eq!(closed[2], opened[2], "6 closed and 6 opened at 3s");
-    }
-
-    #[test]
-    fn connections_chart_is_left_out_without_a_timeline() {
-        let html = render(&report(Vec::new()));
-        assert!(!html.contains("Connections per second"));
-        assert!(html.contains("Open connections"));
+        let svg = distribution("rtt", &h);
+        assert!(svg.contains("rtt, log scale"), "{svg}");
+        for label in [">100µs<", ">1ms<", ">10ms<", ">50ms<"] {
+            assert!(svg.contains(label), "no {label} in {svg}");
+        }
+        assert_eq!(svg.matches("<polyline").count(), 1, "{svg}");
     }
 }

@@ -5,6 +5,7 @@ pub mod build;
 pub mod compare;
 pub mod hlog;
 pub mod html;
+mod html_time;
 pub mod junit;
 pub mod merge;
 pub mod model;

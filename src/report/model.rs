@@ -387,6 +387,26 @@ pub struct TimelinePoint {
     /// Messages received and consumed in the second (replies and `expect`
     /// matches).
     pub received: u64,
+    /// Messages received in the second that carried a delivery timestamp
+    /// and answered nothing else (`received + delivered + unmatched` is
+    /// every message received).
+    #[serde(default)]
+    pub delivered: u64,
+    /// Messages received in the second that matched nothing.
+    #[serde(default)]
+    pub unmatched: u64,
+    /// Messages received in the second with a `sequence:` number.
+    #[serde(default)]
+    pub sequenced: u64,
+    /// Sequence numbers found lost in the second.
+    #[serde(default)]
+    pub lost: u64,
+    /// Sequence numbers that arrived again in the second.
+    #[serde(default)]
+    pub duplicate: u64,
+    /// Sequence numbers that arrived late in the second.
+    #[serde(default)]
+    pub reordered: u64,
     /// Errors in the second.
     pub errors: u64,
     /// `rtt` median in the second, µs.
