@@ -144,3 +144,72 @@ fn an_answer_that_comes_before_the_expect_is_not_lost() {
     assert_eq!(m["unmatched"], 10, "{m}");
     assert_eq!(r["totals"]["errors"]["timeout"], 10);
 }
+
+/// A room of 50 on tests/peers/ws_room.py: one publisher at 100/s, every
+/// message expected at the 49 others. Intact, every delivery arrives;
+/// when the server loses one member after 250 messages, the ratio drops
+/// to what that member missed: (250 × 49 + (M − 250) × 48) / (M × 49).
+#[test]
+fn the_delivery_ratio_shows_a_member_the_room_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, server: &[&str]| {
+        let peer = PythonPeer::script("ws_room.py", server);
+        let f = write_scenario(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                "name: {name}\ntarget: ws://127.0.0.1:{}/\nconnections: {{ count: 50, rate: 1000/s }}\n\
+                 delivery: {{ field: ts, unit: us }}\nsequence: {{ field: seq, key: from }}\n\
+                 fanout: {{ room: lobby }}\n\
+                 roles:\n\
+                 \x20 publisher:\n    weight: 2%\n    flow:\n\
+                 \x20     - send: {{ json: {{ op: join }} }}\n\
+                 \x20     - expect: {{ json: {{ op: joined }}, timeout: 2s }}\n\
+                 \x20     - loop:\n\
+                 \x20         - send: {{ text: '{{\"from\":{{{{conn}}}},\"seq\":{{{{seq}}}},\"ts\":{{{{now_us}}}}}}' }}\n\
+                 \x20 subscriber:\n    weight: 98%\n    flow:\n\
+                 \x20     - send: {{ json: {{ op: join }} }}\n\
+                 \x20     - expect: {{ json: {{ op: joined }}, timeout: 2s }}\n\
+                 phases: [ {{ name: room, duration: 5s, rate: 100/s }} ]\n\
+                 thresholds: [ 'delivery.ratio > 99.9%' ]\n",
+                peer.port
+            ),
+        );
+        let out = dir.path().join(name);
+        let o = barrage()
+            .arg("run")
+            .arg(&f)
+            .args(["--no-tui", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        check_report(&out, o.status.code());
+        read_report(&out)
+    };
+    let ratio = |r: &serde_json::Value| {
+        let m = &r["totals"]["messages"];
+        m["delivered"].as_f64().unwrap() / m["fanout_expected"].as_f64().unwrap()
+    };
+    let r = run("intact", &[]);
+    let m = r["totals"]["messages"].clone();
+    let sent = r["phases"][0]["messages"]["paced"].as_f64().unwrap();
+    assert!(sent >= 490.0, "{m}");
+    assert_eq!(m["fanout_expected"].as_f64().unwrap(), sent * 49.0, "{m}");
+    // Every delivery but those still on their way when the run ended.
+    assert!(ratio(&r) > 0.999, "{m}");
+    assert_eq!(r["verdict"], "pass", "{}", r["thresholds"]);
+    let r = run("lost", &["--evict-after", "250"]);
+    let m = r["totals"]["messages"].clone();
+    let sent = r["phases"][0]["messages"]["paced"].as_f64().unwrap();
+    let want = (250.0 * 49.0 + (sent - 250.0) * 48.0) / (sent * 49.0);
+    assert!(
+        (ratio(&r) - want).abs() < 0.002,
+        "ratio {} want {want}: {m}",
+        ratio(&r)
+    );
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(
+        m["lost"], 0,
+        "the member lost all of them: no gap in its stream"
+    );
+}

@@ -185,6 +185,8 @@ pub(super) struct Conn<'a> {
     /// Messages no step claimed yet, with the stage they came in, oldest
     /// first (`backlog:`); their buffers are reused.
     pub backlog: std::collections::VecDeque<(usize, Vec<u8>)>,
+    /// Its place in its room while it is open (`fanout:`).
+    pub member: Option<super::sequence::Member>,
 }
 
 impl<'a> Conn<'a> {
@@ -200,6 +202,8 @@ impl<'a> Conn<'a> {
                 slot.extend_from_slice(v.as_bytes());
             }
         }
+        let slots_for_room = &slots;
+        let member = shared.rooms.as_ref().map(|r| r.join(slots_for_room));
         Conn {
             shared,
             program,
@@ -228,6 +232,7 @@ impl<'a> Conn<'a> {
             awaiting_first: true,
             streams: Default::default(),
             backlog: Default::default(),
+            member,
         }
     }
 
@@ -235,6 +240,8 @@ impl<'a> Conn<'a> {
     /// messages still unclaimed count as unmatched (in the stage they came
     /// in), sequence numbers still missing as lost (in `stage`).
     pub fn settle(&mut self, stage: usize) {
+        // Closed: no longer in its room.
+        self.member = None;
         let role = self.role;
         let lost = self.streams.finish();
         let backlog = std::mem::take(&mut self.backlog);

@@ -302,10 +302,16 @@ impl Conn<'_> {
         }
         let lag = due.map(|d| now.saturating_duration_since(d).as_nanos() as u64);
         let paced = std::mem::take(&mut self.cursor.paced_send);
+        // Each paced send should reach the other members of the room.
+        let fanout = match &self.member {
+            Some(m) if paced => m.others(),
+            _ => 0,
+        };
         both(shard, stage, role, |d| {
             let c = &mut d.counters;
             c.sent += 1;
             c.paced += u64::from(paced);
+            c.fanout_expected += fanout;
             c.awaited += awaited;
             c.unanswered += replaced;
             c.bytes_sent += len;

@@ -96,6 +96,7 @@ impl Conn<'_> {
         // The connection closed leaves its own backlog and gaps.
         self.settle(self.shared.stage_now().min(self.shared.phases.len()));
         self.awaiting_first = true;
+        self.member = self.shared.rooms.as_ref().map(|r| r.join(&self.slots));
         self.stream = opened.stream;
         self.decoder = opened.decoder;
         self.encoder = opened.encoder;

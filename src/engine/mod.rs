@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     sequence: Option<(Vec<String>, Option<Vec<String>>)>,
     /// `backlog:`: unclaimed messages kept per connection.
     backlog: usize,
+    /// `fanout:`: who is in which room.
+    rooms: Option<sequence::Rooms>,
     /// The slice of the run's connection ids this process runs;
     /// `{{shard}}` is its index.
     shard: crate::scenario::ShardSpec,
@@ -266,6 +268,7 @@ pub async fn run(
             .as_ref()
             .map(|q| (q.field_keys(), q.key_keys())),
         backlog: scenario.backlog,
+        rooms: scenario.fanout.as_ref().map(sequence::Rooms::new),
         shard: scenario.shard_spec(),
         reconnect: scenario.reconnect.clone(),
         lifetime: scenario.connections.lifetime,

@@ -179,3 +179,65 @@ mod tests {
         assert_eq!(lost + s.finish(), 9);
     }
 }
+
+/// The rooms of `fanout:`: how many connections each holds right now.
+#[derive(Debug)]
+pub struct Rooms {
+    /// The feeder column naming a connection's room, or `None`: `name`.
+    column: Option<usize>,
+    name: Vec<u8>,
+    members: std::sync::Mutex<HashMap<Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicU64>>>,
+}
+
+/// A connection's place in its room, held while it is open: the count
+/// goes down when it is dropped.
+#[derive(Debug)]
+pub struct Member(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Member {
+    /// The other members of the room now.
+    #[inline]
+    pub fn others(&self) -> u64 {
+        self.0
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(1)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Rooms {
+    /// The rooms of `f`.
+    pub fn new(f: &crate::scenario::Fanout) -> Rooms {
+        Rooms {
+            column: f.column,
+            name: f.room.as_bytes().to_vec(),
+            members: Default::default(),
+        }
+    }
+
+    /// Enters the room of a connection whose feeder values are `slots`
+    /// (once per open, never per message).
+    pub fn join(&self, slots: &[Vec<u8>]) -> Member {
+        let room = self
+            .column
+            .and_then(|c| slots.get(c))
+            .map_or(&self.name[..], |v| &v[..]);
+        let count = {
+            let mut m = self
+                .members
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match m.get(room) {
+                Some(c) => c.clone(),
+                None => m.entry(room.to_vec()).or_default().clone(),
+            }
+        };
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Member(count)
+    }
+}

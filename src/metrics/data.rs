@@ -81,6 +81,9 @@ counters! {
     duplicate,
     /// Sequence numbers that arrived after a higher one of their stream.
     reordered,
+    /// With `fanout:`: deliveries expected, for each paced send the other
+    /// members of the sender's room as it was sent.
+    fanout_expected,
     /// Payload bytes sent.
     bytes_sent,
     /// Payload bytes received.

@@ -165,6 +165,14 @@ pub fn evaluate(t: &Threshold, ctx: &EvalContext<'_>) -> Evaluation {
                 (rate, format!("{:.3}%", rate * 100.0))
             }
         }
+        ThresholdMetric::DeliveryRatio => {
+            if c.fanout_expected == 0 {
+                (f64::NAN, "no fan-out expected".to_string())
+            } else {
+                let ratio = c.delivered as f64 / c.fanout_expected as f64;
+                (ratio, format!("{:.2}%", ratio * 100.0))
+            }
+        }
         ThresholdMetric::ThroughputRatio => {
             if !ctx.ended {
                 return Evaluation::pending("at the end of the run");

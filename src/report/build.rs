@@ -107,6 +107,7 @@ fn message_totals(c: &Counters) -> MessageTotals {
         lost: c.lost,
         duplicate: c.duplicate,
         reordered: c.reordered,
+        fanout_expected: c.fanout_expected,
     }
 }
 

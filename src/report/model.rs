@@ -288,6 +288,11 @@ pub struct MessageTotals {
     /// Sequence numbers that arrived after a higher one of their stream.
     #[serde(default)]
     pub reordered: u64,
+    /// With `fanout:`: deliveries expected (for each paced send, the other
+    /// members of the sender's room as it was sent); `delivered` ÷ this is
+    /// `delivery.ratio`.
+    #[serde(default)]
+    pub fanout_expected: u64,
 }
 
 /// Byte counters: message bytes (payloads as the application sees them)

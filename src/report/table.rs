@@ -214,6 +214,21 @@ pub fn tables(r: &Report) -> Vec<Table> {
             totals.row(vec![k.to_string(), v.to_string()]);
         }
     }
+    // Fan-out, when rooms were tracked (`fanout:`).
+    if t.messages.fanout_expected > 0 {
+        let m = &t.messages;
+        totals.row(vec![
+            "deliveries expected (fan-out)".into(),
+            m.fanout_expected.to_string(),
+        ]);
+        totals.row(vec![
+            "delivery ratio (delivered / expected)".into(),
+            format!(
+                "{:.2}%",
+                m.delivered as f64 / m.fanout_expected as f64 * 100.0
+            ),
+        ]);
+    }
     for (k, v) in &t.errors {
         totals.row(vec![format!("errors {k}"), v.to_string()]);
     }

@@ -36,7 +36,7 @@ pub use protocol::{
     Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, percent_decode,
     redact_secrets, redact_url, substitute_env,
 };
-pub use sequence::Sequence;
+pub use sequence::{Fanout, Sequence};
 pub use shard::{ShardSpec, Sharding, assign_roles};
 pub use source_ips::parse_source_ips;
 pub use target::{Target, WsUrl};
@@ -263,6 +263,25 @@ fn finish_flows(
         .as_ref()
         .map(|f| f.columns.iter().map(|c| format!("data.{c}")).collect())
         .unwrap_or_default();
+    if let Some(f) = &mut s.fanout
+        && f.room.starts_with("data.")
+    {
+        f.column = Some(columns.iter().position(|c| *c == f.room).ok_or_else(|| {
+            error(
+                "fanout:",
+                "fanout.room",
+                format!(
+                    "{} is not a column of the data file (columns: {})",
+                    f.room,
+                    if columns.is_empty() {
+                        "none: give a data: file".to_string()
+                    } else {
+                        columns.join(", ")
+                    }
+                ),
+            )
+        })?);
+    }
     if let Message::Text(t) = &mut s.message {
         t.bind(&columns)
             .map_err(|e| error(t.names().next().unwrap_or(""), "message.text", e))?;

@@ -103,6 +103,11 @@ pub struct Scenario {
     /// `messages.lost`, `.duplicate` and `.reordered`. Default none.
     #[serde(default)]
     pub sequence: Option<super::Sequence>,
+    /// Rooms: each paced send is expected to reach every other member of
+    /// the sender's room (`messages.fanout_expected`, `delivery.ratio`).
+    /// Default none.
+    #[serde(default)]
+    pub fanout: Option<super::Fanout>,
     /// Messages no step claims are kept, up to this many per connection,
     /// for the next `expect` to look at first (a server that answers
     /// before the flow waits); one more evicts the oldest, counted as

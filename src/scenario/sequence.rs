@@ -38,3 +38,20 @@ impl Sequence {
             .map(|k| k.split('.').map(String::from).collect())
     }
 }
+
+/// `fanout: { room: data.room }`: every connection is a member of a room
+/// while it is open (its feeder row's column, or one named room), and
+/// every paced send is expected to reach the other members of the
+/// sender's room at that moment: `messages.fanout_expected`, against which
+/// the deliveries received give `delivery.ratio`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fanout {
+    /// `data.COLUMN` (the room of each connection's data row) or a room
+    /// name every connection is in. Required.
+    pub room: String,
+    /// Index of the feeder column, when `room` names one (set when the
+    /// scenario is read).
+    #[serde(skip)]
+    pub column: Option<usize>,
+}

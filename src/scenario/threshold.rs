@@ -115,7 +115,7 @@ pub fn metric_names() -> String {
     let kinds: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
     let counters: Vec<&str> = COUNTERS.iter().map(|(n, _)| *n).collect();
     format!(
-        "{} followed by .min, .mean, .max, .pN, .count or .rate; or errors.rate, errors.KIND ({}), {}, messages.lost.rate (also .duplicate, .reordered), throughput.ratio",
+        "{} followed by .min, .mean, .max, .pN, .count or .rate; or errors.rate, errors.KIND ({}), {}, messages.lost.rate (also .duplicate, .reordered), delivery.ratio, throughput.ratio",
         latency.join(", "),
         kinds.join(", "),
         counters.join(", ")
@@ -169,6 +169,9 @@ pub enum ThresholdMetric {
     /// count as a fraction of the stream messages due (received with a
     /// sequence number, plus lost).
     SequenceRate(SequenceCount),
+    /// `delivery.ratio` (with `fanout:`): deliveries received ÷ deliveries
+    /// expected, as a fraction.
+    DeliveryRatio,
 }
 
 /// The latency distributions barrage records.
@@ -342,7 +345,8 @@ impl Threshold {
         let limit = match metric {
             ThresholdMetric::ErrorRate
             | ThresholdMetric::ThroughputRatio
-            | ThresholdMetric::SequenceRate(_) => parse_fraction(lhs, rhs)?,
+            | ThresholdMetric::SequenceRate(_)
+            | ThresholdMetric::DeliveryRatio => parse_fraction(lhs, rhs)?,
             ThresholdMetric::Latency { .. } => parse_latency_limit(rhs)?,
             ThresholdMetric::Count(_) => rhs
                 .parse::<f64>()
@@ -381,6 +385,7 @@ fn parse_metric(lhs: &str) -> Result<ThresholdMetric, String> {
     let counter = match lhs {
         "errors.rate" => return Ok(ThresholdMetric::ErrorRate),
         "throughput.ratio" => return Ok(ThresholdMetric::ThroughputRatio),
+        "delivery.ratio" => return Ok(ThresholdMetric::DeliveryRatio),
         _ => {
             // `messages.lost.rate`: a sequence count as a fraction.
             if let Some(Counter::Sequence(k)) = lhs
