@@ -326,7 +326,14 @@ impl<'a> Conn<'a> {
         // Close in the order and at the rate the connections opened, so
         // that 100,000 connections do not close in one storm that no
         // server answers within CLOSE_WAIT; until then, keep reading.
-        let close_at = load_end + shared.close_delay(self.id);
+        // With rooms (`fanout:`), first the deliveries of the last sends
+        // arrive: they count in the phase they were sent in.
+        let settle = if shared.rooms.is_some() {
+            STOP_DRAIN
+        } else {
+            Duration::ZERO
+        };
+        let close_at = load_end + settle + shared.close_delay(self.id);
         let timer = sleep_until(start.at.into());
         tokio::pin!(timer);
         // Registered once: a fresh `cancelled()` per turn would take the

@@ -438,26 +438,33 @@ impl Conn<'_> {
                             });
                         }
                         let mut delivered = false;
-                        if !live {
-                            continue;
-                        }
                         if let Some((path, unit)) = &shared.delivery
                             && let Some(ts) = json_value(payload, path)
                                 .and_then(|v| std::str::from_utf8(v).ok())
                                 .and_then(|v| v.parse::<u64>().ok())
                         {
                             let sent_ns = ts.saturating_mul(*unit);
-                            let lat = shared.unix_ns(now).saturating_sub(sent_ns);
-                            both(s, stage, role, |d| {
-                                d.record(LatencyMetric::Delivery, lat);
-                                if !matched {
-                                    let c = &mut d.counters;
-                                    c.delivered += 1;
-                                    c.bytes_received += len;
-                                    c.wire_received += wire;
-                                }
-                            });
-                            delivered = true;
+                            // Counted in the phase it was sent in (as a
+                            // reply is), so a delivery still on its way
+                            // when the phases end counts where it is due.
+                            if let Some(at) =
+                                shared.stage_at_unix(sent_ns).or(live.then_some(stage))
+                            {
+                                let lat = shared.unix_ns(now).saturating_sub(sent_ns);
+                                both(s, at, role, |d| {
+                                    d.record(LatencyMetric::Delivery, lat);
+                                    if !matched {
+                                        let c = &mut d.counters;
+                                        c.delivered += 1;
+                                        c.bytes_received += len;
+                                        c.wire_received += wire;
+                                    }
+                                });
+                                delivered = true;
+                            }
+                        }
+                        if !live {
+                            continue;
                         }
                         if let Some((field, key)) = &shared.sequence
                             && let Some(seq) = json_value(payload, field)

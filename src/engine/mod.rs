@@ -104,6 +104,9 @@ pub(crate) struct Shared {
     backlog: usize,
     /// `fanout:`: who is in which room.
     rooms: Option<sequence::Rooms>,
+    /// When the phases started, unix ns (0 before): a delivery counts in
+    /// the phase its timestamp falls in, read without a lock.
+    load_start_unix_ns: AtomicU64,
     /// The slice of the run's connection ids this process runs;
     /// `{{shard}}` is its index.
     shard: crate::scenario::ShardSpec,
@@ -151,6 +154,23 @@ impl Shared {
             .windows(2)
             .position(|w| t >= w[0] && t < w[1])
             .map_or(0, |i| i + 1)
+    }
+
+    /// The phase stage (1..=phases) a unix time in ns falls in, if the
+    /// phases had started by then.
+    #[inline]
+    fn stage_at_unix(&self, unix_ns: u64) -> Option<usize> {
+        let start = self
+            .load_start_unix_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if start == 0 || unix_ns < start {
+            return None;
+        }
+        let t = Duration::from_nanos(unix_ns - start);
+        self.phase_offsets
+            .windows(2)
+            .position(|w| t >= w[0] && t < w[1])
+            .map(|i| i + 1)
     }
 
     /// Records into `stage` of connection `id`'s role: its connection
@@ -269,6 +289,7 @@ pub async fn run(
             .map(|q| (q.field_keys(), q.key_keys())),
         backlog: scenario.backlog,
         rooms: scenario.fanout.as_ref().map(sequence::Rooms::new),
+        load_start_unix_ns: AtomicU64::new(0),
         shard: scenario.shard_spec(),
         reconnect: scenario.reconnect.clone(),
         lifetime: scenario.connections.lifetime,
@@ -329,6 +350,9 @@ pub async fn run(
         let at = Instant::now();
         load_started = Some(at - epoch);
         shared.roles.publish();
+        shared
+            .load_start_unix_ns
+            .store(shared.unix_ns(at), std::sync::atomic::Ordering::Relaxed);
         let _ = start_tx.send(Some(LoadStart { at }));
         if scenario.phases.iter().any(|p| p.connections.is_some()) {
             let targets = (0..phases.len())
