@@ -238,3 +238,72 @@ fn dashboard_follows_a_search() {
         "{after}"
     );
 }
+
+/// scenarios/chat-room.yaml as a new user runs it: within 3 s of the first
+/// phase the dashboard shows deliveries arriving (received per second,
+/// split) and delivery percentiles, charted because a threshold names
+/// delivery; `q` stops it. The progress line of a `--no-tui` run shows the
+/// same.
+#[test]
+fn chat_room_shows_its_deliveries_live() {
+    ensure_installed("tmux", "tmux");
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = dir.path().join("out");
+    let code_file = dir.path().join("exit_code");
+    let session = Session(format!("barrage-test-chat-{}", std::process::id()));
+    let cmd = format!(
+        "{} run {} --out {}; echo $? > {}; sleep 60",
+        env!("CARGO_BIN_EXE_barrage"),
+        root.join("scenarios/chat-room.yaml").display(),
+        out.display(),
+        code_file.display()
+    );
+    start(&session, &cmd);
+    wait_for(&session.0, "warmup 1/2", Duration::from_secs(20));
+    let t0 = Instant::now();
+    let screen = wait_for(&session.0, "delivery p50/p99", Duration::from_secs(3));
+    let screen = if screen.contains("delivery 1s") {
+        screen
+    } else {
+        wait_for(
+            &session.0,
+            "delivery 1s",
+            Duration::from_secs(3).saturating_sub(t0.elapsed()),
+        )
+    };
+    let recv = number_after(&screen, "recv");
+    assert!(recv > 0.0, "recv {recv}/s in\n{screen}");
+    assert!(screen.contains("deliveries"), "{screen}");
+    tmux(&["send-keys", "-t", &session.0, "q"]);
+    let t1 = Instant::now();
+    while !code_file.exists() {
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "{}",
+            capture(&session.0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let o = barrage()
+        .args(["run"])
+        .arg(root.join("scenarios/chat-room.yaml"))
+        .args(["--no-tui", "--duration", "3s", "--out"])
+        .arg(dir.path().join("lines"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("steady 1/1") && l.contains("delivery p50"))
+        .unwrap_or_else(|| panic!("no progress line with deliveries in\n{err}"));
+    let recv = line
+        .split("recv ")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap();
+    assert!(recv > 0.0, "{line}");
+}
