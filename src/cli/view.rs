@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::LoadArgs;
 use crate::control::Control;
 use crate::runner::exit;
-use crate::scenario::{self, Scenario, Target};
+use crate::scenario::Scenario;
 use crate::ui;
 
 /// What shows a run while it goes: the dashboard, progress lines on
@@ -39,10 +39,7 @@ impl View {
                 control.clone(),
             ))));
         }
-        let target = match &scenario.target {
-            Target::Builtin => "builtin echo server".to_string(),
-            Target::Url(u) => scenario::redact_url(&u.original),
-        };
+        let target = ui::plan::target_title(scenario);
         let fd_limit = crate::engine::preflight::raise_fd_limit();
         let state = ui::dashboard::DashboardState::new(scenario.clone(), target, fd_limit);
         match ui::dashboard::spawn(state, rx, control.clone(), cancel.clone()) {
