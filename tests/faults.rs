@@ -196,6 +196,30 @@ fn serve_process(port: u16) -> std::process::Child {
     panic!("barrage serve did not listen on {port}");
 }
 
+/// Waits (up to 10 s) until `n` client connections to `port` on loopback
+/// are established, as the kernel lists them (/proc/net/tcp).
+async fn wait_for_established(port: u16, n: usize) {
+    let local = format!(":{port:04X} ");
+    for _ in 0..200 {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        // Server-side sockets: the local address is the listening port;
+        // state 01 is ESTABLISHED.
+        let count = table
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 3).then(|| (f[1], f[3]))
+            })
+            .filter(|(addr, st)| format!("{addr} ").ends_with(&local) && *st == "01")
+            .count();
+        if count >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{n} connections to port {port} never established");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -275,12 +299,15 @@ async fn a_killed_server_that_never_returns_ends_the_run_on_time_and_thresholds_
         let out = out.clone();
         async move { run_yaml(&yaml, &out).await }
     });
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Killed once every connection is in and messages flow (not after a
+    // fixed wait: on a busy machine the run may take a second to start).
+    wait_for_established(port, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     server.kill().unwrap();
     server.wait().unwrap();
     let outcome = run.await.unwrap();
     let took = t0.elapsed();
-    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
     let t = read_report(&out)["totals"].clone();
     assert!(
         t["errors"]["connect"].as_u64().unwrap() > 10,

@@ -67,7 +67,9 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64, retire: CancellationToken)
             shared.setup_resolved();
             return;
         }
-        o = open_conn(&shared, id, stage) => o,
+        // Boxed: the handshake's state is large and over once open, so it
+        // must not stay in every held connection's task.
+        o = Box::pin(open_conn(&shared, id, stage)) => o,
     };
     // Count the outcome before reporting it resolved: the engine reads the
     // opened count as soon as every attempt has resolved.
@@ -83,7 +85,7 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64, retire: CancellationToken)
     let pool_index = run.pool.map(|p| shared.roles.pools[p].fetch_add(1, SeqCst));
     shared.setup_resolved();
     let mut conn = Conn::new(&shared, id, role, opened);
-    let start = match conn.wait_for_start().await {
+    let start = match Box::pin(conn.wait_for_start()).await {
         Ok(start) => start,
         Err(()) => {
             shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
@@ -98,7 +100,7 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64, retire: CancellationToken)
             // schedule is picked up from now, not from the phase start.
             let resume = (conn.opened_at > start.at).then_some(conn.opened_at);
             let end = conn.load(start, pace, resume, &retire).await;
-            let end = conn.reconnect_dropped(end, start, pace, &retire).await;
+            let end = Box::pin(conn.reconnect_dropped(end, start, pace, &retire)).await;
             let stage = match end {
                 End::Retired => shared.stage_now(),
                 _ => shared.phases.len() + 1,
@@ -429,7 +431,9 @@ impl<'a> Conn<'a> {
                 && phase < n
                 && now >= at
             {
-                if let Err(end) = self.churn(phase + 1).await {
+                // Rare paths boxed (churn, reconnect): their state would
+                // otherwise sit in every connection's task while it waits.
+                if let Err(end) = Box::pin(self.churn(phase + 1)).await {
                     return end;
                 }
                 let now = Instant::now();
@@ -459,7 +463,7 @@ impl<'a> Conn<'a> {
                         Next::Full => full = true,
                         Next::End(end) => return end,
                         Next::Reconnect => {
-                            if !self.reconnect(stage).await {
+                            if !Box::pin(self.reconnect(stage)).await {
                                 return End::Gone;
                             }
                             // Time has passed: read the clock, the phase

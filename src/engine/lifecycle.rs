@@ -139,7 +139,7 @@ impl Conn<'_> {
         shared.setup_count(self.id, stage, |c| c.attempted += 1);
         let opened = tokio::select! {
             _ = shared.cancel.cancelled() => None,
-            o = open_conn(shared, self.id, stage) => o,
+            o = Box::pin(open_conn(shared, self.id, stage)) => o,
         };
         let Some(opened) = opened else {
             shared.setup_count(self.id, stage, |c| c.failed += 1);
