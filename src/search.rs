@@ -334,7 +334,10 @@ impl SearchRun {
         out: Option<mpsc::UnboundedSender<Arc<RunData>>>,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        tokio::spawn(async move {
+        // On a thread of its own: adding up and judging a step's data
+        // must not hold up the connections' worker threads (it showed as
+        // send_lag, and a step judged tester-bound).
+        tokio::task::spawn_blocking(move || {
             let settings = &this.settings;
             let mut searcher = Searcher::new(settings);
             let mut value = searcher.first();
@@ -361,7 +364,7 @@ impl SearchRun {
             // Expiries run on the connections' timers: a little slack
             // after the cool-down before the step's data is final.
             const SLACK_MS: u64 = 250;
-            while let Some(delta) = rx.recv().await {
+            while let Some(delta) = rx.blocking_recv() {
                 match &mut total {
                     Some(t) => t.add(&delta),
                     None => total = Some((*delta).clone()),

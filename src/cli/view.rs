@@ -32,12 +32,12 @@ impl View {
         cancel: &CancellationToken,
     ) -> Result<View, u8> {
         if a.no_tui || a.quiet || !std::io::stdout().is_terminal() {
-            return Ok(View::Progress(tokio::spawn(ui::progress::print_lines(
-                scenario.clone(),
-                rx,
-                a.quiet,
-                control.clone(),
-            ))));
+            let scenario = scenario.clone();
+            let control = control.clone();
+            let quiet = a.quiet;
+            return Ok(View::Progress(tokio::task::spawn_blocking(move || {
+                ui::progress::print_lines(scenario, rx, quiet, control)
+            })));
         }
         let target = ui::plan::target_title(scenario);
         let fd_limit = crate::engine::preflight::raise_fd_limit();

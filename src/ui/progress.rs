@@ -95,7 +95,9 @@ fn phase_bar(scenario: &Scenario, i: usize) -> ProgressBar {
 }
 
 /// Shows progress until the channel closes. `quiet`: nothing at all.
-pub async fn print_lines(
+/// Blocks: run it on a thread of its own (adding up the run so far must
+/// not hold up the connections' worker threads).
+pub fn print_lines(
     scenario: Scenario,
     mut rx: mpsc::UnboundedReceiver<Arc<RunData>>,
     quiet: bool,
@@ -103,7 +105,7 @@ pub async fn print_lines(
 ) {
     let mut bar: Option<(usize, ProgressBar)> = None;
     let mut total = RunData::default();
-    while let Some(delta) = rx.recv().await {
+    while let Some(delta) = rx.blocking_recv() {
         total.add(&delta);
         if quiet {
             continue;
