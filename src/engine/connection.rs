@@ -3,19 +3,21 @@
 //! message, until the phases end and replies drain; then close.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::time::sleep_until;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Sleep, sleep_until};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::correlate::Pending;
 use super::interpret::{Cursor, Next};
 use super::pacing::Pacer;
 use super::program::Program;
 use super::setup::{Opened, open as open_conn};
-use super::{LoadStart, Shared};
+use super::{LoadStart, Shared, Slot};
 use crate::metrics::ErrorKind;
 use crate::ws::codec::opcode;
 use crate::ws::{Decoder, Encoder, Stream};
@@ -32,6 +34,43 @@ const IDLE_AFTER: Duration = Duration::from_millis(250);
 pub(super) const STOP_DRAIN: Duration = Duration::from_millis(500);
 /// How long a close handshake may take before it counts as `close_timeout`.
 pub(super) const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// What woke a waiting load loop.
+enum Woke {
+    /// The wake token: a stop, a retirement or a re-pace.
+    Signal,
+    Read(io::Result<()>),
+    Write(io::Result<()>),
+    Timer,
+}
+
+/// Waits for the first of: `wake` firing, the stream readable, writable
+/// (when `want_write`), `timer`. Polled in place rather than through
+/// `select!`, whose readiness futures would sit in every waiting
+/// connection's task.
+async fn wait_ready(
+    stream: &Stream,
+    mut wake: Pin<&mut WaitForCancellationFutureOwned>,
+    want_write: bool,
+    mut timer: Option<Pin<&mut Sleep>>,
+) -> Woke {
+    std::future::poll_fn(|cx| {
+        if wake.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Woke::Signal);
+        }
+        if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+            return Poll::Ready(Woke::Read(r));
+        }
+        if want_write && let Poll::Ready(r) = stream.poll_write_ready(cx) {
+            return Poll::Ready(Woke::Write(r));
+        }
+        match timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Woke::Timer),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
 
 /// Why the load loop ended.
 pub(super) enum End {
@@ -52,40 +91,21 @@ pub(super) enum End {
 
 /// Runs connection `id` from connect to close; cancelling `retire` closes
 /// it early (a phase lowering the count). Never panics on network input.
-pub(super) async fn run(shared: Arc<Shared>, id: u64, retire: CancellationToken) {
+pub(super) async fn run(shared: Arc<Shared>, id: u64, slot: Slot) {
     let gauges = shared.recorder.gauges();
     // A stop that came first (Ctrl-C during --start-at) makes no attempt.
-    if shared.cancel.is_cancelled() || retire.is_cancelled() {
+    if shared.cancel.is_cancelled() || shared.retired(slot) {
         shared.setup_resolved();
         return;
     }
-    let stage = shared.stage_now();
-    shared.setup_count(id, stage, |c| c.attempted += 1);
-    // Ctrl-C must not wait for attempts still connecting (up to the timeout).
-    let opened = tokio::select! {
-        _ = shared.cancel.cancelled() => {
-            shared.setup_resolved();
-            return;
-        }
-        // Boxed: the handshake's state is large and over once open, so it
-        // must not stay in every held connection's task.
-        o = Box::pin(open_conn(&shared, id, stage)) => o,
-    };
-    // Count the outcome before reporting it resolved: the engine reads the
-    // opened count as soon as every attempt has resolved.
-    let Some(opened) = opened else {
-        shared.setup_count(id, stage, |c| c.failed += 1);
-        shared.setup_resolved();
+    // Boxed: the handshake's state is large and over once open, so it must
+    // not stay in every held connection's task.
+    let Some((mut conn, pool_index)) = Box::pin(Conn::open(&shared, id, slot)).await else {
         return;
     };
-    shared.setup_count(id, stage, |c| c.opened += 1);
-    gauges.opened();
-    let role = shared.roles.of(id);
+    let role = conn.role;
     let run = &shared.roles.roles[role];
-    let pool_index = run.pool.map(|p| shared.roles.pools[p].fetch_add(1, SeqCst));
-    shared.setup_resolved();
-    let mut conn = Conn::new(&shared, id, role, opened);
-    let start = match Box::pin(conn.wait_for_start()).await {
+    let start = match conn.wait_for_start().await {
         Ok(start) => start,
         Err(()) => {
             shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
@@ -99,8 +119,8 @@ pub(super) async fn run(shared: Arc<Shared>, id: u64, retire: CancellationToken)
             // Opened once the phases ran (a phase raising the count): the
             // schedule is picked up from now, not from the phase start.
             let resume = (conn.opened_at > start.at).then_some(conn.opened_at);
-            let end = conn.load(start, pace, resume, &retire).await;
-            let end = Box::pin(conn.reconnect_dropped(end, start, pace, &retire)).await;
+            let end = conn.load(start, pace, resume).await;
+            let end = Box::pin(conn.reconnect_dropped(end, start, pace)).await;
             let stage = match end {
                 End::Retired => shared.stage_now(),
                 _ => shared.phases.len() + 1,
@@ -162,6 +182,8 @@ pub(super) struct Conn<'a> {
     pub pending: Pending,
     pub rng: fastrand::Rng,
     pub id: u64,
+    /// Its connection slot: retired when a phase lowers the count past it.
+    pub slot: Slot,
     pub seq: u64,
     pub close_sent: bool,
     pub close_received: bool,
@@ -192,7 +214,38 @@ pub(super) struct Conn<'a> {
 }
 
 impl<'a> Conn<'a> {
-    fn new(shared: &'a Shared, id: u64, role: usize, opened: Opened) -> Self {
+    /// Opens connection `id` (counted in the stage where the attempt
+    /// began); `None` when it failed (counted by kind) or the run stopped
+    /// first. Also returns its index in its role's pacing pool.
+    async fn open(shared: &'a Shared, id: u64, slot: Slot) -> Option<(Self, Option<u64>)> {
+        let stage = shared.stage_now();
+        shared.setup_count(id, stage, |c| c.attempted += 1);
+        // Ctrl-C must not wait for attempts still connecting (up to the timeout).
+        let opened = tokio::select! {
+            _ = shared.cancel.cancelled() => {
+                shared.setup_resolved();
+                return None;
+            }
+            o = open_conn(shared, id, stage) => o,
+        };
+        // Count the outcome before reporting it resolved: the engine reads
+        // the opened count as soon as every attempt has resolved.
+        let Some(opened) = opened else {
+            shared.setup_count(id, stage, |c| c.failed += 1);
+            shared.setup_resolved();
+            return None;
+        };
+        shared.setup_count(id, stage, |c| c.opened += 1);
+        shared.recorder.gauges().opened();
+        let role = shared.roles.of(id);
+        let pool_index = shared.roles.roles[role]
+            .pool
+            .map(|p| shared.roles.pools[p].fetch_add(1, SeqCst));
+        shared.setup_resolved();
+        Some((Conn::new(shared, id, slot, role, opened), pool_index))
+    }
+
+    fn new(shared: &'a Shared, id: u64, slot: Slot, role: usize, opened: Opened) -> Self {
         let program = &shared.roles.roles[role].program;
         let mut rng =
             fastrand::Rng::with_seed(shared.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -216,12 +269,10 @@ impl<'a> Conn<'a> {
             wbuf: Vec::new(),
             wpos: 0,
             scratch: Vec::new(),
-            pending: Pending {
-                rules: program.rules.clone(),
-                ..Pending::default()
-            },
+            pending: Pending::default(),
             rng,
             id,
+            slot,
             seq: 0,
             close_sent: false,
             close_received: false,
@@ -274,34 +325,50 @@ impl<'a> Conn<'a> {
     /// answered. `Err` when the server closed the connection meanwhile.
     async fn wait_for_start(&mut self) -> Result<Option<LoadStart>, ()> {
         let shared = self.shared;
-        let mut start_rx = shared.start.clone();
+        // Fired by the start, and by a stop.
+        let mut wake = std::pin::pin!(shared.wake_token().cancelled_owned());
         loop {
+            if shared.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            if let Some(start) = *shared.start.borrow() {
+                return Ok(Some(start));
+            }
+            // Given up without a start (no connection opened).
+            if shared.start.has_changed().is_err() {
+                return Ok(None);
+            }
             if self.flush().is_err() {
                 self.lost(0, ErrorKind::Closed);
                 return Err(());
             }
             let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
-            tokio::select! {
-                _ = shared.cancel.cancelled() => return Ok(None),
-                s = start_rx.wait_for(|s| s.is_some()) => return Ok(s.ok().and_then(|s| *s)),
-                r = self.stream.readable() => {
-                    if r.is_err() {
-                        self.lost(0, ErrorKind::Closed);
-                        return Err(());
-                    }
+            if !want_write {
+                // The handshake's buffer goes now, not when the phases
+                // start: freed late, the buffers of thousands of opening
+                // connections leave holes the heap keeps.
+                self.release_buffers();
+            }
+            match wait_ready(&self.stream, wake.as_mut(), want_write, None).await {
+                Woke::Signal => wake.set(shared.wake_token().cancelled_owned()),
+                Woke::Read(r) => {
                     // One fault, one error: a protocol error was counted
                     // as such where it was found.
-                    if let Err(kind) = self.read_ready(0) {
+                    if let Err(kind) = r
+                        .map_err(|_| ErrorKind::Closed)
+                        .and_then(|()| self.read_ready(0))
+                    {
                         self.lost(0, kind);
                         return Err(());
                     }
                 }
-                r = self.stream.writable(), if want_write => {
+                Woke::Write(r) => {
                     if r.is_err() {
                         self.lost(0, ErrorKind::Closed);
                         return Err(());
                     }
                 }
+                Woke::Timer => {}
             }
         }
     }
@@ -318,111 +385,67 @@ impl<'a> Conn<'a> {
         start: LoadStart,
         pace: Option<u64>,
         resume: Option<Instant>,
-        retire: &CancellationToken,
     ) -> End {
         let shared = self.shared;
-        let phases = &shared.roles.roles[self.role].phases;
-        let n = phases.len();
-        let load_end = start.at + shared.phase_offsets[n];
-        let drain_until = load_end + DRAIN;
-        // Close in the order and at the rate the connections opened, so
-        // that 100,000 connections do not close in one storm that no
-        // server answers within CLOSE_WAIT; until then, keep reading.
-        // With rooms (`fanout:`), first the deliveries of the last sends
-        // arrive: they count in the phase they were sent in.
-        let settle = if shared.rooms.is_some() {
-            STOP_DRAIN
-        } else {
-            Duration::ZERO
-        };
-        let close_at = load_end + settle + shared.close_delay(self.id);
-        let timer = sleep_until(start.at.into());
-        tokio::pin!(timer);
-        // Registered once: a fresh `cancelled()` per turn would take the
-        // token's lock every message.
-        let cancelled = shared.cancel.cancelled();
-        tokio::pin!(cancelled);
-        let retired = retire.cancelled();
-        tokio::pin!(retired);
-        let control = &*shared.control;
+        let at = start.at;
+        // Only what changes lives across the waits below; what can be
+        // derived again (phase ends, the drain and close times, the
+        // pacer's inputs) is, so a waiting connection's task stays small.
         let index = pace.unwrap_or(0);
-        let pool = shared.roles.roles[self.role].pool;
-        let pool_size = || pool.map_or(1, |p| shared.roles.published[p].load(SeqCst));
-        let mut open = pool_size();
-        let pacer_for = |phase: usize, from: Instant, open: u64| {
-            // Opened since the sizes were last published: not counted in
-            // them yet, so wait for the next re-pace rather than send
-            // another connection's share.
-            if index >= open {
-                return Pacer::Closed { inflight: 0 };
+        let timer = sleep_until(at.into());
+        tokio::pin!(timer);
+        // One waiter for a stop, this slot's retirement and the pools'
+        // sizes changing: taken again only when it fires, never per message
+        // (a fresh one per turn would take the token's lock every message).
+        let mut wake = std::pin::pin!(shared.wake_token().cancelled_owned());
+        if shared.retired(self.slot) {
+            return End::Retired;
+        }
+        let mut open = self.pool_size();
+        let mut retire_at = shared
+            .lifetime
+            .map(|l| self.opened_at.max(at) + l.draw(&mut self.rng));
+        let mut seen_epoch = shared.control.epoch();
+        let n = self.phase_count();
+        let (mut phase, mut pacer) = {
+            let from = resume.unwrap_or(at);
+            let mut phase = 0usize;
+            while phase < n && from >= at + shared.phase_offsets[phase + 1] {
+                phase += 1;
             }
-            let phase_start = start.at + shared.phase_offsets[phase];
-            // A rate set while the run goes (a search step) replaces the
-            // scenario's.
-            let set;
-            let mut p = &phases[phase];
-            if let Some(r) = control.phase_rate(phase) {
-                set = crate::scenario::Phase {
-                    rate: crate::scenario::PhaseRate::PerSecond(crate::scenario::Rate {
-                        per_second: r,
-                    }),
-                    ..p.clone()
-                };
-                p = &set;
+            if phase == n {
+                return End::Done;
             }
-            Pacer::for_phase(
-                p,
-                phase_start,
-                from.max(phase_start),
-                index,
-                open,
-                control.factor(),
-            )
+            (phase, self.pacer_for(at, phase, from, index, open))
         };
-        // Woken when the pools' sizes change (a phase opening or closing
-        // connections), to re-pace without waiting for the next send.
-        let mut repace = pool.map(|_| Box::pin(shared.repace_token().cancelled_owned()));
-        let lifetime = shared.lifetime;
-        let mut retire_at = lifetime.map(|l| self.opened_at.max(start.at) + l.draw(&mut self.rng));
-        let mut seen_epoch = control.epoch();
-        let mut phase = 0usize;
-        let from = resume.unwrap_or(start.at);
-        while phase < n && from >= start.at + shared.phase_offsets[phase + 1] {
-            phase += 1;
-        }
-        if phase == n {
-            return End::Done;
-        }
-        let mut pacer = pacer_for(phase, from, open);
-        let mut phase_end = start.at + shared.phase_offsets[phase + 1];
-        let ping_every = shared.protocol.ping;
-        // Spread over the interval, so pings of many connections do not all
-        // go out in the same millisecond.
-        let mut next_ping = ping_every
-            .map(|every| start.at + every + every.mul_f64((self.id % 1000) as f64 / 1000.0));
+        let mut next_ping = shared
+            .protocol
+            .ping
+            .map(|every| at + every + every.mul_f64((self.id % 1000) as f64 / 1000.0));
         // Frames that came with the handshake response (a greeting, a close).
         if let Err(kind) = self.handle_events(phase + 1) {
             return self.lost(phase + 1, kind);
         }
         'turns: loop {
             let now = Instant::now();
-            let mut next_wake = drain_until;
+            let n = self.phase_count();
+            let mut next_wake = self.drain_until(at);
             let mut full = false;
             // A rate change from the UI: continue this phase at the new rate from now.
-            let epoch = control.epoch();
+            let epoch = shared.control.epoch();
             if epoch != seen_epoch {
                 seen_epoch = epoch;
-                if phase < n && now >= start.at {
-                    pacer = pacer_for(phase, now, open);
+                if phase < n && now >= at {
+                    pacer = self.pacer_for(at, phase, now, index, open);
                 }
             }
             // Connections opened or closed by a phase: the rate is spread
             // over the new count from now.
-            let now_open = pool_size();
+            let now_open = self.pool_size();
             if now_open != open {
                 open = now_open;
                 if phase < n {
-                    pacer = pacer_for(phase, now, open);
+                    pacer = self.pacer_for(at, phase, now, index, open);
                 }
             }
             // Churn: this connection's lifetime is up; a replacement runs
@@ -437,22 +460,23 @@ impl<'a> Conn<'a> {
                     return end;
                 }
                 let now = Instant::now();
-                retire_at = lifetime.map(|l| now + l.draw(&mut self.rng));
+                retire_at = shared.lifetime.map(|l| now + l.draw(&mut self.rng));
                 self.cursor = Cursor::default();
-                pacer = pacer_for(phase, now, open);
+                pacer = self.pacer_for(at, phase, now, index, open);
                 continue 'turns;
             }
-            let paused = control.paused();
+            let paused = shared.control.paused();
             // Step the flow in the current phase (what was due before its
             // end goes out even when we wake after it), then move on to the
             // next phase if this one is over.
-            if now < start.at {
-                next_wake = start.at;
+            if now < at {
+                next_wake = at;
             } else {
                 // The flow runs while the phases do; after them only the
                 // replies owed to sent messages are awaited.
                 while phase < n {
                     let stage = phase + 1;
+                    let phase_end = at + shared.phase_offsets[phase + 1];
                     let pacing = Some((&mut pacer, phase_end));
                     match self.step_flow(now, pacing, stage, paused) {
                         Next::Wake(w) => {
@@ -485,15 +509,15 @@ impl<'a> Conn<'a> {
                         }
                         phase += 1;
                         if phase < n {
-                            pacer = pacer_for(phase, start.at + shared.phase_offsets[phase], open);
-                            phase_end = start.at + shared.phase_offsets[phase + 1];
+                            let from = at + shared.phase_offsets[phase];
+                            pacer = self.pacer_for(at, phase, from, index, open);
                         }
                         continue;
                     }
                     break;
                 }
                 if phase < n {
-                    next_wake = next_wake.min(phase_end);
+                    next_wake = next_wake.min(at + shared.phase_offsets[phase + 1]);
                     if let Some(at) = retire_at {
                         next_wake = next_wake.min(at);
                     }
@@ -502,15 +526,15 @@ impl<'a> Conn<'a> {
             // After the phases, stage n + 1: replies are still timed in
             // their send's stage, but nothing new is recorded.
             let stage = if phase < n { phase + 1 } else { n + 1 };
-            if let (Some(at), Some(every)) = (next_ping, ping_every)
+            if let (Some(due), Some(every)) = (next_ping, shared.protocol.ping)
                 && phase < n
-                && now >= start.at
+                && now >= at
             {
-                if now >= at {
+                if now >= due {
                     self.send_ping(now);
                     // After a stall (a reconnect), go on from now rather
                     // than sending the missed pings back to back.
-                    let next = at + every;
+                    let next = due + every;
                     next_ping = Some(if next <= now { now + every } else { next });
                 }
                 next_wake = next_wake.min(next_ping.unwrap_or(next_wake));
@@ -518,8 +542,9 @@ impl<'a> Conn<'a> {
             if let Some(d) = self.expire(now) {
                 next_wake = next_wake.min(d);
             }
-            if phase == n && (self.pending.is_empty() || now >= drain_until) {
+            if phase == n && (self.pending.is_empty() || now >= self.drain_until(at)) {
                 self.expire_all();
+                let close_at = self.close_at(at);
                 if now >= close_at {
                     let _ = self.flush();
                     return End::Done;
@@ -540,14 +565,27 @@ impl<'a> Conn<'a> {
                 timer.as_mut().reset(next_wake.into());
             }
             let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
-            tokio::select! {
-                biased;
-                _ = &mut cancelled => return End::Cancelled,
-                _ = &mut retired => return End::Retired,
-                _ = async { repace.as_mut().expect("guarded").await }, if repace.is_some() => {
-                    repace = Some(Box::pin(shared.repace_token().cancelled_owned()));
+            let woke = wait_ready(
+                &self.stream,
+                wake.as_mut(),
+                want_write,
+                Some(timer.as_mut()),
+            )
+            .await;
+            match woke {
+                Woke::Signal => {
+                    if shared.cancel.is_cancelled() {
+                        return End::Cancelled;
+                    }
+                    // Taken before the slot is read: a retirement after
+                    // this fires the new token.
+                    wake.set(shared.wake_token().cancelled_owned());
+                    if shared.retired(self.slot) {
+                        return End::Retired;
+                    }
+                    // The pools' sizes are read again at the top.
                 }
-                r = self.stream.readable() => {
+                Woke::Read(r) => {
                     if r.is_err() {
                         return self.lost(stage, ErrorKind::Closed);
                     }
@@ -555,14 +593,84 @@ impl<'a> Conn<'a> {
                         return self.lost(stage, kind);
                     }
                 }
-                r = self.stream.writable(), if want_write => {
+                Woke::Write(r) => {
                     if r.is_err() {
                         return self.lost(stage, ErrorKind::Closed);
                     }
                 }
-                _ = &mut timer => {}
+                Woke::Timer => {}
             }
         }
+    }
+
+    /// How many phases this connection's role runs.
+    fn phase_count(&self) -> usize {
+        self.shared.roles.roles[self.role].phases.len()
+    }
+
+    /// Until when replies are awaited after the phases (started at `at`).
+    fn drain_until(&self, at: Instant) -> Instant {
+        at + self.shared.phase_offsets[self.phase_count()] + DRAIN
+    }
+
+    /// When this connection closes after the phases (started at `at`): in
+    /// the order and at the rate the connections opened, so that 100,000
+    /// connections do not close in one storm that no server answers within
+    /// CLOSE_WAIT; until then it keeps reading. With rooms (`fanout:`),
+    /// first the deliveries of the last sends arrive: they count in the
+    /// phase they were sent in.
+    fn close_at(&self, at: Instant) -> Instant {
+        let shared = self.shared;
+        let settle = if shared.rooms.is_some() {
+            STOP_DRAIN
+        } else {
+            Duration::ZERO
+        };
+        at + shared.phase_offsets[self.phase_count()] + settle + shared.close_delay(self.id)
+    }
+
+    /// Connections in this one's pacing pool, as last published (1
+    /// without a pool).
+    fn pool_size(&self) -> u64 {
+        let roles = &self.shared.roles;
+        roles.roles[self.role]
+            .pool
+            .map_or(1, |p| roles.published[p].load(SeqCst))
+    }
+
+    /// The pacer of `phase` (the phases started at `at`) from `from` on,
+    /// this connection being number `index` of `open` in its pool.
+    fn pacer_for(&self, at: Instant, phase: usize, from: Instant, index: u64, open: u64) -> Pacer {
+        // Opened since the sizes were last published: not counted in them
+        // yet, so wait for the next re-pace rather than send another
+        // connection's share.
+        if index >= open {
+            return Pacer::Closed { inflight: 0 };
+        }
+        let shared = self.shared;
+        let control = &*shared.control;
+        let phase_start = at + shared.phase_offsets[phase];
+        // A rate set while the run goes (a search step) replaces the
+        // scenario's.
+        let set;
+        let mut p = &shared.roles.roles[self.role].phases[phase];
+        if let Some(r) = control.phase_rate(phase) {
+            set = crate::scenario::Phase {
+                rate: crate::scenario::PhaseRate::PerSecond(crate::scenario::Rate {
+                    per_second: r,
+                }),
+                ..p.clone()
+            };
+            p = &set;
+        }
+        Pacer::for_phase(
+            p,
+            phase_start,
+            from.max(phase_start),
+            index,
+            open,
+            control.factor(),
+        )
     }
 
     /// Writes as much of the queue as the stream takes without waiting.
@@ -618,13 +726,18 @@ impl<'a> Conn<'a> {
     /// their buffers and allocate nothing per message.
     fn shrink_if_idle(&mut self, now: Instant, next_wake: Instant) {
         if self.pending.is_empty() && self.wpos == self.wbuf.len() && next_wake > now + IDLE_AFTER {
-            self.decoder.shrink();
-            self.encoder.shrink();
-            self.wbuf = Vec::new();
-            self.wpos = 0;
-            self.scratch = Vec::new();
-            self.pending.shrink();
+            self.release_buffers();
         }
+    }
+
+    /// Frees the buffers that hold nothing now (a partly read frame stays).
+    fn release_buffers(&mut self) {
+        self.decoder.shrink();
+        self.encoder.shrink();
+        self.wbuf = Vec::new();
+        self.wpos = 0;
+        self.scratch = Vec::new();
+        self.pending.shrink();
     }
 
     /// Counts the loss of the connection (protocol errors were counted where
@@ -638,5 +751,30 @@ impl<'a> Conn<'a> {
         // Best effort: answer a server close or report our protocol error.
         let _ = self.flush();
         End::Lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without running it.
+    fn future_size<F, Fut>(_: &F) -> usize
+    where
+        F: Fn(Arc<Shared>, u64, Slot) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every held connection is one task of this size (plus tokio's
+    /// header), so it is most of the memory an idle connection costs
+    /// (bench/ANALYSIS.md): states that are not live while a connection
+    /// waits (the handshake, churn, reconnects) are boxed, and the load
+    /// loop keeps only what changes. Was 4,304 bytes before issue 18.
+    #[test]
+    fn a_connection_task_stays_small() {
+        let size = future_size(&run);
+        assert!(size <= 1_400, "connection task future: {size} bytes");
+        assert!(std::mem::size_of::<Conn<'static>>() <= 700);
     }
 }

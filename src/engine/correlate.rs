@@ -113,8 +113,6 @@ pub(super) struct Pending {
     pub fifo: VecDeque<InFlight>,
     /// Field or regex correlation, by hashed id.
     pub keyed: HashMap<u64, InFlight, BuildHasherDefault<KeyHasher>>,
-    /// The rules in use (one per distinct send step with an id rule).
-    pub rules: Vec<KeyRule>,
     /// The earliest deadline among keyed messages (fifo ones expire in order).
     pub next_expiry: Option<Instant>,
 }
@@ -139,13 +137,14 @@ impl Pending {
         self.keyed.insert(key, m)
     }
 
-    /// The message `msg` answers, by id, with replies left updated (removed
-    /// when it got all of them).
-    pub fn match_keyed(&mut self, msg: &[u8]) -> Option<InFlight> {
+    /// The message `msg` answers, by id under one of `rules` (the
+    /// program's), with replies left updated (removed when it got all of
+    /// them).
+    pub fn match_keyed(&mut self, rules: &[KeyRule], msg: &[u8]) -> Option<InFlight> {
         if self.keyed.is_empty() {
             return None;
         }
-        for rule in &self.rules {
+        for rule in rules {
             let Some(key) = rule.key(msg) else { continue };
             let Some(m) = self.keyed.get_mut(&key) else {
                 continue;
@@ -352,10 +351,8 @@ mod tests {
     #[test]
     fn keyed_replies_match_in_any_order_and_expire() {
         let t0 = Instant::now();
-        let mut p = Pending {
-            rules: vec![KeyRule::of(&Correlate::Field("id".into())).unwrap()],
-            ..Pending::default()
-        };
+        let rules = vec![KeyRule::of(&Correlate::Field("id".into())).unwrap()];
+        let mut p = Pending::default();
         let m = |replies, deadline| InFlight {
             scheduled: t0,
             sent: t0,
@@ -364,15 +361,21 @@ mod tests {
             deadline,
             echo: 0,
         };
-        let key = |s: &str| p.rules[0].key(s.as_bytes()).unwrap();
+        let key = |s: &str| rules[0].key(s.as_bytes()).unwrap();
         let (k1, k2, k3) = (key(r#"{"id":1}"#), key(r#"{"id":2}"#), key(r#"{"id":3}"#));
         p.insert_keyed(k1, m(1, None));
         p.insert_keyed(k2, m(2, None));
         p.insert_keyed(k3, m(1, Some(t0)));
-        assert!(p.match_keyed(br#"{"id":2,"x":0}"#).is_some());
-        assert!(p.match_keyed(br#"{"x":0,"id":1}"#).is_some());
-        assert!(p.match_keyed(br#"{"id":1}"#).is_none(), "already answered");
-        assert!(p.match_keyed(br#"{"id":2}"#).is_some(), "second reply of 2");
+        assert!(p.match_keyed(&rules, br#"{"id":2,"x":0}"#).is_some());
+        assert!(p.match_keyed(&rules, br#"{"x":0,"id":1}"#).is_some());
+        assert!(
+            p.match_keyed(&rules, br#"{"id":1}"#).is_none(),
+            "already answered"
+        );
+        assert!(
+            p.match_keyed(&rules, br#"{"id":2}"#).is_some(),
+            "second reply of 2"
+        );
         let mut lost = 0;
         p.expire(t0, &mut |_| lost += 1);
         assert_eq!((lost, p.len()), (1, 0));

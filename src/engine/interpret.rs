@@ -284,7 +284,7 @@ impl Conn<'_> {
             Corr::None => {}
             Corr::Echo => self.pending.fifo.push_back(flight),
             Corr::Keyed(rule) => {
-                let key = self.pending.rules[rule].key(payload);
+                let key = self.program.rules[rule].key(payload);
                 match key {
                     Some(k) => {
                         if let Some(old) = self.pending.insert_keyed(k, flight) {
@@ -377,7 +377,7 @@ impl Conn<'_> {
                         }
                         // A reply to a message sent by id is timed even when
                         // it also satisfies a waiting expect.
-                        let keyed = self.pending.match_keyed(payload);
+                        let keyed = self.pending.match_keyed(&self.program.rules, payload);
                         let mut expected = false;
                         if let Wait::Expect {
                             idx,

@@ -7,7 +7,6 @@ use std::io;
 use std::time::Instant;
 
 use tokio::time::sleep_until;
-use tokio_util::sync::CancellationToken;
 
 use super::LoadStart;
 use super::connection::{CLOSE_WAIT, Conn, End, STOP_DRAIN};
@@ -52,7 +51,6 @@ impl Conn<'_> {
         mut end: End,
         start: LoadStart,
         pace: Option<u64>,
-        retire: &CancellationToken,
     ) -> End {
         let shared = self.shared;
         let Some(policy) = &shared.reconnect else {
@@ -86,7 +84,7 @@ impl Conn<'_> {
             }
             open = true;
             self.cursor = Cursor::default();
-            end = self.load(start, pace, Some(Instant::now()), retire).await;
+            end = self.load(start, pace, Some(Instant::now())).await;
         }
         if open { end } else { End::Gone }
     }

@@ -19,7 +19,7 @@ mod setup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -114,10 +114,17 @@ pub(crate) struct Shared {
     reconnect: Option<crate::scenario::ReconnectPolicy>,
     /// Churn: each connection's lifetime range.
     lifetime: Option<crate::scenario::Lifetime>,
-    /// Cancelled (and replaced) when the pacing pools' sizes changed, so
-    /// connections waiting for a far-off send re-pace at once; taken only
-    /// when it fires, never per message.
-    repace: std::sync::Mutex<CancellationToken>,
+    /// Cancelled (and replaced) when connections must look at shared state
+    /// again: the pacing pools' sizes changed (re-pace at once rather than
+    /// at a far-off send) or slots were retired. Each one is a child of
+    /// `cancel`, so a stop fires it too: a connection waits on this one
+    /// token for all three. Taken only when it fires, never per message.
+    wake: std::sync::Mutex<CancellationToken>,
+    /// Per connection slot, its generation: bumped when a phase lowering
+    /// the count closes the slot's connection (newest first). A connection
+    /// runs while its slot is at the generation it started with; one
+    /// atomic a slot instead of a token and its waiter per connection.
+    slot_gens: Box<[AtomicU32]>,
     cancel: CancellationToken,
     control: Arc<Control>,
     start: watch::Receiver<Option<LoadStart>>,
@@ -126,6 +133,14 @@ pub(crate) struct Shared {
     epoch: Instant,
     epoch_unix_ns: u64,
     seed: u64,
+}
+
+/// A connection's place among this process's connection slots (up to the
+/// most any phase asks for), and the generation of the slot it runs in.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Slot {
+    pub index: u32,
+    pub generation: u32,
 }
 
 impl Shared {
@@ -187,23 +202,29 @@ impl Shared {
         self.setup(id, stage, |d| f(&mut d.counters));
     }
 
-    /// The token the next change of the pools' sizes cancels.
-    fn repace_token(&self) -> CancellationToken {
-        self.repace
+    /// The token the next wake-up of all connections (or a stop) cancels.
+    fn wake_token(&self) -> CancellationToken {
+        self.wake
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    /// Tells the connections that the pools' sizes changed.
+    /// Tells the connections that the pools' sizes changed or slots were
+    /// retired: each looks again at both.
     fn repace_all(&self) {
         self.roles.publish();
         let mut t = self
-            .repace
+            .wake
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         t.cancel();
-        *t = CancellationToken::new();
+        *t = self.cancel.child_token();
+    }
+
+    /// Whether `slot`'s connection was retired (a phase lowered the count).
+    fn retired(&self, slot: Slot) -> bool {
+        self.slot_gens[slot.index as usize].load(SeqCst) != slot.generation
     }
 
     /// A connection attempt has succeeded or failed.
@@ -293,7 +314,10 @@ pub async fn run(
         shard: scenario.shard_spec(),
         reconnect: scenario.reconnect.clone(),
         lifetime: scenario.connections.lifetime,
-        repace: std::sync::Mutex::new(CancellationToken::new()),
+        wake: std::sync::Mutex::new(run_cancel.child_token()),
+        slot_gens: (0..scenario.peak_connections())
+            .map(|_| AtomicU32::new(0))
+            .collect(),
         cancel: run_cancel.clone(),
         control: opts.control.clone(),
         start: start_rx.clone(),
@@ -336,12 +360,7 @@ pub async fn run(
     ));
 
     let mut tasks = JoinSet::new();
-    // One token per connection slot, up to the most any phase asks for:
-    // cancelling one closes that connection (a phase lowering the count).
-    let retire: Vec<CancellationToken> = (0..scenario.peak_connections())
-        .map(|_| CancellationToken::new())
-        .collect();
-    let spawned = ramp(&shared, scenario, &retire, &mut tasks, &run_cancel).await;
+    let spawned = ramp(&shared, scenario, &mut tasks, &run_cancel).await;
     wait_resolved(&shared, spawned, &run_cancel).await;
 
     let open = recorder.gauges().open.load(SeqCst);
@@ -354,18 +373,18 @@ pub async fn run(
             .load_start_unix_ns
             .store(shared.unix_ns(at), std::sync::atomic::Ordering::Relaxed);
         let _ = start_tx.send(Some(LoadStart { at }));
+        // The connections wait for the start on the wake token.
+        shared.repace_all();
         if scenario.phases.iter().any(|p| p.connections.is_some()) {
             let targets = (0..phases.len())
                 .map(|i| scenario.phase_population(i))
                 .collect();
-            tasks.spawn(population::steer(
-                shared.clone(),
-                targets,
-                at,
-                spawned,
-                retire,
-            ));
+            tasks.spawn(population::steer(shared.clone(), targets, at, spawned));
         }
+    } else {
+        // No start: the connections waiting for one see the sender gone.
+        drop(start_tx);
+        shared.repace_all();
     }
     // Every task ends by itself (phases, drain and close are all bounded);
     // the deadline only guards against a bug leaving one behind.
@@ -410,7 +429,6 @@ pub async fn run(
 async fn ramp(
     shared: &Arc<Shared>,
     scenario: &Scenario,
-    retire: &[CancellationToken],
     tasks: &mut JoinSet<()>,
     cancel: &CancellationToken,
 ) -> u64 {
@@ -428,7 +446,10 @@ async fn ramp(
             tasks.spawn(connection::run(
                 shared.clone(),
                 id,
-                retire[spawned as usize].clone(),
+                Slot {
+                    index: spawned as u32,
+                    generation: 0,
+                },
             ));
             spawned += 1;
         }

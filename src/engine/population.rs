@@ -8,21 +8,21 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
-use tokio_util::sync::CancellationToken;
 
-use super::{Shared, connection};
+use std::sync::atomic::Ordering::SeqCst;
+
+use super::{Shared, Slot, connection};
 
 /// Steers this process's connection count through the phases that
 /// started at `at`: `targets[i]` is phase i's (count, opens or closes per
-/// second). Slots `0..live` are in use when it starts; `retire[s]` closes
-/// slot s. Returns once the phases are over and every connection it
+/// second). Slots `0..live` are in use when it starts; a slot is closed
+/// by moving on its generation ([`Shared::retired`]). Returns once the phases are over and every connection it
 /// opened has ended.
 pub(super) async fn steer(
     shared: Arc<Shared>,
     targets: Vec<(u32, f64)>,
     at: Instant,
     mut live: u64,
-    mut retire: Vec<CancellationToken>,
 ) {
     let mut tasks = JoinSet::new();
     let cancel = shared.cancel.clone();
@@ -34,6 +34,9 @@ pub(super) async fn steer(
     // While at its target, a phase looks this often for a target set while
     // the run goes (a search over connections).
     const LOOK_EVERY: Duration = Duration::from_millis(100);
+    // Once at the target, how soon the pools' sizes are published again
+    // while closed connections are still leaving them.
+    const SETTLE_EVERY: Duration = Duration::from_millis(10);
     'phases: for (i, (count, rate)) in targets.into_iter().enumerate() {
         let begin = at + shared.phase_offsets[i];
         let end = at + shared.phase_offsets[i + 1];
@@ -49,36 +52,42 @@ pub(super) async fn steer(
                 break;
             }
             let t = u64::from(shared.control.phase_connections(i).unwrap_or(count))
-                .min(retire.len() as u64);
+                .min(shared.slot_gens.len() as u64);
             if target.is_some_and(|old| old != t) {
                 (since, done) = (now, 0);
             }
             target = Some(t);
             let next = if live == t {
-                // The connections closed last have left their pools by
-                // now: pace over what is really open.
-                if shared.roles.stale() && repaced.elapsed() >= REPACE_EVERY {
-                    shared.repace_all();
-                    repaced = Instant::now();
+                // The connections closed last leave their pools once they
+                // have woken: pace over what is really open as soon as
+                // they have (each slow look lowers the rate meanwhile).
+                if shared.roles.stale() {
+                    if repaced.elapsed() >= SETTLE_EVERY {
+                        shared.repace_all();
+                        repaced = Instant::now();
+                    }
+                    now + SETTLE_EVERY
+                } else {
+                    now + LOOK_EVERY
                 }
-                now + LOOK_EVERY
             } else {
                 // Everything due by now at once, so a slow wake-up does
                 // not lower the rate.
                 let due = ((now - since).as_secs_f64() * rate).floor() as u64 + 1;
                 while done < due && live != t {
                     if live < t {
-                        let slot = live as usize;
-                        // A slot closed earlier gets a fresh token.
-                        if retire[slot].is_cancelled() {
-                            retire[slot] = CancellationToken::new();
-                        }
+                        // A slot closed earlier runs its next generation.
+                        let slot = Slot {
+                            index: live as u32,
+                            generation: shared.slot_gens[live as usize].load(SeqCst),
+                        };
                         let id = shared.shard.global_id(live);
-                        tasks.spawn(connection::run(shared.clone(), id, retire[slot].clone()));
+                        tasks.spawn(connection::run(shared.clone(), id, slot));
                         live += 1;
                     } else {
                         live -= 1;
-                        retire[live as usize].cancel();
+                        // Seen at the next wake-up (below, within REPACE_EVERY).
+                        shared.slot_gens[live as usize].fetch_add(1, SeqCst);
                     }
                     done += 1;
                 }

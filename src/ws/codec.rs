@@ -121,7 +121,9 @@ pub struct Decoder {
     /// `partial` or `inflated` holds a message already returned.
     partial_done: bool,
     /// Inflates messages when permessage-deflate was agreed.
-    inflater: Option<Inflater>,
+    /// Boxed: most connections never compress, and this sits in every
+    /// held connection.
+    inflater: Option<Box<Inflater>>,
     /// The last inflated message.
     inflated: Vec<u8>,
     max_message: usize,
@@ -173,7 +175,7 @@ impl Decoder {
             partial_compressed: false,
             partial_wire: 0,
             partial_done: false,
-            inflater,
+            inflater: inflater.map(Box::new),
             inflated: Vec::new(),
             max_message,
         }

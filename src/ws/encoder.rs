@@ -47,7 +47,9 @@ pub fn encode_raw(out: &mut Vec<u8>, first: u8, payload: &[u8], mask: Option<[u8
 /// Encodes the messages of one connection under what its handshake agreed.
 pub struct Encoder {
     role: Role,
-    deflater: Option<Deflater>,
+    /// Boxed: most connections never compress, and this sits in every
+    /// held connection.
+    deflater: Option<Box<Deflater>>,
     /// Largest payload per frame; `usize::MAX` sends one frame per message.
     fragment: usize,
     /// The compressed body of the message being encoded.
@@ -61,7 +63,7 @@ impl Encoder {
     pub fn new(role: Role, deflater: Option<Deflater>, fragment: Option<usize>) -> Self {
         Encoder {
             role,
-            deflater,
+            deflater: deflater.map(Box::new),
             fragment: fragment.unwrap_or(usize::MAX).max(1),
             compressed: Vec::new(),
         }

@@ -4,6 +4,7 @@
 //! a timer firing.
 
 use std::io;
+use std::task::{Context, Poll};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -34,6 +35,17 @@ impl Stream {
     /// Waits until the socket may take bytes.
     pub async fn writable(&self) -> io::Result<()> {
         self.tcp().writable().await
+    }
+
+    /// Polls for read readiness (as [`Stream::readable`], without a future
+    /// to keep).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_read_ready(cx)
+    }
+
+    /// Polls for write readiness (as [`Stream::writable`]).
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_write_ready(cx)
     }
 
     /// Reads what is available into the decoder's buffer without waiting.
