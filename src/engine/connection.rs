@@ -17,7 +17,7 @@ use super::interpret::{Cursor, Next};
 use super::pacing::Pacer;
 use super::program::Program;
 use super::setup::{Opened, open as open_conn};
-use super::{LoadStart, Shared, Slot};
+use super::{Shared, Slot};
 use crate::metrics::ErrorKind;
 use crate::ws::codec::opcode;
 use crate::ws::{Decoder, Encoder, Stream};
@@ -35,6 +35,25 @@ pub(super) const STOP_DRAIN: Duration = Duration::from_millis(500);
 /// How long a close handshake may take before it counts as `close_timeout`.
 pub(super) const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
+/// A connection's state that only some flows use (see [`Conn::extras`]).
+#[derive(Default)]
+pub(super) struct Extras {
+    /// The latest server ping not answered yet because the write queue was
+    /// full (RFC 6455 §5.5.3 allows answering only the latest).
+    pub pong_owed: Option<Vec<u8>>,
+    /// The streams it receives (`sequence:`).
+    pub streams: super::sequence::Streams,
+    /// Messages no step claimed yet, with the stage they came in, oldest
+    /// first (`backlog:`); their buffers are reused.
+    pub backlog: std::collections::VecDeque<(usize, Vec<u8>)>,
+}
+
+/// The connection's [`Extras`], allocated on first use (a field borrow, so
+/// it can be taken while a message borrowed from the decoder is in hand).
+pub(super) fn extras(x: &mut Option<Box<Extras>>) -> &mut Extras {
+    x.get_or_insert_with(Default::default)
+}
+
 /// What woke a waiting load loop.
 enum Woke {
     /// The wake token: a stop, a retirement or a re-pace.
@@ -48,13 +67,13 @@ enum Woke {
 /// (when `want_write`), `timer`. Polled in place rather than through
 /// `select!`, whose readiness futures would sit in every waiting
 /// connection's task.
-async fn wait_ready(
-    stream: &Stream,
-    mut wake: Pin<&mut WaitForCancellationFutureOwned>,
+fn wait_ready<'w>(
+    stream: &'w Stream,
+    mut wake: Pin<&'w mut WaitForCancellationFutureOwned>,
     want_write: bool,
-    mut timer: Option<Pin<&mut Sleep>>,
-) -> Woke {
-    std::future::poll_fn(|cx| {
+    mut timer: Option<Pin<&'w mut Sleep>>,
+) -> impl Future<Output = Woke> + 'w {
+    std::future::poll_fn(move |cx| {
         if wake.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Woke::Signal);
         }
@@ -69,7 +88,6 @@ async fn wait_ready(
             _ => Poll::Pending,
         }
     })
-    .await
 }
 
 /// Why the load loop ended.
@@ -91,80 +109,87 @@ pub(super) enum End {
 
 /// Runs connection `id` from connect to close; cancelling `retire` closes
 /// it early (a phase lowering the count). Never panics on network input.
-pub(super) async fn run(shared: Arc<Shared>, id: u64, slot: Slot) {
-    let gauges = shared.recorder.gauges();
-    // A stop that came first (Ctrl-C during --start-at) makes no attempt.
-    if shared.cancel.is_cancelled() || shared.retired(slot) {
-        shared.setup_resolved();
-        return;
-    }
-    // Boxed: the handshake's state is large and over once open, so it must
-    // not stay in every held connection's task.
-    let Some((mut conn, pool_index)) = Box::pin(Conn::open(&shared, id, slot)).await else {
-        return;
-    };
-    let role = conn.role;
-    let run = &shared.roles.roles[role];
-    let start = match conn.wait_for_start().await {
-        Ok(start) => start,
-        Err(()) => {
-            shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
-            gauges.closed();
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice"
+)]
+pub(super) fn run(
+    shared: Arc<Shared>,
+    id: u64,
+    slot: Slot,
+) -> impl Future<Output = ()> + Send + 'static {
+    // An async block rather than an async fn: its captures are not copied
+    // again into locals, which every held connection's task would carry.
+    async move {
+        // A stop that came first (Ctrl-C during --start-at) makes no attempt.
+        if shared.cancel.is_cancelled() || shared.retired(slot) {
+            shared.setup_resolved();
             return;
         }
-    };
-    let (end, stage) = match start {
-        Some(start) => {
-            let pace = run.pool.map(|_| pool_index.unwrap_or(0));
-            // Opened once the phases ran (a phase raising the count): the
-            // schedule is picked up from now, not from the phase start.
-            let resume = (conn.opened_at > start.at).then_some(conn.opened_at);
-            let end = conn.load(start, pace, resume).await;
-            let end = Box::pin(conn.reconnect_dropped(end, start, pace)).await;
-            let stage = match end {
-                End::Retired => shared.stage_now(),
-                _ => shared.phases.len() + 1,
-            };
-            (end, stage)
-        }
-        None => (End::Cancelled, 0),
-    };
-    if matches!(end, End::Gone) {
-        return;
-    }
-    let retired = matches!(end, End::Retired);
-    if retired && let Some(p) = run.pool {
-        shared.roles.pools[p].fetch_sub(1, SeqCst);
-    }
-    let end = match end {
-        End::Cancelled | End::Retired => conn.collect_in_flight(stage).await,
-        end => end,
-    };
-    // Gaps found at the end count in the last phase, where the messages
-    // were due, not after the phases.
-    conn.settle(stage.min(shared.phases.len()));
-    let close = match end {
-        End::Lost | End::Gone => None,
-        End::Close(i) => Some(run.program.closes[i].clone()),
-        End::Done | End::Cancelled | End::Retired => Some(shared.protocol.close.clone()),
-    };
-    match close {
-        None => {
-            shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
-        }
-        Some(settings) => {
-            if !conn.close(&settings).await {
-                conn.count_error(stage, ErrorKind::CloseTimeout);
-                gauges.note_error(|| {
-                    format!("close_timeout: no close frame back within {CLOSE_WAIT:?}")
-                });
+        // Boxed: the handshake's state is large and over once open, so it must
+        // not stay in every held connection's task.
+        let Some(mut conn) = Box::pin(Conn::open(&shared, id, slot)).await else {
+            return;
+        };
+        let started = match conn.wait_for_start().await {
+            Ok(started) => started,
+            Err(()) => {
+                shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
+                shared.recorder.gauges().closed();
+                return;
             }
-            if retired {
-                shared.setup_count(id, stage, |c| c.closed += 1);
+        };
+        let (end, stage) = match started {
+            true => {
+                let end = conn.load().await;
+                let end = Box::pin(conn.reconnect_dropped(end)).await;
+                let stage = match end {
+                    End::Retired => shared.stage_now(),
+                    _ => shared.phases.len() + 1,
+                };
+                (end, stage)
+            }
+            false => (End::Cancelled, 0),
+        };
+        if matches!(end, End::Gone) {
+            return;
+        }
+        let retired = matches!(end, End::Retired);
+        if retired && let Some(p) = shared.roles.roles[conn.role].pool {
+            shared.roles.pools[p].fetch_sub(1, SeqCst);
+        }
+        let end = match end {
+            // Boxed, as the close below: cold, and larger than a waiting
+            // connection's state.
+            End::Cancelled | End::Retired => Box::pin(conn.collect_in_flight(stage)).await,
+            end => end,
+        };
+        // Gaps found at the end count in the last phase, where the messages
+        // were due, not after the phases.
+        conn.settle(stage.min(shared.phases.len()));
+        let close = match end {
+            End::Lost | End::Gone => None,
+            End::Close(i) => Some(conn.program.closes[i].clone()),
+            End::Done | End::Cancelled | End::Retired => Some(shared.protocol.close.clone()),
+        };
+        match close {
+            None => {
+                shared.setup_count(id, shared.stage_now(), |c| c.closed_by_server += 1);
+            }
+            Some(settings) => {
+                if !Box::pin(conn.close(&settings)).await {
+                    conn.count_error(stage, ErrorKind::CloseTimeout);
+                    shared.recorder.gauges().note_error(|| {
+                        format!("close_timeout: no close frame back within {CLOSE_WAIT:?}")
+                    });
+                }
+                if retired {
+                    shared.setup_count(id, stage, |c| c.closed += 1);
+                }
             }
         }
+        shared.recorder.gauges().closed();
     }
-    gauges.closed();
 }
 
 /// A connection's state between the I/O loop and the flow.
@@ -178,22 +203,27 @@ pub(super) struct Conn<'a> {
     pub encoder: Encoder,
     pub wbuf: Vec<u8>,
     pub wpos: usize,
+    /// Where templated messages are rendered.
     pub scratch: Vec<u8>,
     pub pending: Pending,
     pub rng: fastrand::Rng,
     pub id: u64,
     /// Its connection slot: retired when a phase lowers the count past it.
     pub slot: Slot,
+    /// Its place in its role's pacing pool (0 without a pool): the rate is
+    /// spread over the pool.
+    pub pool_index: u64,
     pub seq: u64,
     pub close_sent: bool,
     pub close_received: bool,
-    /// The ping waiting for its pong: its number and when it went out.
-    pub ping_sent: Option<(u64, Instant)>,
-    /// Pings sent so far (the payload of the next one).
+    /// Pings sent so far (the last one's number).
     pub pings: u64,
-    /// The latest server ping not answered yet because the write queue was
-    /// full (RFC 6455 §5.5.3 allows answering only the latest).
-    pub pong_owed: Option<Vec<u8>>,
+    /// When the last ping went out, while its pong is awaited.
+    pub ping_sent: Option<Instant>,
+    /// A pong owed, sequence streams and the backlog: allocated the first
+    /// time the connection needs one, so a connection that uses none holds
+    /// a pointer instead.
+    pub extras: Option<Box<Extras>>,
     /// Where the flow is.
     pub cursor: Cursor,
     /// Feeder columns, then captured values.
@@ -204,11 +234,6 @@ pub(super) struct Conn<'a> {
     /// No message has come on the current connection yet (`first_message`
     /// is timed at the first).
     pub awaiting_first: bool,
-    /// The streams it receives (`sequence:`).
-    pub streams: super::sequence::Streams,
-    /// Messages no step claimed yet, with the stage they came in, oldest
-    /// first (`backlog:`); their buffers are reused.
-    pub backlog: std::collections::VecDeque<(usize, Vec<u8>)>,
     /// Its place in its room while it is open (`fanout:`).
     pub member: Option<super::sequence::Member>,
 }
@@ -216,8 +241,8 @@ pub(super) struct Conn<'a> {
 impl<'a> Conn<'a> {
     /// Opens connection `id` (counted in the stage where the attempt
     /// began); `None` when it failed (counted by kind) or the run stopped
-    /// first. Also returns its index in its role's pacing pool.
-    async fn open(shared: &'a Shared, id: u64, slot: Slot) -> Option<(Self, Option<u64>)> {
+    /// first. It takes the next place in its role's pacing pool.
+    async fn open(shared: &'a Shared, id: u64, slot: Slot) -> Option<Self> {
         let stage = shared.stage_now();
         shared.setup_count(id, stage, |c| c.attempted += 1);
         // Ctrl-C must not wait for attempts still connecting (up to the timeout).
@@ -242,7 +267,9 @@ impl<'a> Conn<'a> {
             .pool
             .map(|p| shared.roles.pools[p].fetch_add(1, SeqCst));
         shared.setup_resolved();
-        Some((Conn::new(shared, id, slot, role, opened), pool_index))
+        let mut conn = Conn::new(shared, id, slot, role, opened);
+        conn.pool_index = pool_index.unwrap_or(0);
+        Some(conn)
     }
 
     fn new(shared: &'a Shared, id: u64, slot: Slot, role: usize, opened: Opened) -> Self {
@@ -257,6 +284,7 @@ impl<'a> Conn<'a> {
                 slot.extend_from_slice(v.as_bytes());
             }
         }
+        let now = Instant::now();
         let slots_for_room = &slots;
         let member = shared.rooms.as_ref().map(|r| r.join(slots_for_room));
         Conn {
@@ -276,15 +304,14 @@ impl<'a> Conn<'a> {
             seq: 0,
             close_sent: false,
             close_received: false,
-            ping_sent: None,
             pings: 0,
-            pong_owed: None,
+            ping_sent: None,
+            extras: None,
             cursor: Cursor::default(),
             slots,
-            opened_at: Instant::now(),
+            opened_at: now,
+            pool_index: 0,
             awaiting_first: true,
-            streams: Default::default(),
-            backlog: Default::default(),
             member,
         }
     }
@@ -296,8 +323,11 @@ impl<'a> Conn<'a> {
         // Closed: no longer in its room.
         self.member = None;
         let role = self.role;
-        let lost = self.streams.finish();
-        let backlog = std::mem::take(&mut self.backlog);
+        let Some(x) = self.extras.as_mut() else {
+            return;
+        };
+        let lost = x.streams.finish();
+        let backlog = std::mem::take(&mut x.backlog);
         if lost == 0 && backlog.is_empty() {
             return;
         }
@@ -319,24 +349,25 @@ impl<'a> Conn<'a> {
             .with(|s| s.cell(role, stage).error(kind));
     }
 
-    /// Waits for the phases to start (`None` when cancelled first), reading
+    /// Waits for the phases to start (`false` when stopped first), reading
     /// what the server sends meanwhile (a greeting, pushes), so it neither
     /// piles up unread nor counts later with a stale timestamp; pings are
     /// answered. `Err` when the server closed the connection meanwhile.
-    async fn wait_for_start(&mut self) -> Result<Option<LoadStart>, ()> {
+    async fn wait_for_start(&mut self) -> Result<bool, ()> {
         let shared = self.shared;
         // Fired by the start, and by a stop.
         let mut wake = std::pin::pin!(shared.wake_token().cancelled_owned());
         loop {
             if shared.cancel.is_cancelled() {
-                return Ok(None);
+                return Ok(false);
             }
             if let Some(start) = *shared.start.borrow() {
-                return Ok(Some(start));
+                debug_assert_eq!(start.at, shared.phases_at());
+                return Ok(true);
             }
             // Given up without a start (no connection opened).
             if shared.start.has_changed().is_err() {
-                return Ok(None);
+                return Ok(false);
             }
             if self.flush().is_err() {
                 self.lost(0, ErrorKind::Closed);
@@ -373,232 +404,243 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Runs the phases (and the flow) to their end and drains replies.
-    /// `pace` is this connection's index in its pacing pool, when its flow
-    /// has a paced loop (the rate is spread over the pool's size, read
-    /// again when it changes); `resume` is when a reopened connection
-    /// picks up the schedule (nothing due before it is sent). With
+    /// Runs the phases (started at [`Shared::phases_at`]) and the flow to their end
+    /// and drains replies. A paced flow's rate is spread over its pool
+    /// (`pool_index` of the published size, read again when it changes);
+    /// a connection opened after the phases started picks up the schedule
+    /// from when it opened (nothing due before is sent). With
     /// `connections.lifetime`, the connection is closed and replaced when
-    /// its lifetime is up (churn); `retire` closes it for good.
-    pub(super) async fn load(
-        &mut self,
-        start: LoadStart,
-        pace: Option<u64>,
-        resume: Option<Instant>,
-    ) -> End {
-        let shared = self.shared;
-        let at = start.at;
-        // Only what changes lives across the waits below; what can be
-        // derived again (phase ends, the drain and close times, the
-        // pacer's inputs) is, so a waiting connection's task stays small.
-        let index = pace.unwrap_or(0);
-        let timer = sleep_until(at.into());
-        tokio::pin!(timer);
-        // One waiter for a stop, this slot's retirement and the pools'
-        // sizes changing: taken again only when it fires, never per message
-        // (a fresh one per turn would take the token's lock every message).
-        let mut wake = std::pin::pin!(shared.wake_token().cancelled_owned());
-        if shared.retired(self.slot) {
-            return End::Retired;
-        }
-        let mut open = self.pool_size();
-        let mut retire_at = shared
-            .lifetime
-            .map(|l| self.opened_at.max(at) + l.draw(&mut self.rng));
-        let mut seen_epoch = shared.control.epoch();
-        let n = self.phase_count();
-        let (mut phase, mut pacer) = {
-            let from = resume.unwrap_or(at);
-            let mut phase = 0usize;
-            while phase < n && from >= at + shared.phase_offsets[phase + 1] {
-                phase += 1;
+    /// its lifetime is up (churn); a retired slot closes it for good.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep `self` twice"
+    )]
+    pub(super) fn load(&mut self) -> impl Future<Output = End> + '_ {
+        // An async block rather than an async fn: `self` is not copied
+        // again into a local that every waiting connection would carry.
+        async move {
+            // Only what changes lives across the waits below; what can be
+            // derived again (phase ends, the drain and close times, the
+            // pacer's inputs) is, so a waiting connection's task stays small.
+            let timer = sleep_until(self.shared.phases_at().into());
+            tokio::pin!(timer);
+            // One waiter for a stop, this slot's retirement and the pools'
+            // sizes changing: taken again only when it fires, never per message
+            // (a fresh one per turn would take the token's lock every message).
+            let mut wake = std::pin::pin!(self.shared.wake_token().cancelled_owned());
+            if self.shared.retired(self.slot) {
+                return End::Retired;
             }
-            if phase == n {
-                return End::Done;
-            }
-            (phase, self.pacer_for(at, phase, from, index, open))
-        };
-        let mut next_ping = shared
-            .protocol
-            .ping
-            .map(|every| at + every + every.mul_f64((self.id % 1000) as f64 / 1000.0));
-        // Frames that came with the handshake response (a greeting, a close).
-        if let Err(kind) = self.handle_events(phase + 1) {
-            return self.lost(phase + 1, kind);
-        }
-        'turns: loop {
-            let now = Instant::now();
+            let mut open = self.pool_size();
+            let mut retire_at = self
+                .shared
+                .lifetime
+                .map(|l| self.opened_at.max(self.shared.phases_at()) + l.draw(&mut self.rng));
+            let mut seen_epoch = self.shared.control.epoch();
             let n = self.phase_count();
-            let mut next_wake = self.drain_until(at);
-            let mut full = false;
-            // A rate change from the UI: continue this phase at the new rate from now.
-            let epoch = shared.control.epoch();
-            if epoch != seen_epoch {
-                seen_epoch = epoch;
-                if phase < n && now >= at {
-                    pacer = self.pacer_for(at, phase, now, index, open);
+            let (mut phase, mut pacer) = {
+                let from = self.opened_at.max(self.shared.phases_at());
+                let mut phase = 0usize;
+                while phase < n
+                    && from >= self.shared.phases_at() + self.shared.phase_offsets[phase + 1]
+                {
+                    phase += 1;
                 }
-            }
-            // Connections opened or closed by a phase: the rate is spread
-            // over the new count from now.
-            let now_open = self.pool_size();
-            if now_open != open {
-                open = now_open;
-                if phase < n {
-                    pacer = self.pacer_for(at, phase, now, index, open);
-                }
-            }
-            // Churn: this connection's lifetime is up; a replacement runs
-            // the flow from its first step.
-            if let Some(at) = retire_at
-                && phase < n
-                && now >= at
-            {
-                // Rare paths boxed (churn, reconnect): their state would
-                // otherwise sit in every connection's task while it waits.
-                if let Err(end) = Box::pin(self.churn(phase + 1)).await {
-                    return end;
-                }
-                let now = Instant::now();
-                retire_at = shared.lifetime.map(|l| now + l.draw(&mut self.rng));
-                self.cursor = Cursor::default();
-                pacer = self.pacer_for(at, phase, now, index, open);
-                continue 'turns;
-            }
-            let paused = shared.control.paused();
-            // Step the flow in the current phase (what was due before its
-            // end goes out even when we wake after it), then move on to the
-            // next phase if this one is over.
-            if now < at {
-                next_wake = at;
-            } else {
-                // The flow runs while the phases do; after them only the
-                // replies owed to sent messages are awaited.
-                while phase < n {
-                    let stage = phase + 1;
-                    let phase_end = at + shared.phase_offsets[phase + 1];
-                    let pacing = Some((&mut pacer, phase_end));
-                    match self.step_flow(now, pacing, stage, paused) {
-                        Next::Wake(w) => {
-                            if let Some(w) = w {
-                                next_wake = next_wake.min(w);
-                            }
-                        }
-                        Next::Full => full = true,
-                        Next::End(end) => return end,
-                        Next::Reconnect => {
-                            if !Box::pin(self.reconnect(stage)).await {
-                                return End::Gone;
-                            }
-                            // Time has passed: read the clock, the phase
-                            // and the cancellation again.
-                            continue 'turns;
-                        }
-                    }
-                    if phase < n && now >= phase_end {
-                        // Messages of this phase the tester had no time to
-                        // send: counted, so a saturated tester shows.
-                        if self.program.paced {
-                            let unsent = pacer.unsent_before(phase_end);
-                            if unsent > 0 {
-                                let role = self.role;
-                                shared
-                                    .recorder
-                                    .with(|s| s.cell(role, stage).counters.not_sent += unsent);
-                            }
-                        }
-                        phase += 1;
-                        if phase < n {
-                            let from = at + shared.phase_offsets[phase];
-                            pacer = self.pacer_for(at, phase, from, index, open);
-                        }
-                        continue;
-                    }
-                    break;
-                }
-                if phase < n {
-                    next_wake = next_wake.min(at + shared.phase_offsets[phase + 1]);
-                    if let Some(at) = retire_at {
-                        next_wake = next_wake.min(at);
-                    }
-                }
-            }
-            // After the phases, stage n + 1: replies are still timed in
-            // their send's stage, but nothing new is recorded.
-            let stage = if phase < n { phase + 1 } else { n + 1 };
-            if let (Some(due), Some(every)) = (next_ping, shared.protocol.ping)
-                && phase < n
-                && now >= at
-            {
-                if now >= due {
-                    self.send_ping(now);
-                    // After a stall (a reconnect), go on from now rather
-                    // than sending the missed pings back to back.
-                    let next = due + every;
-                    next_ping = Some(if next <= now { now + every } else { next });
-                }
-                next_wake = next_wake.min(next_ping.unwrap_or(next_wake));
-            }
-            if let Some(d) = self.expire(now) {
-                next_wake = next_wake.min(d);
-            }
-            if phase == n && (self.pending.is_empty() || now >= self.drain_until(at)) {
-                self.expire_all();
-                let close_at = self.close_at(at);
-                if now >= close_at {
-                    let _ = self.flush();
+                if phase == n {
                     return End::Done;
                 }
-                next_wake = close_at;
+                (phase, self.pacer_for(phase, from, open))
+            };
+            let mut next_ping = self.shared.protocol.ping.map(|every| {
+                self.shared.phases_at() + every + every.mul_f64((self.id % 1000) as f64 / 1000.0)
+            });
+            // Frames that came with the handshake response (a greeting, a close).
+            if let Err(kind) = self.handle_events(phase + 1) {
+                return self.lost(phase + 1, kind);
             }
-            if self.flush().is_err() {
-                return self.lost(stage, ErrorKind::Closed);
-            }
-            if full && self.wpos == self.wbuf.len() {
-                // The socket took the whole queue: queue the rest now, after
-                // letting the other tasks of this worker run.
-                tokio::task::yield_now().await;
-                continue;
-            }
-            self.shrink_if_idle(now, next_wake);
-            if timer.deadline() != next_wake.into() {
-                timer.as_mut().reset(next_wake.into());
-            }
-            let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
-            let woke = wait_ready(
-                &self.stream,
-                wake.as_mut(),
-                want_write,
-                Some(timer.as_mut()),
-            )
-            .await;
-            match woke {
-                Woke::Signal => {
-                    if shared.cancel.is_cancelled() {
-                        return End::Cancelled;
+            'turns: loop {
+                // Scoped: what a turn computes (the clock reading, the phase
+                // count) must not be kept across the wait below.
+                let (want_write, stage) = {
+                    let now = Instant::now();
+                    let n = self.phase_count();
+                    let mut next_wake = self.drain_until();
+                    let mut full = false;
+                    // A rate change from the UI: continue this phase at the new rate from now.
+                    let epoch = self.shared.control.epoch();
+                    if epoch != seen_epoch {
+                        seen_epoch = epoch;
+                        if phase < n && now >= self.shared.phases_at() {
+                            pacer = self.pacer_for(phase, now, open);
+                        }
                     }
-                    // Taken before the slot is read: a retirement after
-                    // this fires the new token.
-                    wake.set(shared.wake_token().cancelled_owned());
-                    if shared.retired(self.slot) {
-                        return End::Retired;
+                    // Connections opened or closed by a phase: the rate is spread
+                    // over the new count from now.
+                    let now_open = self.pool_size();
+                    if now_open != open {
+                        open = now_open;
+                        if phase < n {
+                            pacer = self.pacer_for(phase, now, open);
+                        }
                     }
-                    // The pools' sizes are read again at the top.
-                }
-                Woke::Read(r) => {
-                    if r.is_err() {
+                    // Churn: this connection's lifetime is up; a replacement runs
+                    // the flow from its first step.
+                    if let Some(t) = retire_at
+                        && phase < n
+                        && now >= t
+                    {
+                        // Rare paths boxed (churn, reconnect): their state would
+                        // otherwise sit in every connection's task while it waits.
+                        if let Err(end) = Box::pin(self.churn(phase + 1)).await {
+                            return end;
+                        }
+                        let now = Instant::now();
+                        retire_at = self.shared.lifetime.map(|l| now + l.draw(&mut self.rng));
+                        self.cursor = Cursor::default();
+                        pacer = self.pacer_for(phase, now, open);
+                        continue 'turns;
+                    }
+                    let paused = self.shared.control.paused();
+                    // Step the flow in the current phase (what was due before its
+                    // end goes out even when we wake after it), then move on to the
+                    // next phase if this one is over.
+                    if now < self.shared.phases_at() {
+                        next_wake = self.shared.phases_at();
+                    } else {
+                        // The flow runs while the phases do; after them only the
+                        // replies owed to sent messages are awaited.
+                        while phase < n {
+                            let stage = phase + 1;
+                            let phase_end =
+                                self.shared.phases_at() + self.shared.phase_offsets[phase + 1];
+                            let pacing = Some((&mut pacer, phase_end));
+                            match self.step_flow(now, pacing, stage, paused) {
+                                Next::Wake(w) => {
+                                    if let Some(w) = w {
+                                        next_wake = next_wake.min(w);
+                                    }
+                                }
+                                Next::Full => full = true,
+                                Next::End(end) => return end,
+                                Next::Reconnect => {
+                                    if !Box::pin(self.reconnect(stage)).await {
+                                        return End::Gone;
+                                    }
+                                    // Time has passed: read the clock, the phase
+                                    // and the cancellation again.
+                                    continue 'turns;
+                                }
+                            }
+                            if phase < n && now >= phase_end {
+                                // Messages of this phase the tester had no time to
+                                // send: counted, so a saturated tester shows.
+                                if self.program.paced {
+                                    let unsent = pacer.unsent_before(phase_end);
+                                    if unsent > 0 {
+                                        let role = self.role;
+                                        self.shared.recorder.with(|s| {
+                                            s.cell(role, stage).counters.not_sent += unsent
+                                        });
+                                    }
+                                }
+                                phase += 1;
+                                if phase < n {
+                                    let from =
+                                        self.shared.phases_at() + self.shared.phase_offsets[phase];
+                                    pacer = self.pacer_for(phase, from, open);
+                                }
+                                continue;
+                            }
+                            break;
+                        }
+                        if phase < n {
+                            next_wake = next_wake.min(
+                                self.shared.phases_at() + self.shared.phase_offsets[phase + 1],
+                            );
+                            if let Some(t) = retire_at {
+                                next_wake = next_wake.min(t);
+                            }
+                        }
+                    }
+                    // After the phases, stage n + 1: replies are still timed in
+                    // their send's stage, but nothing new is recorded.
+                    let stage = if phase < n { phase + 1 } else { n + 1 };
+                    if let (Some(due), Some(every)) = (next_ping, self.shared.protocol.ping)
+                        && phase < n
+                        && now >= self.shared.phases_at()
+                    {
+                        if now >= due {
+                            self.send_ping(now);
+                            // After a stall (a reconnect), go on from now rather
+                            // than sending the missed pings back to back.
+                            let next = due + every;
+                            next_ping = Some(if next <= now { now + every } else { next });
+                        }
+                        next_wake = next_wake.min(next_ping.unwrap_or(next_wake));
+                    }
+                    if let Some(d) = self.expire(now) {
+                        next_wake = next_wake.min(d);
+                    }
+                    if phase == n && (self.pending.is_empty() || now >= self.drain_until()) {
+                        self.expire_all();
+                        let close_at = self.close_at();
+                        if now >= close_at {
+                            let _ = self.flush();
+                            return End::Done;
+                        }
+                        next_wake = close_at;
+                    }
+                    if self.flush().is_err() {
                         return self.lost(stage, ErrorKind::Closed);
                     }
-                    if let Err(kind) = self.read_ready(stage) {
-                        return self.lost(stage, kind);
+                    if full && self.wpos == self.wbuf.len() {
+                        // The socket took the whole queue: queue the rest now, after
+                        // letting the other tasks of this worker run.
+                        tokio::task::yield_now().await;
+                        continue;
                     }
-                }
-                Woke::Write(r) => {
-                    if r.is_err() {
-                        return self.lost(stage, ErrorKind::Closed);
+                    self.shrink_if_idle(now, next_wake);
+                    if timer.deadline() != next_wake.into() {
+                        timer.as_mut().reset(next_wake.into());
                     }
+                    let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
+                    (want_write, stage)
+                };
+                let woke = wait_ready(
+                    &self.stream,
+                    wake.as_mut(),
+                    want_write,
+                    Some(timer.as_mut()),
+                )
+                .await;
+                match woke {
+                    Woke::Signal => {
+                        if self.shared.cancel.is_cancelled() {
+                            return End::Cancelled;
+                        }
+                        // Taken before the slot is read: a retirement after
+                        // this fires the new token.
+                        wake.set(self.shared.wake_token().cancelled_owned());
+                        if self.shared.retired(self.slot) {
+                            return End::Retired;
+                        }
+                        // The pools' sizes are read again at the top.
+                    }
+                    Woke::Read(r) => {
+                        if r.is_err() {
+                            return self.lost(stage, ErrorKind::Closed);
+                        }
+                        if let Err(kind) = self.read_ready(stage) {
+                            return self.lost(stage, kind);
+                        }
+                    }
+                    Woke::Write(r) => {
+                        if r.is_err() {
+                            return self.lost(stage, ErrorKind::Closed);
+                        }
+                    }
+                    Woke::Timer => {}
                 }
-                Woke::Timer => {}
             }
         }
     }
@@ -608,25 +650,28 @@ impl<'a> Conn<'a> {
         self.shared.roles.roles[self.role].phases.len()
     }
 
-    /// Until when replies are awaited after the phases (started at `at`).
-    fn drain_until(&self, at: Instant) -> Instant {
-        at + self.shared.phase_offsets[self.phase_count()] + DRAIN
+    /// Until when replies are awaited after the phases.
+    fn drain_until(&self) -> Instant {
+        self.shared.phases_at() + self.shared.phase_offsets[self.phase_count()] + DRAIN
     }
 
-    /// When this connection closes after the phases (started at `at`): in
+    /// When this connection closes after the phases: in
     /// the order and at the rate the connections opened, so that 100,000
     /// connections do not close in one storm that no server answers within
     /// CLOSE_WAIT; until then it keeps reading. With rooms (`fanout:`),
     /// first the deliveries of the last sends arrive: they count in the
     /// phase they were sent in.
-    fn close_at(&self, at: Instant) -> Instant {
+    fn close_at(&self) -> Instant {
         let shared = self.shared;
         let settle = if shared.rooms.is_some() {
             STOP_DRAIN
         } else {
             Duration::ZERO
         };
-        at + shared.phase_offsets[self.phase_count()] + settle + shared.close_delay(self.id)
+        self.shared.phases_at()
+            + shared.phase_offsets[self.phase_count()]
+            + settle
+            + shared.close_delay(self.id)
     }
 
     /// Connections in this one's pacing pool, as last published (1
@@ -638,9 +683,10 @@ impl<'a> Conn<'a> {
             .map_or(1, |p| roles.published[p].load(SeqCst))
     }
 
-    /// The pacer of `phase` (the phases started at `at`) from `from` on,
-    /// this connection being number `index` of `open` in its pool.
-    fn pacer_for(&self, at: Instant, phase: usize, from: Instant, index: u64, open: u64) -> Pacer {
+    /// The pacer of `phase` from `from` on, with `open` connections in
+    /// this one's pool.
+    fn pacer_for(&self, phase: usize, from: Instant, open: u64) -> Pacer {
+        let index = self.pool_index;
         // Opened since the sizes were last published: not counted in them
         // yet, so wait for the next re-pace rather than send another
         // connection's share.
@@ -649,7 +695,7 @@ impl<'a> Conn<'a> {
         }
         let shared = self.shared;
         let control = &*shared.control;
-        let phase_start = at + shared.phase_offsets[phase];
+        let phase_start = self.shared.phases_at() + shared.phase_offsets[phase];
         // A rate set while the run goes (a search step) replaces the
         // scenario's.
         let set;
@@ -683,7 +729,7 @@ impl<'a> Conn<'a> {
         }
         self.wbuf.clear();
         self.wpos = 0;
-        if let Some(p) = self.pong_owed.take() {
+        if let Some(p) = self.extras.as_mut().and_then(|x| x.pong_owed.take()) {
             self.encoder
                 .control(&mut self.wbuf, opcode::PONG, &p, &mut self.rng);
             return self.flush();
@@ -694,10 +740,10 @@ impl<'a> Conn<'a> {
     /// Queues a ping carrying its number; its pong is timed as `ping`.
     pub fn send_ping(&mut self, now: Instant) {
         self.pings += 1;
+        self.ping_sent = Some(now);
         let payload = self.pings.to_be_bytes();
         self.encoder
             .control(&mut self.wbuf, opcode::PING, &payload, &mut self.rng);
-        self.ping_sent = Some((self.pings, now));
     }
 
     /// Reads what is available and handles every complete frame. Returns the
@@ -766,15 +812,17 @@ mod tests {
         std::mem::size_of::<Fut>()
     }
 
-    /// Every held connection is one task of this size (plus tokio's
-    /// header), so it is most of the memory an idle connection costs
-    /// (bench/ANALYSIS.md): states that are not live while a connection
-    /// waits (the handshake, churn, reconnects) are boxed, and the load
-    /// loop keeps only what changes. Was 4,304 bytes before issue 18.
+    /// Every held connection is one task of this size plus tokio's 104
+    /// bytes, allocated in 128-byte steps: most of the memory an idle
+    /// connection costs (bench/ANALYSIS.md). States that are not live
+    /// while a connection waits (the handshake, churn, reconnects, the
+    /// close) are boxed, and the load loop keeps only what changes. At
+    /// most 920 bytes keeps the task at 1,024; it was 4,304 before issue 18.
     #[test]
     fn a_connection_task_stays_small() {
         let size = future_size(&run);
-        assert!(size <= 1_400, "connection task future: {size} bytes");
-        assert!(std::mem::size_of::<Conn<'static>>() <= 700);
+        let conn = std::mem::size_of::<Conn<'static>>();
+        assert!(size <= 920, "connection task future: {size} bytes");
+        assert!(conn <= 512, "Conn: {conn} bytes");
     }
 }

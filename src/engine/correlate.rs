@@ -111,48 +111,55 @@ impl Hasher for KeyHasher {
 pub(super) struct Pending {
     /// Echo correlation: the next data message answers the oldest.
     pub fifo: VecDeque<InFlight>,
-    /// Field or regex correlation, by hashed id.
-    pub keyed: HashMap<u64, InFlight, BuildHasherDefault<KeyHasher>>,
-    /// The earliest deadline among keyed messages (fifo ones expire in order).
-    pub next_expiry: Option<Instant>,
+    /// Field or regex correlation: allocated at the first message sent by
+    /// id, so a connection that sends none holds a pointer.
+    keyed: Option<Box<Keyed>>,
+}
+
+/// Messages waiting for replies by id.
+#[derive(Default)]
+struct Keyed {
+    /// By hashed id.
+    map: HashMap<u64, InFlight, BuildHasherDefault<KeyHasher>>,
+    /// The earliest deadline among them (fifo ones expire in order).
+    next_expiry: Option<Instant>,
 }
 
 impl Pending {
     /// Messages awaiting replies.
     pub fn len(&self) -> usize {
-        self.fifo.len() + self.keyed.len()
+        self.fifo.len() + self.keyed.as_ref().map_or(0, |k| k.map.len())
     }
 
     /// Whether nothing awaits a reply.
     pub fn is_empty(&self) -> bool {
-        self.fifo.is_empty() && self.keyed.is_empty()
+        self.fifo.is_empty() && self.keyed.as_ref().is_none_or(|k| k.map.is_empty())
     }
 
     /// Registers a keyed message; returns false when its id is already
     /// waiting (the old one is then replaced and counted lost by the caller).
     pub fn insert_keyed(&mut self, key: u64, m: InFlight) -> Option<InFlight> {
+        let k = self.keyed.get_or_insert_with(Default::default);
         if let Some(d) = m.deadline {
-            self.next_expiry = Some(self.next_expiry.map_or(d, |e| e.min(d)));
+            k.next_expiry = Some(k.next_expiry.map_or(d, |e| e.min(d)));
         }
-        self.keyed.insert(key, m)
+        k.map.insert(key, m)
     }
 
     /// The message `msg` answers, by id under one of `rules` (the
     /// program's), with replies left updated (removed when it got all of
     /// them).
     pub fn match_keyed(&mut self, rules: &[KeyRule], msg: &[u8]) -> Option<InFlight> {
-        if self.keyed.is_empty() {
-            return None;
-        }
+        let k = self.keyed.as_mut().filter(|k| !k.map.is_empty())?;
         for rule in rules {
             let Some(key) = rule.key(msg) else { continue };
-            let Some(m) = self.keyed.get_mut(&key) else {
+            let Some(m) = k.map.get_mut(&key) else {
                 continue;
             };
             m.replies -= 1;
             let found = *m;
             if m.replies == 0 {
-                self.keyed.remove(&key);
+                k.map.remove(&key);
             }
             return Some(found);
         }
@@ -171,23 +178,27 @@ impl Pending {
                 _ => break,
             }
         }
-        if self.next_expiry.is_some_and(|e| e <= now) {
-            let mut next = None;
-            self.keyed.retain(|_, m| match m.deadline {
-                Some(d) if d <= now => {
-                    lost(m);
-                    false
-                }
-                Some(d) => {
-                    next = Some(next.map_or(d, |n: Instant| n.min(d)));
-                    true
-                }
-                None => true,
-            });
-            self.next_expiry = next;
+        let mut keyed_next = None;
+        if let Some(k) = self.keyed.as_mut() {
+            if k.next_expiry.is_some_and(|e| e <= now) {
+                let mut next = None;
+                k.map.retain(|_, m| match m.deadline {
+                    Some(d) if d <= now => {
+                        lost(m);
+                        false
+                    }
+                    Some(d) => {
+                        next = Some(next.map_or(d, |n: Instant| n.min(d)));
+                        true
+                    }
+                    None => true,
+                });
+                k.next_expiry = next;
+            }
+            keyed_next = k.next_expiry;
         }
         let fifo_next = self.fifo.front().and_then(|m| m.deadline);
-        match (fifo_next, self.next_expiry) {
+        match (fifo_next, keyed_next) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -198,10 +209,12 @@ impl Pending {
         for m in self.fifo.drain(..) {
             lost(&m);
         }
-        for (_, m) in self.keyed.drain() {
-            lost(&m);
+        if let Some(k) = self.keyed.as_mut() {
+            for (_, m) in k.map.drain() {
+                lost(&m);
+            }
+            k.next_expiry = None;
         }
-        self.next_expiry = None;
     }
 
     /// Frees memory while idle.
@@ -209,8 +222,8 @@ impl Pending {
         if self.fifo.is_empty() {
             self.fifo = VecDeque::new();
         }
-        if self.keyed.is_empty() && self.keyed.capacity() > 64 {
-            self.keyed = HashMap::default();
+        if self.keyed.as_ref().is_some_and(|k| k.map.is_empty()) {
+            self.keyed = None;
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::connection::{Conn, End, WRITE_QUEUE_LIMIT};
+use super::connection::{Conn, End, WRITE_QUEUE_LIMIT, extras};
 use super::correlate::{InFlight, echo_signature, json_value};
 use super::pacing::Pacer;
 use super::program::{Body, Corr, Op};
@@ -328,10 +328,14 @@ impl Conn<'_> {
     fn claim_early(&mut self, idx: usize, count: u32, shard: &mut ThreadData) -> u32 {
         let mut left = count;
         let expect = &self.program.expects[idx];
+        let Some(x) = self.extras.as_mut() else {
+            return left;
+        };
+        let backlog = &mut x.backlog;
         let mut i = 0;
-        while left > 0 && i < self.backlog.len() {
-            if expect.matches(&self.backlog[i].1) {
-                let (at, m) = self.backlog.remove(i).expect("in range");
+        while left > 0 && i < backlog.len() {
+            if expect.matches(&backlog[i].1) {
+                let (at, m) = backlog.remove(i).expect("in range");
                 expect.capture(&m, &mut self.slots);
                 let c = &mut shard.cell(self.role, at).counters;
                 c.received += 1;
@@ -475,7 +479,7 @@ impl Conn<'_> {
                                 .as_ref()
                                 .and_then(|k| json_value(payload, k))
                                 .map_or(0, super::sequence::Streams::key);
-                            let seen = self.streams.observe(stream, seq);
+                            let seen = extras(&mut self.extras).streams.observe(stream, seq);
                             both(s, stage, role, |d| {
                                 let c = &mut d.counters;
                                 c.sequenced += 1;
@@ -491,8 +495,9 @@ impl Conn<'_> {
                             let mut kept = None;
                             if shared.backlog > 0 {
                                 let mut buf = Vec::new();
-                                if self.backlog.len() >= shared.backlog
-                                    && let Some((at, old)) = self.backlog.pop_front()
+                                let backlog = &mut extras(&mut self.extras).backlog;
+                                if backlog.len() >= shared.backlog
+                                    && let Some((at, old)) = backlog.pop_front()
                                 {
                                     let n = old.len() as u64;
                                     both(s, at, role, |d| {
@@ -515,7 +520,7 @@ impl Conn<'_> {
                                 }
                             });
                             if let Some(b) = kept {
-                                self.backlog.push_back((stage, b));
+                                extras(&mut self.extras).backlog.push_back((stage, b));
                             }
                         }
                     }
@@ -531,12 +536,13 @@ impl Conn<'_> {
                         if self.wbuf.len() >= WRITE_QUEUE_LIMIT {
                             // Overwritten in place: a ping flood against
                             // a full queue allocates nothing per ping.
-                            match &mut self.pong_owed {
+                            let x = extras(&mut self.extras);
+                            match &mut x.pong_owed {
                                 Some(owed) => {
                                     owed.clear();
                                     owed.extend_from_slice(p);
                                 }
-                                None => self.pong_owed = Some(p.to_vec()),
+                                None => x.pong_owed = Some(p.to_vec()),
                             }
                         } else {
                             self.encoder
@@ -546,9 +552,9 @@ impl Conn<'_> {
                     Ok(Some(Event::Pong(p))) => {
                         // Only the pong of the ping in flight is timed;
                         // unsolicited pongs are allowed and ignored (§5.5.3).
-                        if let Some((n, at)) = self.ping_sent
+                        if let Some(at) = self.ping_sent
                             && live
-                            && p == n.to_be_bytes()
+                            && p == self.pings.to_be_bytes()
                         {
                             let rtt = now.saturating_duration_since(at).as_nanos() as u64;
                             both(s, stage, role, |d| d.record(LatencyMetric::Ping, rtt));

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use tokio::time::sleep_until;
 
-use super::LoadStart;
 use super::connection::{CLOSE_WAIT, Conn, End, STOP_DRAIN};
 use super::interpret::Cursor;
 use super::setup::{Opened, open as open_conn};
@@ -46,17 +45,12 @@ impl Conn<'_> {
     /// again as the scenario's `reconnect:` policy says, as long as the
     /// phases run, and runs the flow again from its start; returns how the
     /// last connection ended.
-    pub(super) async fn reconnect_dropped(
-        &mut self,
-        mut end: End,
-        start: LoadStart,
-        pace: Option<u64>,
-    ) -> End {
+    pub(super) async fn reconnect_dropped(&mut self, mut end: End) -> End {
         let shared = self.shared;
         let Some(policy) = &shared.reconnect else {
             return end;
         };
-        let load_end = start.at + shared.phase_offsets[shared.phases.len()];
+        let load_end = self.shared.phases_at() + shared.phase_offsets[shared.phases.len()];
         let gauges = shared.recorder.gauges();
         let mut open = true;
         let mut tries = 0;
@@ -84,7 +78,7 @@ impl Conn<'_> {
             }
             open = true;
             self.cursor = Cursor::default();
-            end = self.load(start, pace, Some(Instant::now())).await;
+            end = self.load().await;
         }
         if open { end } else { End::Gone }
     }
@@ -103,7 +97,9 @@ impl Conn<'_> {
         self.close_sent = false;
         self.close_received = false;
         self.ping_sent = None;
-        self.pong_owed = None;
+        if let Some(x) = self.extras.as_mut() {
+            x.pong_owed = None;
+        }
         self.opened_at = Instant::now();
     }
 

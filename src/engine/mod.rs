@@ -149,6 +149,16 @@ impl Shared {
         self.epoch_unix_ns + t.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
+    /// When the phases started (read without a lock; only meaningful once
+    /// they have).
+    fn phases_at(&self) -> Instant {
+        let ns = self
+            .load_start_unix_ns
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(self.epoch_unix_ns);
+        self.epoch + Duration::from_nanos(ns)
+    }
+
     /// How long connection `id` waits after its load before closing: its
     /// place in the opening ramp, so connections close at the rate they
     /// opened (`connections.rate`).

@@ -144,27 +144,33 @@ pub(super) async fn open(shared: &Shared, id: u64, stage: usize) -> Option<Opene
             (Stream::Plain(tcp), r, t1)
         }
         Some((connector, name)) => {
-            let mut tls = match timeout_at(deadline, connector.connect(name.clone(), tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    failed(shared, id, stage, ErrorKind::Tls, || format!("tls: {e}"));
-                    return None;
-                }
-                Err(_) => {
-                    failed(shared, id, stage, ErrorKind::Tls, || {
-                        format!("tls: handshake not done within {limit:?}")
-                    });
-                    return None;
-                }
-            };
-            let t2 = Instant::now();
-            shared.setup(id, stage, |d| {
-                d.record(LatencyMetric::Tls, (t2 - t1).as_nanos() as u64)
+            // Boxed: the TLS handshake's state is over 1 KiB, and inline
+            // it would size every plain connection's open too.
+            let tls = Box::pin(async {
+                let mut tls = match timeout_at(deadline, connector.connect(name.clone(), tcp)).await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        failed(shared, id, stage, ErrorKind::Tls, || format!("tls: {e}"));
+                        return None;
+                    }
+                    Err(_) => {
+                        failed(shared, id, stage, ErrorKind::Tls, || {
+                            format!("tls: handshake not done within {limit:?}")
+                        });
+                        return None;
+                    }
+                };
+                let t2 = Instant::now();
+                shared.setup(id, stage, |d| {
+                    d.record(LatencyMetric::Tls, (t2 - t1).as_nanos() as u64)
+                });
+                let hs = client_handshake(&mut tls, &proto.request, &mut rng);
+                let r = timeout_at(deadline, hs).await;
+                let (tcp, conn) = tls.into_inner();
+                Some((Stream::Tls(tcp, Box::new(TlsIo::new(conn))), r, t2))
             });
-            let hs = client_handshake(&mut tls, &proto.request, &mut rng);
-            let r = timeout_at(deadline, hs).await;
-            let (tcp, conn) = tls.into_inner();
-            (Stream::Tls(tcp, Box::new(TlsIo::new(conn))), r, t2)
+            tls.await?
         }
     };
     let upgraded = match upgraded {

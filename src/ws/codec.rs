@@ -118,14 +118,13 @@ pub struct Decoder {
     partial_compressed: bool,
     /// Wire bytes of the frames in `partial`.
     partial_wire: usize,
-    /// `partial` or `inflated` holds a message already returned.
+    /// `partial` or the inflated message holds a message already returned.
     partial_done: bool,
     /// Inflates messages when permessage-deflate was agreed.
-    /// Boxed: most connections never compress, and this sits in every
-    /// held connection.
-    inflater: Option<Box<Inflater>>,
-    /// The last inflated message.
-    inflated: Vec<u8>,
+    /// Inflates messages when permessage-deflate was agreed, with the
+    /// last inflated message. Boxed: most connections never compress, and
+    /// this sits in every held connection.
+    inflater: Option<Box<(Inflater, Vec<u8>)>>,
     max_message: usize,
 }
 
@@ -175,8 +174,7 @@ impl Decoder {
             partial_compressed: false,
             partial_wire: 0,
             partial_done: false,
-            inflater: inflater.map(Box::new),
-            inflated: Vec::new(),
+            inflater: inflater.map(|i| Box::new((i, Vec::new()))),
             max_message,
         }
     }
@@ -296,8 +294,10 @@ impl Decoder {
             if self.partial.capacity() > SHRINK_ABOVE {
                 self.partial = Vec::new();
             }
-            if self.inflated.capacity() > SHRINK_ABOVE {
-                self.inflated = Vec::new();
+            if let Some(z) = &mut self.inflater
+                && z.1.capacity() > SHRINK_ABOVE
+            {
+                z.1 = Vec::new();
             }
             self.partial_done = false;
         }
@@ -333,8 +333,7 @@ impl Decoder {
                     self.partial_done = true;
                     let wire = self.partial_wire;
                     let payload = if self.partial_compressed {
-                        self.inflate_partial()?;
-                        &self.inflated
+                        self.inflate_partial()?
                     } else {
                         &self.partial
                     };
@@ -353,15 +352,10 @@ impl Decoder {
                         continue;
                     }
                     if f.rsv1 {
-                        let inflater = self.inflater.as_mut().expect("RSV1 checked in frame_at");
-                        inflate(
-                            inflater,
-                            &self.buf[start..end],
-                            &mut self.inflated,
-                            self.max_message,
-                        )?;
+                        let z = self.inflater.as_mut().expect("RSV1 checked in frame_at");
+                        inflate(&mut z.0, &self.buf[start..end], &mut z.1, self.max_message)?;
                         self.partial_done = true;
-                        return message(op, &self.inflated, wire);
+                        return message(op, &z.1, wire);
                     }
                     return message(op, &self.buf[start..end], wire);
                 }
@@ -370,14 +364,10 @@ impl Decoder {
     }
 
     /// Inflates the reassembled compressed message in `partial`.
-    fn inflate_partial(&mut self) -> Result<(), ProtocolError> {
-        let inflater = self.inflater.as_mut().expect("RSV1 checked in frame_at");
-        inflate(
-            inflater,
-            &self.partial,
-            &mut self.inflated,
-            self.max_message,
-        )
+    fn inflate_partial(&mut self) -> Result<&[u8], ProtocolError> {
+        let z = self.inflater.as_mut().expect("RSV1 checked in frame_at");
+        inflate(&mut z.0, &self.partial, &mut z.1, self.max_message)?;
+        Ok(&z.1)
     }
 }
 

@@ -47,13 +47,12 @@ pub fn encode_raw(out: &mut Vec<u8>, first: u8, payload: &[u8], mask: Option<[u8
 /// Encodes the messages of one connection under what its handshake agreed.
 pub struct Encoder {
     role: Role,
-    /// Boxed: most connections never compress, and this sits in every
-    /// held connection.
-    deflater: Option<Box<Deflater>>,
+    /// The compressor and the compressed body of the message being
+    /// encoded. Boxed: most connections never compress, and this sits in
+    /// every held connection.
+    deflater: Option<Box<(Deflater, Vec<u8>)>>,
     /// Largest payload per frame; `usize::MAX` sends one frame per message.
     fragment: usize,
-    /// The compressed body of the message being encoded.
-    compressed: Vec<u8>,
 }
 
 impl Encoder {
@@ -63,9 +62,8 @@ impl Encoder {
     pub fn new(role: Role, deflater: Option<Deflater>, fragment: Option<usize>) -> Self {
         Encoder {
             role,
-            deflater: deflater.map(Box::new),
+            deflater: deflater.map(|d| Box::new((d, Vec::new()))),
             fragment: fragment.unwrap_or(usize::MAX).max(1),
-            compressed: Vec::new(),
         }
     }
 
@@ -92,11 +90,12 @@ impl Encoder {
         rng: &mut fastrand::Rng,
     ) -> Result<usize, DeflateError> {
         let before = out.len();
-        let mut body = std::mem::take(&mut self.compressed);
+        let mut body = Vec::new();
         let (data, rsv1): (&[u8], u8) = match &mut self.deflater {
             Some(d) => {
+                body = std::mem::take(&mut d.1);
                 body.clear();
-                d.compress(payload, &mut body)?;
+                d.0.compress(payload, &mut body)?;
                 (&body, 0x40)
             }
             None => (payload, 0),
@@ -113,7 +112,9 @@ impl Encoder {
             let mask = self.mask(rng);
             encode_raw(out, fin | opcode::CONTINUATION, chunk, mask);
         }
-        self.compressed = body;
+        if let Some(d) = &mut self.deflater {
+            d.1 = body;
+        }
         Ok(out.len() - before)
     }
 
@@ -133,7 +134,9 @@ impl Encoder {
 
     /// Releases the compression buffer while the connection is idle.
     pub fn shrink(&mut self) {
-        self.compressed = Vec::new();
+        if let Some(d) = &mut self.deflater {
+            d.1 = Vec::new();
+        }
     }
 }
 
