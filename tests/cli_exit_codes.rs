@@ -352,3 +352,25 @@ fn sigterm_after_the_report_is_written_exits_143() {
     assert_eq!(read_report(&out)["interrupted"], false);
     assert_eq!(read_report(&out)["verdict"], "pass");
 }
+
+/// A scenario file that cannot be read is named without a made-up position
+/// (no `:0:0`), exits 2, and nothing runs.
+#[test]
+fn a_missing_scenario_file_is_named_without_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexist.yaml");
+    let out = dir.path().join("out");
+    let o = run_bin(&[
+        "run",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-tui",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    let want = format!("{}: cannot read scenario file", missing.display());
+    assert!(stderr.contains(&want), "{stderr}");
+    assert!(!stderr.contains(":0:0"), "{stderr}");
+    assert!(!out.exists(), "nothing ran");
+}

@@ -6,10 +6,11 @@ use std::fmt;
 /// Any problem found while loading or parsing a scenario file.
 ///
 /// Displays as `FILE:LINE:COLUMN: FIELD: MESSAGE`, or `FILE:LINE:COLUMN: MESSAGE`
-/// when the problem is not tied to one field (for example a YAML syntax error).
+/// when the problem is not tied to one field (for example a YAML syntax error),
+/// or `FILE: MESSAGE` when no position is known (the file cannot be read).
 /// Line and column are 1-based; both are 0 when no position is known.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}:{column}: {prefix}{message}", prefix = FieldPrefix(field))]
+#[error("{file}{at}: {prefix}{message}", at = Position(*line, *column), prefix = FieldPrefix(field))]
 pub struct ScenarioError {
     /// The file label given to `parse`, or the path given to `load`.
     pub file: String,
@@ -22,6 +23,18 @@ pub struct ScenarioError {
     pub field: Option<String>,
     /// What is wrong, in plain words.
     pub message: String,
+}
+
+/// Writes `:LINE:COLUMN` when a position is known, nothing otherwise.
+struct Position(usize, usize);
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position(0, _) => Ok(()),
+            Position(line, column) => write!(f, ":{line}:{column}"),
+        }
+    }
 }
 
 /// Writes `FIELD: ` when a field is known, nothing otherwise.

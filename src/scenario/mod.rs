@@ -48,7 +48,8 @@ pub use threshold::{
 pub use units::{Rate, Size, parse_duration, parse_positive_duration, parse_rate, parse_size};
 
 /// Reads and parses a scenario file. A read failure is reported as a
-/// [`ScenarioError`] naming the file, at line 0 column 0.
+/// [`ScenarioError`] naming the file, at line 0 column 0 (shown without a
+/// position).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let label = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {

@@ -287,7 +287,7 @@ fn empty_file_and_missing_file() {
     );
     assert!(
         e.to_string()
-            .starts_with("/nonexistent/x.yaml:0:0: cannot read scenario file")
+            .starts_with("/nonexistent/x.yaml: cannot read scenario file")
     );
 }
 
