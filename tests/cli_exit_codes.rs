@@ -374,3 +374,75 @@ fn a_missing_scenario_file_is_named_without_a_position() {
     assert!(!stderr.contains(":0:0"), "{stderr}");
     assert!(!out.exists(), "nothing ran");
 }
+
+/// Units people type are taken in YAML and on the command line alike:
+/// compound durations (`1m30s`), `k`/`M` on rates and counts.
+#[test]
+fn units_people_type_are_accepted_in_yaml_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(
+        dir.path(),
+        "units.yaml",
+        "name: units\ntarget: builtin\n\
+         connections: { count: 1k, rate: 10k/s }\n\
+         phases:\n\
+         \x20 - { name: steady, duration: 1m30s, rate: 1.5k/s }\n\
+         \x20 - { name: more, duration: 1h 2m, rate: max, inflight: 1k, connections: 2k }\n",
+    );
+    let o = run_bin(&["check", f.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("1000 opened at 10000/s"), "{stdout}");
+    assert!(stdout.contains("90.0s  rate 1500/s"), "{stdout}");
+    assert!(stdout.contains("3720.0s"), "{stdout}");
+    assert!(stdout.contains("1000 in flight per connection"), "{stdout}");
+    assert!(stdout.contains("toward 2000"), "{stdout}");
+
+    // The flags, in a real (short) run: they replace the scenario's values.
+    let f = write_scenario(
+        dir.path(),
+        "short.yaml",
+        "name: short\ntarget: builtin\nconnections: { count: 2, rate: 1k/s }\n\
+         phases:\n\x20 - { name: steady, duration: 1m, rate: 10/s }\n",
+    );
+    let out = dir.path().join("out");
+    let o = run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--duration",
+        "1s500ms",
+        "--rate",
+        "0.2k/s",
+        "--connections",
+        "0.01k",
+        "--no-tui",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = read_report(&out);
+    let p = &r["scenario"]["phases"][0];
+    assert_eq!(p["duration_s"], 1.5, "{p}");
+    assert_eq!(p["rate"], 200.0, "{p}");
+    assert_eq!(r["totals"]["connections"]["attempted"], 10);
+    // A count must be whole: refused with exit 2, naming the flag.
+    let o = run_bin(&[
+        "run",
+        f.to_str().unwrap(),
+        "--connections",
+        "1.5",
+        "--no-tui",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--connections"));
+}

@@ -140,8 +140,8 @@ pub struct LoadArgs {
     /// Target URL (ws://host:port/path) or `builtin`, replacing the scenario's.
     #[arg(long)]
     pub target: Option<String>,
-    /// Connections to open, replacing `connections.count`.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Connections to open, replacing `connections.count` (`10000`, `10k`).
+    #[arg(long, value_parser = parse_connections)]
     pub connections: Option<u32>,
     /// Folder for the report set (default: reports/<name>/<timestamp>/).
     #[arg(long)]
@@ -218,6 +218,14 @@ pub struct CheckArgs {
     /// Scenario files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+/// A connection count of at least 1: `10000`, `10k`, `1.5k`.
+fn parse_connections(s: &str) -> Result<u32, String> {
+    match scenario::parse_count(s)? {
+        0 => Err("must be at least 1".into()),
+        n => u32::try_from(n).map_err(|_| format!("must be at most {}", u32::MAX)),
+    }
 }
 
 fn parse_phase_rate(s: &str) -> Result<PhaseRate, String> {

@@ -45,7 +45,9 @@ pub use threshold::{
     COUNTERS, CmpOp, Counter, ErrorKind, LatencyMetric, SequenceCount, Stat, Threshold,
     ThresholdMetric, metric_names,
 };
-pub use units::{Rate, Size, parse_duration, parse_positive_duration, parse_rate, parse_size};
+pub use units::{
+    Rate, Size, parse_count, parse_duration, parse_positive_duration, parse_rate, parse_size,
+};
 
 /// Reads and parses a scenario file. A read failure is reported as a
 /// [`ScenarioError`] naming the file, at line 0 column 0 (shown without a

@@ -365,7 +365,8 @@ fn de_non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// serde helper: `connections.count`, at least 1.
 fn de_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    d.deserialize_u32(MinU32Visitor(1))
+    // Any: a number, or a string such as "10k".
+    d.deserialize_any(MinU32Visitor(1))
 }
 
 /// serde helper: the phase list, at least one phase with unique names.
@@ -575,7 +576,8 @@ struct InflightSeed {
 impl<'de> DeserializeSeed<'de> for InflightSeed {
     type Value = u32;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u32, D::Error> {
-        d.deserialize_u32(self)
+        // Any: a number, or a string such as "1k".
+        d.deserialize_any(self)
     }
 }
 
@@ -596,5 +598,9 @@ impl Visitor<'_> for InflightSeed {
             return MinU32Visitor(1).visit_i64(v);
         }
         self.visit_u64(v as u64)
+    }
+    /// `inflight: 1k`.
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
+        self.visit_u64(super::units::parse_count(v).map_err(E::custom)?)
     }
 }

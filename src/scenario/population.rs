@@ -47,6 +47,13 @@ impl<'de> Visitor<'de> for PhaseConnectionsVisitor {
             rate: None,
         })
     }
+    /// `connections: 10k`.
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(PhaseConnections {
+            count: MinU32Visitor(1).visit_str(v)?,
+            rate: None,
+        })
+    }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -65,7 +72,8 @@ impl<'de> Visitor<'de> for PhaseConnectionsVisitor {
 }
 
 fn de_count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    d.deserialize_u32(MinU32Visitor(1))
+    // Any: a number, or a string such as "10k".
+    d.deserialize_any(MinU32Visitor(1))
 }
 
 /// `connections.lifetime`: each connection closes after a random lifetime,

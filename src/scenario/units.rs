@@ -34,30 +34,71 @@ fn parse_number(num: &str, whole: &str) -> Result<f64, String> {
         .map_err(|_| format!("\"{whole}\" does not start with a number"))
 }
 
-/// Parses a duration with a unit into fractional nanoseconds.
+/// Parses a duration with a unit into fractional nanoseconds: one
+/// number-and-unit (`"250ms"`, `"1.5s"`) or several added up, largest
+/// first or not (`"1m30s"`, `"1h 5m"`).
 pub(crate) fn duration_nanos(s: &str) -> Result<f64, String> {
     let s = s.trim();
-    let (num, unit) = split_number(s);
-    let value = parse_number(num, s)?;
-    if unit.is_empty() {
-        return Err(format!(
-            "\"{s}\" has no unit: add a unit: ms, s, m (also ns, us, h)"
-        ));
+    let mut rest = s;
+    let mut nanos = 0.0;
+    loop {
+        let (num, tail) = split_number(rest);
+        let value = parse_number(num, s)?;
+        // The unit runs to the next number (`m` in `1m30s`).
+        let end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let unit = &tail[..end];
+        if unit.is_empty() {
+            return Err(format!(
+                "\"{s}\" has no unit: add a unit: ms, s, m (also ns, us, h, or 1m30s)"
+            ));
+        }
+        let Some(&(_, factor)) = DURATION_UNITS.iter().find(|(u, _)| *u == unit) else {
+            return Err(format!(
+                "unknown duration unit \"{unit}\" in \"{s}\"; use ns, us, µs, ms, s, m or h"
+            ));
+        };
+        nanos += value * factor;
+        rest = tail[end..].trim_start();
+        if rest.is_empty() {
+            break;
+        }
     }
-    let Some(&(_, factor)) = DURATION_UNITS.iter().find(|(u, _)| *u == unit) else {
-        return Err(format!(
-            "unknown duration unit \"{unit}\" in \"{s}\"; use ns, us, µs, ms, s, m or h"
-        ));
-    };
-    let nanos = value * factor;
     if !nanos.is_finite() || nanos > u64::MAX as f64 {
         return Err(format!("duration \"{s}\" is too large"));
     }
     Ok(nanos)
 }
 
-/// Parses a duration such as `"250ms"`, `"10s"`, `"2m"`, `"1h"`, `"500us"` or
-/// `"1.5s"`. A unit is required: bare numbers are rejected.
+/// Parses a number with an optional thousands suffix: `"2500"`, `"1.5k"`,
+/// `"10k"`, `"2M"` (k or K: ×1,000; M: ×1,000,000; G: ×10⁹).
+pub(crate) fn parse_scaled(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, factor) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1e3),
+        (i, 'M') => (&s[..i], 1e6),
+        (i, 'G') => (&s[..i], 1e9),
+        _ => (s, 1.0),
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    v.is_finite().then_some(v * factor)
+}
+
+/// Parses a whole count such as `"10000"`, `"10k"` or `"1.5M"`.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    match parse_scaled(s) {
+        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 => Ok(v as u64),
+        Some(_) => Err(format!("\"{}\" is not a whole number", s.trim())),
+        None => Err(format!(
+            "\"{}\" is not a number; write e.g. 10000, 10k or 1.5M",
+            s.trim()
+        )),
+    }
+}
+
+/// Parses a duration such as `"250ms"`, `"10s"`, `"2m"`, `"1h"`, `"500us"`,
+/// `"1.5s"` or `"1m30s"`. A unit is required: bare numbers are rejected.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let nanos = duration_nanos(s)?;
     Ok(Duration::from_nanos(nanos.round() as u64))
@@ -70,17 +111,18 @@ pub struct Rate {
     pub per_second: f64,
 }
 
-/// Parses a rate: `"1000/s"`, `"60/m"`, `"2.5/s"`, `"3600/h"`, or a bare
-/// number meaning per second. Must be finite and greater than zero.
+/// Parses a rate: `"1000/s"`, `"60/m"`, `"2.5/s"`, `"3600/h"`, `"1k/s"`,
+/// `"1.5M/m"`, or a bare number meaning per second (`"2k"`). Must be finite
+/// and greater than zero.
 pub fn parse_rate(s: &str) -> Result<Rate, String> {
     let s = s.trim();
     let (num, per) = match s.split_once('/') {
         Some((num, unit)) => (num.trim(), Some(unit.trim())),
         None => (s, None),
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a rate; write e.g. \"1000/s\", \"60/m\" or 100"))?;
+    let value = parse_scaled(num).ok_or_else(|| {
+        format!("\"{s}\" is not a rate; write e.g. \"1000/s\", \"1k/s\", \"60/m\" or 100")
+    })?;
     let divisor = match per {
         None | Some("s") => 1.0,
         Some("m") => 60.0,
@@ -302,6 +344,10 @@ impl Visitor<'_> for MinU32Visitor {
         }
         self.visit_u64(v as u64)
     }
+    /// `"10k"`, `"1.5k"`, `"2M"`.
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
+        self.visit_u64(parse_count(v).map_err(E::custom)?)
+    }
 }
 
 /// A byte count for people: `512 B`, `64 KiB`, `1.5 MiB`, `23.4 GiB`.
@@ -339,6 +385,27 @@ mod tests {
         assert_eq!(parse_duration("500µs"), Ok(Duration::from_micros(500)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration(" 7 ns "), Ok(Duration::from_nanos(7)));
+        // Compound durations, as people write them.
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("1h 2m 3.5s"),
+            Ok(Duration::from_millis(3_723_500))
+        );
+        assert_eq!(parse_duration("2s500ms"), Ok(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn counts_and_rates_take_k_and_m() {
+        assert_eq!(parse_count("10k"), Ok(10_000));
+        assert_eq!(parse_count("1.5k"), Ok(1500));
+        assert_eq!(parse_count("2M"), Ok(2_000_000));
+        assert_eq!(parse_count("250"), Ok(250));
+        assert!(parse_count("1.0001k").unwrap_err().contains("whole"));
+        assert!(parse_count("ten").unwrap_err().contains("10k"));
+        assert_eq!(parse_rate("1k/s").unwrap().per_second, 1000.0);
+        assert_eq!(parse_rate("1.5k/m").unwrap().per_second, 25.0);
+        assert_eq!(parse_rate("2k").unwrap().per_second, 2000.0);
+        assert_eq!(parse_rate("1M/s").unwrap().per_second, 1e6);
     }
 
     #[test]
@@ -351,6 +418,9 @@ mod tests {
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("1.2.3s").is_err());
         assert!(parse_duration("").is_err());
+        let e = parse_duration("1m30").unwrap_err();
+        assert!(e.contains("has no unit"), "{e}");
+        assert!(parse_duration("1m30x").is_err());
     }
 
     #[test]
