@@ -75,6 +75,8 @@ async fn compare_passes_identical_reports_and_flags_a_doubled_p99() {
         "compare",
         base.to_str().unwrap(),
         slow_path.to_str().unwrap(),
+        "--min-change",
+        "0s",
     ]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{table}");
@@ -97,6 +99,22 @@ async fn compare_passes_identical_reports_and_flags_a_doubled_p99() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // The other way round, it is an improvement, not a failure.
+    let o = run_bin(&[
+        "compare",
+        slow_path.to_str().unwrap(),
+        base.to_str().unwrap(),
+        "--min-change",
+        "0s",
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{table}");
+    let p99 = table
+        .lines()
+        .find(|l| l.starts_with("| rtt.p99 |"))
+        .unwrap();
+    assert!(p99.contains("improvement"), "{p99}");
+    assert!(table.contains("0 regressions, "), "{table}");
     // A bad tolerance is bad input.
     let o = run_bin(&[
         "compare",
@@ -231,4 +249,72 @@ async fn merge_refuses_reports_of_different_scenarios() {
         assert!(err.contains(field), "{field} not named in: {err}");
         assert!(!out.exists());
     }
+}
+
+/// Every rtt sample of `report` moved by `shift_ns`, written to `to`.
+fn shifted(report: &Path, shift_ns: u64, to: &Path) -> PathBuf {
+    let mut r = json(report);
+    let cell = &mut r["run_data"]["roles"][0]["stages"][1]["histograms"]["rtt"];
+    let h = decode_histogram(cell.as_str().unwrap()).unwrap();
+    let mut moved = new_histogram();
+    for v in h.iter_recorded() {
+        moved
+            .record_n(v.value_iterated_to() + shift_ns, v.count_at_value())
+            .unwrap();
+    }
+    *cell = encode_histogram(&moved).into();
+    std::fs::write(to, serde_json::to_vec(&r).unwrap()).unwrap();
+    to.to_path_buf()
+}
+
+/// A latency change under the noise floor (`--min-change`, 100 µs by
+/// default) is not a regression whatever its percentage; the table ends
+/// with how many regressions and improvements it found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_ignores_changes_under_the_noise_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = real_report(&dir.path().join("base")).await;
+    // +90 µs on every round trip: tens of percent on loopback.
+    let slower = shifted(&base, 90_000, &dir.path().join("slower.json"));
+    let o = run_bin(&["compare", base.to_str().unwrap(), slower.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{table}");
+    assert!(!table.contains("REGRESSION"), "{table}");
+    assert!(
+        table.contains("0 regressions, 0 improvements (latency changes under 100µs"),
+        "{table}"
+    );
+    // Without the floor (and with a 1% tolerance) the same change fails.
+    let o = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        slower.to_str().unwrap(),
+        "--min-change",
+        "0s",
+        "--max-regression",
+        "rtt.p50=1%,rtt.p99=1%",
+    ]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{table}");
+    let line = table.lines().last().unwrap();
+    assert!(
+        line.starts_with("2 regressions") || line.starts_with("3 regressions"),
+        "{table}"
+    );
+    // A floor of 50 µs: +90 µs counts again.
+    let o = run_bin(&[
+        "compare",
+        base.to_str().unwrap(),
+        slower.to_str().unwrap(),
+        "--min-change",
+        "50us",
+        "--max-regression",
+        "rtt.p50=1%,rtt.p99=1%",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

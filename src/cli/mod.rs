@@ -102,6 +102,11 @@ pub struct CompareArgs {
     /// errors.rate 10% + 0.1 point).
     #[arg(long, value_parser = report::compare::parse_tolerances)]
     pub max_regression: Option<std::collections::BTreeMap<String, f64>>,
+    /// The noise floor of latencies: a change smaller than this (`100us`,
+    /// `1ms`, `0s` for none) is neither a regression nor an improvement,
+    /// whatever its percentage.
+    #[arg(long, default_value = report::compare::DEFAULT_MIN_CHANGE, value_parser = scenario::parse_duration)]
+    pub min_change: Duration,
 }
 
 /// `barrage merge`.
@@ -329,8 +334,10 @@ fn compare(a: &CompareArgs) -> u8 {
             cur.scenario.name
         );
     }
-    let rows = report::compare::compare(&base, &cur, &a.max_regression.clone().unwrap_or_default());
-    print!("{}", report::compare::markdown(&base, &cur, &rows));
+    let floor = a.min_change.as_nanos() as f64;
+    let tolerances = a.max_regression.clone().unwrap_or_default();
+    let rows = report::compare::compare(&base, &cur, &tolerances, floor);
+    print!("{}", report::compare::markdown(&base, &cur, &rows, floor));
     if rows.iter().any(|r| r.regression) {
         exit::THRESHOLD_FAILED
     } else {

@@ -20,6 +20,11 @@ pub const DEFAULTS: [(&str, f64); 6] = [
     ("errors.rate", 0.10),
 ];
 
+/// Latency changes smaller than this are noise, neither a regression nor an
+/// improvement whatever their percentage (`--min-change`, default 100 µs): a
+/// 33 µs → 39 µs p99 is +18% and means nothing on a loaded machine.
+pub const DEFAULT_MIN_CHANGE: &str = "100us";
+
 /// Parses `rtt.p99=10%,throughput=-5%` into keys and fractions.
 pub fn parse_tolerances(s: &str) -> Result<BTreeMap<String, f64>, String> {
     let mut out = BTreeMap::new();
@@ -81,8 +86,11 @@ pub struct Row {
     pub current: Option<f64>,
     /// Allowed change.
     pub tolerance: f64,
-    /// Whether the change is beyond the tolerance in the bad direction.
+    /// Whether the change is beyond the tolerance (and, for a latency, the
+    /// floor) in the bad direction.
     pub regression: bool,
+    /// Whether it is beyond them in the good direction.
+    pub improvement: bool,
 }
 
 /// The value of `key` in `r`.
@@ -111,19 +119,31 @@ pub fn value(r: &Report, key: &str) -> Option<f64> {
 }
 
 /// Compares `current` with `baseline` on the default keys plus `extra`
-/// (whose tolerances replace the defaults).
-pub fn compare(baseline: &Report, current: &Report, extra: &BTreeMap<String, f64>) -> Vec<Row> {
+/// (whose tolerances replace the defaults); a latency must also change by
+/// at least `min_change_ns` to count either way.
+pub fn compare(
+    baseline: &Report,
+    current: &Report,
+    extra: &BTreeMap<String, f64>,
+    min_change_ns: f64,
+) -> Vec<Row> {
     let mut keys: BTreeMap<String, f64> =
         DEFAULTS.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     keys.extend(extra.iter().map(|(k, v)| (k.clone(), *v)));
     keys.into_iter()
         .map(|(key, tolerance)| {
             let (b, c) = (value(baseline, &key), value(current, &key));
-            let regression = match (b, c) {
-                (Some(b), Some(c)) if key == "throughput" => c < b * (1.0 - tolerance.abs()),
-                (Some(b), Some(c)) if key == "errors.rate" => c > b * (1.0 + tolerance) + 0.001,
-                (Some(b), Some(c)) => c > b * (1.0 + tolerance),
-                _ => false,
+            let t = tolerance.abs();
+            let (regression, improvement) = match (b, c) {
+                (Some(b), Some(c)) if key == "throughput" => (c < b * (1.0 - t), c > b * (1.0 + t)),
+                (Some(b), Some(c)) if key == "errors.rate" => {
+                    (c > b * (1.0 + t) + 0.001, c < b * (1.0 - t) - 0.001)
+                }
+                (Some(b), Some(c)) => (
+                    c > b * (1.0 + t) && c - b >= min_change_ns,
+                    c < b * (1.0 - t) && b - c >= min_change_ns,
+                ),
+                _ => (false, false),
             };
             Row {
                 key,
@@ -131,6 +151,7 @@ pub fn compare(baseline: &Report, current: &Report, extra: &BTreeMap<String, f64
                 current: c,
                 tolerance,
                 regression,
+                improvement,
             }
         })
         .collect()
@@ -145,8 +166,10 @@ fn show(key: &str, v: Option<f64>) -> String {
     }
 }
 
-/// The comparison as a Markdown table.
-pub fn markdown(baseline: &Report, current: &Report, rows: &[Row]) -> String {
+/// The comparison as a Markdown table, then how many regressions and
+/// improvements it found (latency changes under `min_change_ns` are not
+/// counted, as the last line says).
+pub fn markdown(baseline: &Report, current: &Report, rows: &[Row], min_change_ns: f64) -> String {
     let mut out = format!(
         "### barrage compare: {} ({}) → {} ({})\n\n| metric | baseline | current | change | allowed | verdict |\n|---|---:|---:|---:|---:|---|\n",
         baseline.scenario.name, baseline.started_at, current.scenario.name, current.started_at
@@ -163,8 +186,30 @@ pub fn markdown(baseline: &Report, current: &Report, rows: &[Row]) -> String {
             show(&r.key, r.current),
             change,
             r.tolerance * 100.0,
-            if r.regression { "**REGRESSION**" } else { "ok" }
+            if r.regression {
+                "**REGRESSION**"
+            } else if r.improvement {
+                "improvement"
+            } else {
+                "ok"
+            }
         ));
     }
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    out.push_str(&format!(
+        "\n{}, {} (latency changes under {} are ignored: --min-change)\n",
+        count(
+            rows.iter().filter(|r| r.regression).count(),
+            "regression",
+            "regressions"
+        ),
+        count(
+            rows.iter().filter(|r| r.improvement).count(),
+            "improvement",
+            "improvements"
+        ),
+        fmt_ns(min_change_ns),
+    ));
     out
 }
