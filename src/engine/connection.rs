@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use super::wake::Waiter;
 use tokio::time::{Sleep, sleep_until};
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::correlate::Pending;
 use super::interpret::{Cursor, Next};
@@ -68,13 +68,14 @@ enum Woke {
 /// `select!`, whose readiness futures would sit in every waiting
 /// connection's task.
 fn wait_ready<'w>(
-    stream: &'w Stream,
-    mut wake: Pin<&'w mut WaitForCancellationFutureOwned>,
+    conn: &'w Conn<'_>,
+    mut wake: Pin<&'w mut Waiter>,
     want_write: bool,
     mut timer: Option<Pin<&'w mut Sleep>>,
 ) -> impl Future<Output = Woke> + 'w {
     std::future::poll_fn(move |cx| {
-        if wake.as_mut().poll(cx).is_ready() {
+        let stream = &conn.stream;
+        if wake.as_mut().poll_wake(&conn.shared.wake, cx).is_ready() {
             return Poll::Ready(Woke::Signal);
         }
         if let Poll::Ready(r) = stream.poll_read_ready(cx) {
@@ -356,7 +357,7 @@ impl<'a> Conn<'a> {
     async fn wait_for_start(&mut self) -> Result<bool, ()> {
         let shared = self.shared;
         // Fired by the start, and by a stop.
-        let mut wake = std::pin::pin!(shared.wake_token().cancelled_owned());
+        let mut wake = std::pin::pin!(shared.wake.waiter());
         loop {
             if shared.cancel.is_cancelled() {
                 return Ok(false);
@@ -380,8 +381,8 @@ impl<'a> Conn<'a> {
                 // connections leave holes the heap keeps.
                 self.release_buffers();
             }
-            match wait_ready(&self.stream, wake.as_mut(), want_write, None).await {
-                Woke::Signal => wake.set(shared.wake_token().cancelled_owned()),
+            match wait_ready(self, wake.as_mut(), want_write, None).await {
+                Woke::Signal => wake.set(shared.wake.waiter()),
                 Woke::Read(r) => {
                     // One fault, one error: a protocol error was counted
                     // as such where it was found.
@@ -427,7 +428,7 @@ impl<'a> Conn<'a> {
             // One waiter for a stop, this slot's retirement and the pools'
             // sizes changing: taken again only when it fires, never per message
             // (a fresh one per turn would take the token's lock every message).
-            let mut wake = std::pin::pin!(self.shared.wake_token().cancelled_owned());
+            let mut wake = std::pin::pin!(self.shared.wake.waiter());
             if self.shared.retired(self.slot) {
                 return End::Retired;
             }
@@ -606,13 +607,7 @@ impl<'a> Conn<'a> {
                     let want_write = self.wpos < self.wbuf.len() || self.stream.pending();
                     (want_write, stage)
                 };
-                let woke = wait_ready(
-                    &self.stream,
-                    wake.as_mut(),
-                    want_write,
-                    Some(timer.as_mut()),
-                )
-                .await;
+                let woke = wait_ready(self, wake.as_mut(), want_write, Some(timer.as_mut())).await;
                 match woke {
                     Woke::Signal => {
                         if self.shared.cancel.is_cancelled() {
@@ -620,7 +615,7 @@ impl<'a> Conn<'a> {
                         }
                         // Taken before the slot is read: a retirement after
                         // this fires the new token.
-                        wake.set(self.shared.wake_token().cancelled_owned());
+                        wake.set(self.shared.wake.waiter());
                         if self.shared.retired(self.slot) {
                             return End::Retired;
                         }

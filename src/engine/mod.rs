@@ -16,6 +16,7 @@ mod program;
 mod roles;
 mod sequence;
 mod setup;
+mod wake;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -114,12 +115,11 @@ pub(crate) struct Shared {
     reconnect: Option<crate::scenario::ReconnectPolicy>,
     /// Churn: each connection's lifetime range.
     lifetime: Option<crate::scenario::Lifetime>,
-    /// Cancelled (and replaced) when connections must look at shared state
-    /// again: the pacing pools' sizes changed (re-pace at once rather than
-    /// at a far-off send) or slots were retired. Each one is a child of
-    /// `cancel`, so a stop fires it too: a connection waits on this one
-    /// token for all three. Taken only when it fires, never per message.
-    wake: std::sync::Mutex<CancellationToken>,
+    /// Fired when connections must look at shared state again: the start,
+    /// a stop, the pools' sizes changed (re-pace at once rather than at a
+    /// far-off send) or slots were retired. A connection waits on this one
+    /// signal for all of them, without a lock while nothing happens.
+    wake: wake::Wake,
     /// Per connection slot, its generation: bumped when a phase lowering
     /// the count closes the slot's connection (newest first). A connection
     /// runs while its slot is at the generation it started with; one
@@ -212,24 +212,11 @@ impl Shared {
         self.setup(id, stage, |d| f(&mut d.counters));
     }
 
-    /// The token the next wake-up of all connections (or a stop) cancels.
-    fn wake_token(&self) -> CancellationToken {
-        self.wake
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Tells the connections that the pools' sizes changed or slots were
-    /// retired: each looks again at both.
+    /// Tells the connections that the pools' sizes changed, slots were
+    /// retired, the phases started or the run stopped: each looks again.
     fn repace_all(&self) {
         self.roles.publish();
-        let mut t = self
-            .wake
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.cancel();
-        *t = self.cancel.child_token();
+        self.wake.all();
     }
 
     /// Whether `slot`'s connection was retired (a phase lowered the count).
@@ -324,7 +311,7 @@ pub async fn run(
         shard: scenario.shard_spec(),
         reconnect: scenario.reconnect.clone(),
         lifetime: scenario.connections.lifetime,
-        wake: std::sync::Mutex::new(run_cancel.child_token()),
+        wake: wake::Wake::new(),
         slot_gens: (0..scenario.peak_connections())
             .map(|_| AtomicU32::new(0))
             .collect(),
@@ -342,6 +329,14 @@ pub async fn run(
     });
 
     let record: Vec<bool> = phases.iter().map(|p| p.record).collect();
+    // A stop wakes the connections through the same signal as the rest.
+    let stop_watch = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.cancel.cancelled().await;
+            shared.wake.all();
+        })
+    };
     let stop_collector = CancellationToken::new();
     let collector = tokio::spawn(collect(
         Collector::new(
@@ -416,6 +411,7 @@ pub async fn run(
         }
     }
     let elapsed = epoch.elapsed();
+    stop_watch.abort();
     stop_collector.cancel();
     let (mut data, aborted) = collector.await.expect("collector task does not panic");
     let ms = |d: Duration| d.as_millis() as u64;

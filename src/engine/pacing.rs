@@ -24,10 +24,11 @@ pub enum Pacer {
         from: f64,
         /// Change of the rate per second (0 for a constant rate).
         slope: f64,
-        /// This connection's place among those pacing together.
-        index: u64,
+        /// This connection's place among those pacing together (u32, as
+        /// connection counts are: every held connection carries a pacer).
+        index: u32,
         /// How many connections pace together.
-        open: u64,
+        open: u32,
         /// This connection's messages scheduled so far (from the start of
         /// the phase, including those skipped by a later start).
         k: u64,
@@ -96,8 +97,8 @@ impl Pacer {
             origin: phase_start,
             from: a,
             slope,
-            index,
-            open,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            open: u32::try_from(open).unwrap_or(u32::MAX),
             k,
         }
     }
@@ -115,7 +116,7 @@ impl Pacer {
                 open,
                 k,
             } => {
-                let m = (k * open + index) as f64;
+                let m = (k * u64::from(open) + u64::from(index)) as f64;
                 Some(match due_s(m, from, slope) {
                     Some(t) if t < NEVER.as_secs_f64() => origin + Duration::from_secs_f64(t),
                     _ => origin + NEVER,
@@ -151,7 +152,9 @@ impl Pacer {
                 let t = (end - origin).as_secs_f64();
                 let before = due_by(t, from, slope);
                 // Messages m = j * open + index with m < before.
-                let due = ((before - index as f64) / open as f64).ceil().max(0.0) as u64;
+                let due = ((before - f64::from(index)) / f64::from(open))
+                    .ceil()
+                    .max(0.0) as u64;
                 due.saturating_sub(k)
             }
             Pacer::Closed { .. } => 0,
