@@ -35,9 +35,6 @@ pub const MAX_NAME_LEN: usize = 52;
 /// Longest namespace (a DNS-1123 label).
 pub const MAX_NAMESPACE_LEN: usize = 63;
 
-/// Image used without `--image`: this barrage's version.
-pub const DEFAULT_IMAGE: &str = concat!("barrage:", env!("CARGO_PKG_VERSION"));
-
 /// Time allowed beyond the run and the lead for pulling images, scheduling
 /// and writing reports before `kubectl wait` gives up.
 pub const WAIT_MARGIN: Duration = Duration::from_secs(600);
@@ -47,7 +44,8 @@ pub const WAIT_MARGIN: Duration = Duration::from_secs(600);
 pub struct Options {
     /// Shards, 1 to [`MAX_WORKERS`].
     pub workers: u32,
-    /// Container image; default [`DEFAULT_IMAGE`].
+    /// Container image holding this barrage (no registry has one: build
+    /// and push it, see [`K8sError::NoImage`]); required.
     pub image: Option<String>,
     /// Namespace of every object; default none (kubectl's current one).
     pub namespace: Option<String>,
@@ -62,6 +60,12 @@ pub struct Options {
 /// Why no manifests were made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum K8sError {
+    /// No `--image`: no registry holds a barrage image, so the user builds one.
+    #[error(
+        "--image is required: no registry holds a barrage image. Build and push one from this repository (its Dockerfile), e.g.\n  docker build -t REGISTRY/barrage:{version} . && docker push REGISTRY/barrage:{version}\nthen pass --image REGISTRY/barrage:{version}",
+        version = env!("CARGO_PKG_VERSION")
+    )]
+    NoImage,
     /// `--workers` out of range.
     #[error("--workers {0}: must be 1 to {MAX_WORKERS}")]
     Workers(u32),
@@ -184,12 +188,20 @@ pub fn generate(
     if let Some(bad) = env.iter().find(|n| !is_env_key(n)) {
         return Err(K8sError::EnvName(bad.clone()));
     }
+    let image = o.image.as_deref().ok_or(K8sError::NoImage)?;
+    // The ramp and the closing (at `connections.rate` each) come on top of
+    // the phases; the Job is given up (activeDeadlineSeconds) and `kubectl
+    // wait` stops after the lead, all of it and a margin.
+    let ramp = Duration::from_secs_f64(
+        f64::from(s.connections.count) / s.connections.rate.per_second.max(f64::MIN_POSITIVE),
+    );
+    let wait = s.total_duration() + 2 * ramp + o.lead + WAIT_MARGIN;
     let resources = size(s, o.workers);
     let scenario_path = format!("{SCENARIO_DIR}/{}", files[0].path);
     let plan = manifest::Plan {
         name: &name,
         namespace,
-        image: o.image.as_deref().unwrap_or(DEFAULT_IMAGE),
+        image,
         workers: o.workers,
         args: pod_args(
             &scenario_path,
@@ -204,13 +216,8 @@ pub fn generate(
         files: &files,
         env: &env,
         resources: &resources,
+        deadline: wait,
     };
-    // The ramp and the closing (at `connections.rate` each) come on top of
-    // the phases.
-    let ramp = Duration::from_secs_f64(
-        f64::from(s.connections.count) / s.connections.rate.per_second.max(f64::MIN_POSITIVE),
-    );
-    let wait = s.total_duration() + 2 * ramp + o.lead + WAIT_MARGIN;
     let yaml = |v: &serde_yaml::Value| serde_yaml::to_string(v).expect("YAML values serialize");
     let mut head = vec![
         format!(
@@ -571,6 +578,7 @@ mod tests {
             files: &[],
             env: &env,
             resources: &resources,
+            deadline: Duration::from_secs(60),
         };
         let steps = run_steps(&plan).join("\n");
         assert!(

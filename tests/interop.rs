@@ -341,7 +341,7 @@ fn k8s_manifests_pass_the_kubernetes_schemas() {
         let out = Command::new(env!("CARGO_BIN_EXE_barrage"))
             .current_dir(root())
             .args(["k8s", scenario, "--workers", "8", "--namespace", "load"])
-            .args(["--target", target])
+            .args(["--target", target, "--image", "registry.test/barrage:1"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");

@@ -13,11 +13,15 @@ use serde_yaml::Value;
 
 const TARGET: &str = "ws://127.0.0.1:9/";
 
+/// The image every test passes (`--image` is required).
+const IMAGE: &str = "registry.test/barrage:1";
+
 /// Runs `barrage k8s` from the crate root.
 fn k8s(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_barrage"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("k8s")
+        .args(["--image", IMAGE])
         .args(args)
         .output()
         .expect("barrage runs")
@@ -280,6 +284,8 @@ fn keys_and_the_scenario_travel_only_in_a_secret() {
         .arg("k8s")
         .arg(&file)
         .args([
+            "--image",
+            IMAGE,
             "--workers",
             "2",
             "--name",
@@ -400,7 +406,7 @@ fn an_env_name_no_secret_can_hold_is_refused() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_barrage"))
         .arg("k8s")
         .arg(&file)
-        .args(["--workers", "2"])
+        .args(["--workers", "2", "--image", IMAGE])
         .env("9LIVES", "k8sNINE")
         .output()
         .unwrap();
@@ -500,6 +506,7 @@ fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
         .arg("k8s")
         .arg(src.join("job.yaml"))
         .args(["--workers", "4", "--lead", "3s", "--target", &target])
+        .args(["--image", IMAGE])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -611,4 +618,59 @@ fn a_simulated_indexed_job_merges_to_the_sum_of_its_shards() {
     assert!(sum[1] >= 600, "{sum:?}");
     assert_eq!(merged["merged"]["shards"], serde_json::json!([0, 1, 2, 3]));
     assert_eq!(merged["verdict"], "pass");
+}
+
+/// No registry holds a barrage image: without `--image` nothing is printed
+/// but how to build and push one (exit 2); with it, the Job carries it and
+/// a deadline covering the lead, the run and its ramps.
+#[test]
+fn the_image_is_required_and_the_job_has_a_deadline() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_barrage"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "k8s",
+            "scenarios/quickstart.yaml",
+            "--workers",
+            "2",
+            "--target",
+            TARGET,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(o.stdout.is_empty());
+    assert!(stderr.contains("--image is required"), "{stderr}");
+    assert!(
+        stderr.contains("docker build -t REGISTRY/barrage:"),
+        "{stderr}"
+    );
+
+    let o = k8s(&[
+        "scenarios/quickstart.yaml",
+        "--workers",
+        "2",
+        "--target",
+        TARGET,
+        "--lead",
+        "30s",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect();
+    let job = doc(&docs, "Job").expect("a Job");
+    let spec = &job["spec"];
+    let image = &spec["template"]["spec"]["containers"][0]["image"];
+    assert_eq!(image.as_str(), Some(IMAGE));
+    // quickstart: 6 s of phases, 100 connections at 500/s (0.2 s each
+    // way), 30 s of lead, 600 s of margin.
+    let deadline = spec["activeDeadlineSeconds"].as_u64().expect("a deadline");
+    assert!((636..=640).contains(&deadline), "{deadline}");
 }

@@ -232,6 +232,8 @@ fn k8s_manifests_hold_secrets_only_in_the_mounted_scenario() {
             "2",
             "--target",
             "ws://127.0.0.1:9/",
+            "--image",
+            "registry.test/barrage:1",
         ]);
         let stdout = String::from_utf8(o.stdout).unwrap();
         assert_eq!(

@@ -66,8 +66,9 @@ pub struct K8sArgs {
     /// and rates (1 to 1000, at most `connections.count`). Required.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::k8s::MAX_WORKERS)))]
     pub workers: u32,
-    /// Container image holding the barrage binary. Default: `barrage:VERSION`
-    /// with this barrage's version.
+    /// Container image holding the barrage binary (required): build it from
+    /// this repository's Dockerfile and push it to a registry the cluster
+    /// pulls from, e.g. `docker build -t REGISTRY/barrage:VERSION .`.
     #[arg(long)]
     pub image: Option<String>,
     /// Namespace set on every object and in the kubectl commands. Default:

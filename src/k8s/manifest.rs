@@ -42,6 +42,9 @@ pub struct Plan<'a> {
     pub env: &'a [String],
     /// One shard's resources.
     pub resources: &'a Resources,
+    /// How long the Job may run before Kubernetes stops it
+    /// (`activeDeadlineSeconds`): the lead, the run, its ramps and a margin.
+    pub deadline: std::time::Duration,
 }
 
 /// A mapping with its keys in the order given.
@@ -159,6 +162,10 @@ impl Plan<'_> {
                     ("completions", n.into()),
                     ("parallelism", n.into()),
                     ("backoffLimit", 0.into()),
+                    (
+                        "activeDeadlineSeconds",
+                        self.deadline.as_secs().max(1).into(),
+                    ),
                     (
                         "template",
                         map([
