@@ -426,8 +426,8 @@ impl<'a> Conn<'a> {
             let timer = sleep_until(self.shared.phases_at().into());
             tokio::pin!(timer);
             // One waiter for a stop, this slot's retirement and the pools'
-            // sizes changing: taken again only when it fires, never per message
-            // (a fresh one per turn would take the token's lock every message).
+            // sizes changing: taken again only when it fires; polling it
+            // takes no lock while nothing happened (engine/wake.rs).
             let mut wake = std::pin::pin!(self.shared.wake.waiter());
             if self.shared.retired(self.slot) {
                 return End::Retired;
