@@ -34,9 +34,11 @@ pub(super) async fn steer(
     // While at its target, a phase looks this often for a target set while
     // the run goes (a search over connections).
     const LOOK_EVERY: Duration = Duration::from_millis(100);
-    // Once at the target, how soon the pools' sizes are published again
-    // while closed connections are still leaving them.
-    const SETTLE_EVERY: Duration = Duration::from_millis(10);
+    // While connections close, how soon they are woken to leave their
+    // pools and the pools' sizes published again: 10 ms, longer with many
+    // connections (a wake-up reaches every one), at most REPACE_EVERY.
+    let settle =
+        |live: u64| Duration::from_micros(5 * live).clamp(Duration::from_millis(10), REPACE_EVERY);
     'phases: for (i, (count, rate)) in targets.into_iter().enumerate() {
         let begin = at + shared.phase_offsets[i];
         let end = at + shared.phase_offsets[i + 1];
@@ -62,11 +64,11 @@ pub(super) async fn steer(
                 // have woken: pace over what is really open as soon as
                 // they have (each slow look lowers the rate meanwhile).
                 if shared.roles.stale() {
-                    if repaced.elapsed() >= SETTLE_EVERY {
+                    if repaced.elapsed() >= settle(live) {
                         shared.repace_all();
                         repaced = Instant::now();
                     }
-                    now + SETTLE_EVERY
+                    repaced + settle(live)
                 } else {
                     now + LOOK_EVERY
                 }
@@ -86,16 +88,26 @@ pub(super) async fn steer(
                         live += 1;
                     } else {
                         live -= 1;
-                        // Seen at the next wake-up (below, within REPACE_EVERY).
+                        // Seen at the next wake-up (below, within `settle`).
                         shared.slot_gens[live as usize].fetch_add(1, SeqCst);
                     }
                     done += 1;
                 }
-                if live == t || repaced.elapsed() >= REPACE_EVERY {
+                // Closed connections learn it at a wake-up and only then
+                // leave their pools, while the others pace over the
+                // published sizes: while closing, wake and re-publish
+                // within `settle` so the rest do not pace too slowly.
+                let every = if live > t { settle(live) } else { REPACE_EVERY };
+                if live == t || repaced.elapsed() >= every {
                     shared.repace_all();
                     repaced = Instant::now();
                 }
-                since + Duration::from_secs_f64(done as f64 / rate)
+                let due = since + Duration::from_secs_f64(done as f64 / rate);
+                if live > t {
+                    due.min(repaced + settle(live))
+                } else {
+                    due
+                }
             };
             tokio::select! {
                 _ = cancel.cancelled() => break 'phases,
