@@ -1,7 +1,7 @@
 //! report.html from a real run: self-contained, charts present, and rendered
 //! by a real browser (headless Chromium) into a screenshot.
 
-mod common;
+use crate::common;
 
 use common::run_yaml;
 

@@ -1,7 +1,7 @@
 //! The report set written by real runs: hdrhistogram interval logs read back,
 //! junit.xml parsed, the `latest` pointer, and `barrage report` re-rendering.
 
-mod common;
+use crate::common;
 
 use barrage::metrics::decode_histogram;
 use barrage::runner::{RunOptions, run};

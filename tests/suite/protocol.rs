@@ -4,7 +4,7 @@
 //! by HTTP status, headers from the environment that never reach the
 //! report, subprotocols, pings, fragments, the size limit and close codes.
 
-mod common;
+use crate::common;
 
 use common::{check_report, read_report, run_bin, run_yaml, write_scenario};
 

@@ -4,7 +4,7 @@
 //! timeout counted; a feeder that runs out refused before anything runs;
 //! replies in flight at a stop still counted.
 
-mod common;
+use crate::common;
 
 use common::{check_report, read_report, run_bin, run_yaml, write_scenario};
 

@@ -2,7 +2,7 @@
 //! `barrage merge`, `run --processes N`, and `serve --processes N`, all as
 //! real processes on loopback.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

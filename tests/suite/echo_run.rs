@@ -1,6 +1,6 @@
 //! Whole runs in-process against the built-in echo server.
 
-mod common;
+use crate::common;
 
 use common::run_yaml;
 

@@ -1,7 +1,7 @@
 //! The real binary's dashboard in a real terminal (tmux): figures shown and
 //! changing, `+` changes the target rate, `q` stops with exit 130 and a report.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

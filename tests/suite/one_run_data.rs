@@ -2,7 +2,7 @@
 //! numbers or verdict used to disagree with each other, on real sockets.
 //! Every report written here also passes `common::check_report`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,7 +1,7 @@
 //! `barrage k8s`: the printed manifests, parsed as YAML and checked by
 //! structure, and the inputs it refuses.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::SystemTime;

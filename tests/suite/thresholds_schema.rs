@@ -1,7 +1,7 @@
 //! The threshold language on a real run, and every kind of written report
 //! checked against docs/report.schema.json.
 
-mod common;
+use crate::common;
 
 use barrage::runner::{RunOptions, run};
 use barrage::scenario::parse;

@@ -3,7 +3,7 @@
 //! by kind with its reason, answer with the right close code, never hang and
 //! still write the report.
 
-mod common;
+use crate::common;
 
 use common::{bad_server, frame, read_report, run_yaml};
 

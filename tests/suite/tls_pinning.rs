@@ -5,7 +5,7 @@
 //! server name is still checked against its SANs, and a CA:TRUE certificate
 //! that is not the pinned one is still refused.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 //! `barrage compare` and `barrage merge` on reports of real runs.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

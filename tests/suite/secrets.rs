@@ -5,7 +5,7 @@
 //! (report.json, summary.md, report.html, junit.xml, the .hlog files), the
 //! `--json-lines` stream, `barrage check` and `barrage k8s` are searched.
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;

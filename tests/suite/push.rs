@@ -2,7 +2,7 @@
 //! server that drops, repeats or swaps pushes; `first_message`; messages
 //! that come before the flow's `expect` waits (the backlog).
 
-mod common;
+use crate::common;
 
 use common::*;
 

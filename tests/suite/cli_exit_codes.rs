@@ -1,6 +1,6 @@
 //! The binary's exit codes and error messages, end to end.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
