@@ -33,18 +33,27 @@ pub fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// Installs the interop peers (Python `websockets`, Node `ws`) with
-/// scripts/install-peers.sh, once per test binary (a no-op when .ci/run
-/// has installed them).
-pub fn install_peers() {
-    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        let ok = Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-peers.sh"))
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "scripts/install-peers.sh failed");
-    });
+/// Whether the test peers (Python `websockets`, Node `ws`,
+/// kubernetes-validate, put into `.peers/` by scripts/install-peers.sh)
+/// are here; missing, as for [`needs`], under the skip name `peers`.
+#[must_use]
+pub fn needs_peers() -> bool {
+    let skipped =
+        std::env::var("BARRAGE_TEST_SKIP").is_ok_and(|v| v.split(',').any(|k| k.trim() == "peers"));
+    if skipped {
+        skipped_line("BARRAGE_TEST_SKIP names peers (needs .peers/)");
+        return false;
+    }
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers");
+    let here = ["python/websockets", "node/node_modules/ws", "k8s-validate"]
+        .iter()
+        .all(|p| peers.join(p).exists());
+    assert!(
+        here,
+        "the test peers are missing from .peers/: install them with \
+         `bash scripts/install-peers.sh`, or set BARRAGE_TEST_SKIP=peers to skip"
+    );
+    true
 }
 
 /// The Python `websockets` echo peer (tests/peers/ws_echo.py) with `args`
@@ -55,13 +64,13 @@ pub struct PythonPeer {
 }
 
 impl PythonPeer {
+    /// The test calls [`needs_peers`] first.
     pub fn start(args: &[&str]) -> PythonPeer {
         Self::script("ws_echo.py", args)
     }
 
     /// Another Python peer of tests/peers/ (`ws_push.py`) with `args`.
     pub fn script(name: &str, args: &[&str]) -> PythonPeer {
-        install_peers();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(root.join("tests/peers").join(name))
@@ -99,31 +108,42 @@ impl Drop for PythonPeer {
     }
 }
 
-/// Makes sure `bin` runs, installing Debian package `package` when it does
-/// not (the README's `cargo test` must work on a fresh machine).
-pub fn ensure_installed(bin: &str, package: &str) {
-    if Command::new(bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-        || Command::new(bin)
-            .arg("-V")
+/// Says on stderr that a test was skipped, past the test harness's
+/// capture (which hides `eprintln!` of tests that pass).
+fn skipped_line(why: &str) {
+    use std::io::Write;
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "skipped {name}: {why}");
+}
+
+/// Whether a test that needs program `bin` runs: true when `bin` is
+/// here. Tests never install software (`scripts/test-deps.sh` and
+/// `.ci/run` do): a missing program fails the test with one line naming
+/// it and how to install it, unless `BARRAGE_TEST_SKIP` (comma-separated)
+/// names `skip` — then the test says it was skipped and returns early.
+#[must_use]
+pub fn needs(bin: &str, skip: &str) -> bool {
+    let skipped =
+        std::env::var("BARRAGE_TEST_SKIP").is_ok_and(|v| v.split(',').any(|k| k.trim() == skip));
+    if skipped {
+        skipped_line(&format!("BARRAGE_TEST_SKIP names {skip} (needs {bin})"));
+        return false;
+    }
+    let here = ["--version", "-V"].iter().any(|flag| {
+        Command::new(bin)
+            .arg(flag)
             .output()
             .is_ok_and(|o| o.status.success())
-    {
-        return;
-    }
-    let ok = Command::new("sh")
-        .args([
-            "-c",
-            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
+    });
     assert!(
-        ok,
-        "{bin} is missing and could not be installed (apt-get install {package})"
+        here,
+        "{bin} is missing: install it with `sudo bash scripts/test-deps.sh` \
+         (or your package manager), or set BARRAGE_TEST_SKIP={skip} to skip"
     );
+    true
 }
 
 /// Runs scenario `yaml` in-process, writing its report set into `out`.

@@ -143,7 +143,7 @@ phases:
     );
     assert!(r.phases[0].saturated);
     assert!(r.saturated);
-    let summary = barrage::ui::summary::render(r);
+    let summary = barrage::ui::summary::render(r, barrage::report::table::Detail::All);
     assert!(summary.contains("flood (SATURATED)"), "{summary}");
     assert!(
         summary.contains("WARNING: the tester fell behind"),

@@ -24,6 +24,7 @@ mod report_html;
 mod secrets;
 mod server_modes;
 mod shards;
+mod summary;
 mod thresholds_schema;
 mod tls_pinning;
 mod tui_tmux;

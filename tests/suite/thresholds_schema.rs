@@ -135,7 +135,10 @@ thresholds:
     assert_eq!(a.threshold, "rtt.p50 < 1ns");
     assert!(a.t_s >= 1.0 && a.t_s < 5.0, "{}", a.t_s);
     assert!(!r.interrupted);
-    assert!(barrage::ui::summary::render(r).contains("stopped early"));
+    assert!(
+        barrage::ui::summary::render(r, barrage::report::table::Detail::All)
+            .contains("stopped early")
+    );
     validate(&o.report_path);
 
     // The object form is checked like everything else.

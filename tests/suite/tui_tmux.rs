@@ -76,6 +76,9 @@ impl Drop for Session {
 
 #[test]
 fn dashboard_runs_in_a_terminal_and_stops_on_q() {
+    if !needs("tmux", "tui") {
+        return;
+    }
     drive_dashboard(tempfile::tempdir().unwrap().path(), "");
 }
 
@@ -83,6 +86,9 @@ fn dashboard_runs_in_a_terminal_and_stops_on_q() {
 /// one screen, `+` reaching both shards, `q` stopping both.
 #[test]
 fn dashboard_of_shard_processes_acts_as_one() {
+    if !needs("tmux", "tui") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = drive_dashboard(dir.path(), "--processes 2");
     for i in 0..2 {
@@ -101,7 +107,6 @@ fn dashboard_of_shard_processes_acts_as_one() {
 /// Runs a 200-connection scenario in a tmux terminal with `flags`, checks
 /// the screen, presses `+` and `q`; returns the report folder (in `dir`).
 fn drive_dashboard(dir: &Path, flags: &str) -> std::path::PathBuf {
-    ensure_installed("tmux", "tmux");
     let f = write_scenario(
         dir,
         "tui.yaml",
@@ -189,7 +194,9 @@ fn drive_dashboard(dir: &Path, flags: &str) -> std::path::PathBuf {
 /// them, and the search ends by itself with its answer.
 #[test]
 fn dashboard_follows_a_search() {
-    ensure_installed("tmux", "tmux");
+    if !needs("tmux", "tui") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let f = write_scenario(
         dir.path(),
@@ -246,7 +253,9 @@ fn dashboard_follows_a_search() {
 /// same.
 #[test]
 fn chat_room_shows_its_deliveries_live() {
-    ensure_installed("tmux", "tmux");
+    if !needs("tmux", "tui") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = dir.path().join("out");
