@@ -314,7 +314,7 @@ pub(super) async fn run(
     };
     let interrupt = signal_exit.load(std::sync::atomic::Ordering::SeqCst);
     let code = super::finish(merged, &to, interrupt, |r| {
-        ui::summary::print(r, &to_path(&to));
+        ui::summary::print(r, &to_path(&to), a.summary_style());
     });
     if a.out.is_none()
         && let Destination::Folder { out: Some(dir), .. } = &to

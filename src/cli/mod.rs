@@ -31,6 +31,10 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// More detail: `-v` shows every counter in the final summary, zero
+    /// or not, and each phase's percentiles. Default: what happened.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 /// Subcommands.
@@ -156,9 +160,20 @@ pub struct LoadArgs {
     /// default when stdout is a terminal.
     #[arg(long)]
     pub no_tui: bool,
-    /// Print only the final summary.
+    /// Print one line, the verdict: no progress, no tables, no report
+    /// path (the exit code says the rest). Default: progress and the
+    /// summary's tables.
     #[arg(long, short)]
     pub quiet: bool,
+    /// What the final summary on stdout is: `text` (the verdict and
+    /// thresholds first, then what was measured) or `json` (one object for
+    /// scripts: the verdict, thresholds, totals and metrics of report.json
+    /// and its path). Default: text.
+    #[arg(long, value_enum, default_value_t = ui::summary::Form::Text, conflicts_with = "json_lines")]
+    pub summary: ui::summary::Form,
+    /// `-v`, from the top-level flag.
+    #[arg(skip)]
+    pub verbose: u8,
     /// Seed for random payloads, masks and keys (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -193,6 +208,17 @@ pub struct LoadArgs {
     /// memory, or its cgroup's limit. Default: such a run is refused.
     #[arg(long)]
     pub allow_memory_overcommit: bool,
+}
+
+impl LoadArgs {
+    /// How the final summary is printed.
+    pub fn summary_style(&self) -> ui::summary::Style {
+        ui::summary::Style {
+            form: self.summary,
+            quiet: self.quiet,
+            all: self.verbose > 0,
+        }
+    }
 }
 
 /// `--start-at`: RFC 3339 UTC or `+DURATION` from now.
@@ -277,14 +303,20 @@ pub fn apply_overrides(s: &mut Scenario, a: &RunArgs) -> Result<(), String> {
 /// Runs the command and returns the process exit code.
 pub async fn execute(cli: Cli) -> u8 {
     match cli.command {
-        Command::Run(a) => run(a).await,
+        Command::Run(mut a) => {
+            a.load.verbose = cli.verbose;
+            run(a).await
+        }
         Command::Check(a) => check(&a),
         Command::Serve(a) => serve::serve(a).await,
         Command::Report(a) => rerender(&a),
         Command::Compare(a) => compare(&a),
-        Command::Merge(a) => merge(&a),
+        Command::Merge(a) => merge(&a, cli.verbose),
         Command::K8s(a) => k8s(&a),
-        Command::Search(a) => search::search(a).await,
+        Command::Search(mut a) => {
+            a.load.verbose = cli.verbose;
+            search::search(a).await
+        }
     }
 }
 
@@ -346,7 +378,7 @@ fn compare(a: &CompareArgs) -> u8 {
     }
 }
 
-fn merge(a: &MergeArgs) -> u8 {
+fn merge(a: &MergeArgs, verbose: u8) -> u8 {
     let mut reports = Vec::new();
     for f in &a.reports {
         match load_report(f) {
@@ -370,7 +402,12 @@ fn merge(a: &MergeArgs) -> u8 {
         exit::INTERRUPTED,
         |r| {
             crate::say!("merged {} reports into {}", reports.len(), a.out.display());
-            print!("{}", ui::summary::render(r));
+            let detail = if verbose > 0 {
+                report::table::Detail::All
+            } else {
+                report::table::Detail::Brief
+            };
+            print!("{}", ui::summary::render(r, detail));
         },
     )
 }
@@ -581,7 +618,7 @@ pub(super) async fn run_with(
             if a.load.json_lines {
                 shard::emit_report(&o.report);
             } else {
-                ui::summary::print(&o.report, &o.report_path);
+                ui::summary::print(&o.report, &o.report_path, a.load.summary_style());
             }
             if let (Verdict::Error, Some(e)) = (o.report.verdict, &o.report.error) {
                 ui::error(e);

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::model::{Report, Verdict};
 use super::svg::{Axis, Series, line_chart};
-use super::table::{tables, verdict_line};
+use super::table::{Detail, tables, verdict_line};
 use crate::metrics::decode_histogram;
 use crate::scenario::LatencyMetric;
 
@@ -198,7 +198,7 @@ pub fn render(r: &Report) -> String {
         body.push_str("</div>\n");
     }
     body.push_str("<h2>Numbers</h2><div>\n");
-    for t in tables(r) {
+    for t in tables(r, Detail::All) {
         // Both are shown above, with their results coloured.
         if t.title == "Thresholds" || t.title == "Capacity search" {
             continue;

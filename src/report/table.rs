@@ -164,9 +164,36 @@ pub fn verdict_line(r: &Report) -> String {
     s
 }
 
-/// Every summary table of `r`, in display order.
-pub fn tables(r: &Report) -> Vec<Table> {
+/// Which rows the tables hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every counter and every phase's percentiles (the report files, and
+    /// the terminal with `-v`).
+    All,
+    /// What happened: counters that are not zero, latencies that were
+    /// recorded, no per-phase percentile tables (the terminal's default).
+    Brief,
+}
+
+/// Every summary table of `r`, in display order: the verdict's tables
+/// (thresholds, a search's steps) first, then what was measured.
+pub fn tables(r: &Report, detail: Detail) -> Vec<Table> {
     let mut out = Vec::new();
+    if !r.thresholds.is_empty() {
+        let mut th = Table::new("Thresholds", &["threshold", "observed", "result"]);
+        for t in &r.thresholds {
+            th.row(vec![
+                t.expr.clone(),
+                t.observed_text.clone(),
+                if t.pass { "pass" } else { "FAIL" }.to_string(),
+            ]);
+        }
+        out.push(th);
+    }
+    if let Some(s) = &r.search {
+        out.push(search_table(s));
+    }
+    let brief = detail == Detail::Brief;
     let t = &r.totals;
     let mut totals = Table::new("Totals", &["counter", "value"]);
     let c = &t.connections;
@@ -244,6 +271,9 @@ pub fn tables(r: &Report) -> Vec<Table> {
             v.to_string(),
         ]);
     }
+    if brief {
+        totals.rows.retain(|row| row[1] != "0");
+    }
     out.push(totals);
     if !t.recent_errors.is_empty() {
         let mut recent = Table::new("Latest distinct errors", &["error"]);
@@ -265,7 +295,7 @@ pub fn tables(r: &Report) -> Vec<Table> {
         "delivery",
         "first_message",
     ] {
-        let optional = matches!(name, "tls" | "ping" | "delivery" | "first_message");
+        let optional = brief || matches!(name, "tls" | "ping" | "delivery" | "first_message");
         if let Some(m) = r.metrics.get(name).filter(|m| m.count > 0 || !optional) {
             lat.row(latency_row(name, m));
         }
@@ -359,7 +389,7 @@ pub fn tables(r: &Report) -> Vec<Table> {
     out.push(phases);
 
     // Each phase's percentiles, for the metrics recorded per phase.
-    for p in &r.phases {
+    for p in r.phases.iter().filter(|_| !brief) {
         let mut t = Table::new(&format!("Latency in phase {}", p.name), &LATENCY_HEADERS);
         for name in ["rtt", "service", "send_lag", "connect", "handshake"] {
             if let Some(m) = p.metrics.get(name).filter(|m| m.count > 0) {
@@ -371,20 +401,6 @@ pub fn tables(r: &Report) -> Vec<Table> {
         }
     }
 
-    if !r.thresholds.is_empty() {
-        let mut th = Table::new("Thresholds", &["threshold", "observed", "result"]);
-        for t in &r.thresholds {
-            th.row(vec![
-                t.expr.clone(),
-                t.observed_text.clone(),
-                if t.pass { "pass" } else { "FAIL" }.to_string(),
-            ]);
-        }
-        out.push(th);
-    }
-    if let Some(s) = &r.search {
-        out.push(search_table(s));
-    }
     out
 }
 

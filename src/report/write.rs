@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::model::Report;
-use super::table::{tables, verdict_line};
+use super::table::{Detail, tables, verdict_line};
 use crate::scenario::LatencyMetric;
 
 /// A report could not be written.
@@ -141,7 +141,7 @@ pub fn markdown(r: &Report) -> String {
         r.scenario.name,
         verdict_line(r)
     );
-    for t in tables(r) {
+    for t in tables(r, Detail::All) {
         out.push_str(&t.to_markdown());
         out.push('\n');
     }
