@@ -1,5 +1,5 @@
-//! The dashboard's layout at the smallest and a large terminal size, drawn
-//! from fixed snapshots into ratatui's TestBackend.
+//! The dashboard's layout at the smallest, the common 80×24 and a large
+//! terminal size, drawn from fixed snapshots into ratatui's TestBackend.
 
 use barrage::metrics::{ErrorKind, RunData, Second, StageData};
 use barrage::scenario::{LatencyMetric, parse};
@@ -104,6 +104,15 @@ fn assert_essentials(screen: &str) {
 #[test]
 fn small_terminal_shows_the_essentials() {
     let screen = render(&state(), 80, 24);
+    // The throughput figures as text, not in a chart's title.
+    for want in [
+        "sent 2000/s",
+        "recv 2000/s",
+        "target 2000/s",
+        "bytes 250.0 KiB/s",
+    ] {
+        assert!(screen.contains(want), "missing {want:?} in\n{screen}");
+    }
     assert_essentials(&screen);
     // Every line is exactly the terminal width: nothing spills over.
     assert!(screen.lines().all(|l| l.chars().count() == 80));
@@ -242,4 +251,174 @@ fn a_push_run_charts_delivery_and_splits_what_was_received() {
     assert!(render(&st, 160, 48).contains("first_message p50/p99"));
     apply(Action::NextMetric, &mut st, &control, &cancel);
     assert!(render(&st, 160, 48).contains("delivery p50/p99"));
+}
+
+/// The layout run with the latency metrics of a builtin run: rtt and
+/// service of the messages, send_lag, connect and handshake of setup.
+fn builtin_like_state(first_message: bool) -> DashboardState {
+    let scenario = parse("layout.yaml", YAML).unwrap();
+    let mut st = DashboardState::new(scenario, "ws://127.0.0.1:9/".into(), 20_000);
+    for t in 1..=3u64 {
+        let mut iv = StageData::default();
+        for i in 0..1000u64 {
+            iv.record(LatencyMetric::Rtt, 1_000_000 + i * 1000);
+            iv.record(LatencyMetric::Service, 900_000 + i * 1000);
+            iv.record(LatencyMetric::SendLag, 20_000 + i * 10);
+            iv.record(LatencyMetric::Handshake, 300_000 + i * 100);
+            iv.record(LatencyMetric::Connect, 50_000 + i * 10);
+            if first_message {
+                iv.record(LatencyMetric::FirstMessage, 2_000_000);
+            }
+        }
+        let c = &mut iv.counters;
+        (c.sent, c.received, c.replies) = (2000, 2000, 2000);
+        st.push(&delta(t, iv));
+    }
+    st
+}
+
+/// The line holding `label` as a whole table cell (a border or a space
+/// each side of it).
+fn row_of<'a>(screen: &'a str, label: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(&format!("│{label} ")))
+        .unwrap_or_else(|| panic!("no whole {label:?} cell in\n{screen}"))
+}
+
+/// Issue 19: at 80×24 the latency rows were labelled `send_la` and
+/// `handsha`, the last second and the whole run alike. Now the charts give
+/// way to the figures, the table spans the width with whole labels, and
+/// the metrics that do not fit are counted, not cut.
+#[test]
+fn at_80x24_every_latency_label_is_whole_and_distinct() {
+    let st = builtin_like_state(false);
+    let screen = render(&st, 80, 24);
+    assert!(screen.lines().all(|l| l.chars().count() == 80), "{screen}");
+    // rtt (charted, and named by the thresholds), then send_lag and
+    // handshake; service and connect are counted in the title.
+    let mut rows = Vec::new();
+    for m in ["rtt", "send_lag", "handshake"] {
+        let last = row_of(&screen, &format!("{m} 1s"));
+        let all = row_of(&screen, &format!("{m} all"));
+        assert_ne!(last, all);
+        rows.extend([last, all]);
+    }
+    rows.sort();
+    rows.dedup();
+    assert_eq!(rows.len(), 6, "{screen}");
+    assert!(screen.contains("+2 more (Tab)"), "{screen}");
+    for cut in ["send_la ", "handsha ", "send_la│", "handsha│"] {
+        assert!(!screen.contains(cut), "{cut:?} in\n{screen}");
+    }
+    // Every stat column, whole, and the values under them.
+    let header = row_of(&screen, "metric");
+    for h in ["p50", "p90", "p99", "p99.9", "max"] {
+        assert!(header.contains(&format!(" {h} ")), "{h} in {header}");
+    }
+    assert!(row_of(&screen, "rtt all").contains(" 1.50ms "), "{screen}");
+    assert!(
+        row_of(&screen, "send_lag 1s").contains(" 25µs "),
+        "{screen}"
+    );
+    // Whole figures in the other panels.
+    for want in [
+        "steady 2/2",
+        "open     100 / 100",
+        "failed 0  closed by server 0",
+        "opened 0/s  closed 0/s",
+        "sent 2000/s",
+        "recv 2000/s",
+        "target 2000/s",
+        "total 0",
+        "pass rtt.p99 < 50ms  now ",
+        "FAIL rtt.p50 < 1ms  now 1.50ms",
+        "q stop  p pause  +/- rate  Tab metric  ? help",
+    ] {
+        assert!(screen.contains(want), "missing {want:?} in\n{screen}");
+    }
+    // No chart at this size: no axis labels.
+    assert!(!screen.contains("p50/p99"), "{screen}");
+}
+
+/// Tab charts the next metric on a wide screen; on a small one, where the
+/// chart is left out, the same key brings that metric into the table.
+#[test]
+fn tab_brings_a_hidden_metric_into_the_small_table() {
+    use barrage::control::Control;
+    use barrage::ui::dashboard::{Action, apply};
+    let mut st = builtin_like_state(false);
+    assert!(!render(&st, 80, 24).contains("connect 1s"));
+    let (control, cancel) = (
+        Control::default(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    // rtt → service → connect.
+    apply(Action::NextMetric, &mut st, &control, &cancel);
+    apply(Action::NextMetric, &mut st, &control, &cancel);
+    let screen = render(&st, 80, 24);
+    row_of(&screen, "connect 1s");
+    row_of(&screen, "connect all");
+    row_of(&screen, "rtt all");
+}
+
+/// Narrower than the full names need: short names, explained in a legend
+/// on the table's lower border.
+#[test]
+fn a_narrow_table_abbreviates_names_with_a_legend() {
+    let st = builtin_like_state(true);
+    let screen = render(&st, 60, 24);
+    assert!(screen.lines().all(|l| l.chars().count() == 60), "{screen}");
+    for label in [
+        "rtt 1s",
+        "rtt all",
+        "lag 1s",
+        "lag all",
+        "first 1s",
+        "first all",
+    ] {
+        row_of(&screen, label);
+    }
+    assert!(
+        screen.contains("lag=send_lag first=first_message"),
+        "{screen}"
+    );
+}
+
+/// Every size from the smallest supported up draws without panicking,
+/// never cuts a latency label, and keeps the verdict and rates on screen;
+/// below it, a summary says the terminal is too small.
+#[test]
+fn every_size_draws_whole_labels_or_says_it_is_too_small() {
+    let st = builtin_like_state(true);
+    for w in (60..=130).step_by(7) {
+        for h in (15..=50).step_by(3) {
+            let screen = render(&st, w, h);
+            for (name, cut) in [("send_lag", "send_l"), ("handshake", "handsh")] {
+                let n_cut = screen.matches(cut).count();
+                assert_eq!(n_cut, screen.matches(name).count(), "{w}x{h}:\n{screen}");
+            }
+            row_of(&screen, "rtt 1s");
+            row_of(&screen, "rtt all");
+            assert!(screen.contains("sent 2000"), "{w}x{h}:\n{screen}");
+            assert!(screen.contains("FAIL rtt.p50 < 1ms"), "{w}x{h}:\n{screen}");
+            assert!(!screen.contains("too small"), "{w}x{h}:\n{screen}");
+        }
+    }
+    for (w, h) in [(59, 24), (80, 14), (40, 10), (20, 3), (1, 1)] {
+        let screen = render(&st, w, h);
+        assert!(screen.lines().all(|l| l.chars().count() == w as usize));
+        if h >= 6 && w >= 40 {
+            for want in [
+                &format!("terminal {w}×{h} too small"),
+                "steady 2/2",
+                "thresholds 1 FAIL 1 pass",
+                "sent 2000/s",
+                "rtt p99 1s",
+                "q stop",
+            ] {
+                assert!(screen.contains(want), "{w}x{h}: no {want:?} in\n{screen}");
+            }
+        }
+    }
 }

@@ -53,17 +53,61 @@ struct Session(String);
 
 /// Runs `cmd` in a new detached 160×48 tmux session.
 fn start(session: &Session, cmd: &str) {
+    start_sized(session, cmd, 160, 48);
+}
+
+/// Runs `cmd` in a new detached tmux session whose pane is `w`×`h` (no
+/// status line taking a row of it).
+fn start_sized(session: &Session, cmd: &str, w: u16, h: u16) {
+    let (w, h) = (w.to_string(), h.to_string());
     tmux(&[
         "new-session",
         "-d",
         "-s",
         &session.0,
         "-x",
-        "160",
+        &w,
         "-y",
-        "48",
+        &h,
         cmd,
+        ";",
+        "set-option",
+        "-t",
+        &session.0,
+        "status",
+        "off",
     ]);
+}
+
+/// The pane's size as tmux reports it, `80x24`.
+fn pane_size(session: &str) -> String {
+    tmux(&[
+        "display-message",
+        "-p",
+        "-t",
+        session,
+        "#{pane_width}x#{pane_height}",
+    ])
+    .trim()
+    .to_string()
+}
+
+/// Waits for the child of the session to write its exit code (after `q`).
+fn wait_exit_code(session: &str, code_file: &Path, within: Duration) -> String {
+    let t0 = Instant::now();
+    while !code_file.exists() {
+        assert!(
+            t0.elapsed() < within,
+            "did not stop after q:\n{}",
+            capture(session)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::read_to_string(code_file)
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 impl Drop for Session {
@@ -162,20 +206,10 @@ fn drive_dashboard(dir: &Path, flags: &str) -> std::path::PathBuf {
     };
     assert!(faster.contains("target 2200"));
 
-    let t0 = Instant::now();
     tmux(&["send-keys", "-t", &session.0, "q"]);
-    while !code_file.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "did not stop after q:\n{}",
-            capture(&session.0)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let code = std::fs::read_to_string(&code_file).unwrap();
-    assert_eq!(code.trim(), "130");
-    check_report(&out, code.trim().parse().ok());
+    let code = wait_exit_code(&session.0, &code_file, Duration::from_secs(10));
+    assert_eq!(code, "130");
+    check_report(&out, code.parse().ok());
     let r = read_report(Path::new(&out));
     assert_eq!(r["interrupted"], true);
     let change = &r["rate_changes"][0];
@@ -315,4 +349,79 @@ fn chat_room_shows_its_deliveries_live() {
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap();
     assert!(recv > 0.0, "{line}");
+}
+
+/// Issue 19: the real binary in an 80×24 terminal. The latency rows carry
+/// whole, distinct labels (they read `send_la` and `handsha` before), no
+/// line is wider than the terminal, and `q` still stops the run with its
+/// report.
+#[test]
+fn dashboard_fits_an_80x24_terminal() {
+    ensure_installed("tmux", "tmux");
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_scenario(
+        dir.path(),
+        "small.yaml",
+        "name: small\ntarget: builtin\nconnections: { count: 50, rate: 1000/s }\n\
+         phases: [ { name: steady, duration: 60s, rate: 500/s } ]\n\
+         thresholds: [ 'rtt.p99 < 5s', 'errors.rate < 1%' ]\n",
+    );
+    let out = dir.path().join("out");
+    let code_file = dir.path().join("exit_code");
+    let session = Session(format!("barrage-test-80x24-{}", std::process::id()));
+    let cmd = format!(
+        "{} run {} --out {}; echo $? > {}; sleep 60",
+        env!("CARGO_BIN_EXE_barrage"),
+        f.display(),
+        out.display(),
+        code_file.display()
+    );
+    start_sized(&session, &cmd, 80, 24);
+    assert_eq!(pane_size(&session.0), "80x24");
+    wait_for(&session.0, "steady 1/1", Duration::from_secs(20));
+    // Once a second of sending is in: rtt and send_lag have samples.
+    let screen = wait_for(&session.0, "send_lag all", Duration::from_secs(10));
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines.len() <= 24, "{} lines:\n{screen}", lines.len());
+    for l in &lines {
+        assert!(l.chars().count() <= 80, "wider than 80: {l:?}");
+    }
+    let row = |label: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(&format!("│{label} ")))
+            .unwrap_or_else(|| panic!("no whole {label:?} in\n{screen}"))
+    };
+    // rtt (named by a threshold) and send_lag, each with its last-second
+    // and whole-run rows, told apart.
+    let rows = ["rtt 1s", "rtt all", "send_lag 1s", "send_lag all"].map(row);
+    let mut distinct = rows.to_vec();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{screen}");
+    for cut in ["send_la ", "handsha "] {
+        assert!(!screen.contains(cut), "{cut:?} in\n{screen}");
+    }
+    for want in [
+        "Connections",
+        "open      50 / 50",
+        "Msgs/s",
+        "target 500/s",
+        "Latency (last second / whole run)",
+        "p99.9",
+        "Errors",
+        "Thresholds",
+        "pass rtt.p99 < 5s",
+        "q stop",
+    ] {
+        assert!(screen.contains(want), "{want:?} in\n{screen}");
+    }
+    eprintln!("80x24 dashboard:\n{screen}");
+
+    tmux(&["send-keys", "-t", &session.0, "q"]);
+    let code = wait_exit_code(&session.0, &code_file, Duration::from_secs(10));
+    assert_eq!(code, "130");
+    check_report(&out, Some(130));
+    let r = read_report(&out);
+    assert_eq!(r["interrupted"], true);
 }

@@ -4,6 +4,9 @@
 //! touches the hot path. The terminal is restored on every way out: normal end, error,
 //! `q`, Ctrl-C (a key in raw mode) and panic (ratatui's panic hook).
 
+mod compact;
+mod latency;
+pub mod layout;
 pub mod state;
 pub mod view;
 

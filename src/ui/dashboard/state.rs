@@ -21,9 +21,9 @@ pub const TABLE_STATS: [(&str, Stat); 5] = [
     ("max", Stat::Max),
 ];
 
-/// A latency table row: metric name, `TABLE_STATS` of the last interval and
+/// A latency table row: the metric, `TABLE_STATS` of the last interval and
 /// of the whole run (ns, `None` without samples).
-pub type LatencyRow = (&'static str, [Option<f64>; 5], [Option<f64>; 5]);
+pub type LatencyRow = (LatencyMetric, [Option<f64>; 5], [Option<f64>; 5]);
 
 /// One second of history for the charts.
 #[derive(Debug, Clone, Default)]
@@ -292,7 +292,7 @@ impl DashboardState {
         self.metric = Some(next);
     }
 
-    /// Latency table rows: metric name, then `TABLE_STATS` for the last
+    /// Latency table rows: the metric, then `TABLE_STATS` for the last
     /// interval and for the whole run (ns); metrics without samples are left out.
     pub fn latency_rows(&self) -> Vec<LatencyRow> {
         let stats = |d: &StageData, m: LatencyMetric| {
@@ -302,8 +302,34 @@ impl DashboardState {
         CHART_METRICS
             .iter()
             .filter(|m| !recorded.histogram(**m).is_empty() || !interval.histogram(**m).is_empty())
-            .map(|m| (m.name(), stats(interval, *m), stats(recorded, *m)))
+            .map(|m| (*m, stats(interval, *m), stats(recorded, *m)))
             .collect()
+    }
+
+    /// The metrics with samples, in the order they keep their latency
+    /// table rows when not all fit: the charted one, those thresholds name,
+    /// then `priority`.
+    pub fn metrics_by_priority(&self, priority: &[LatencyMetric]) -> Vec<LatencyMetric> {
+        let named = self
+            .scenario
+            .thresholds
+            .iter()
+            .filter_map(|t| match t.metric {
+                ThresholdMetric::Latency { metric, .. } => Some(metric),
+                ThresholdMetric::Count(Counter::Samples(m) | Counter::SampleRate(m)) => Some(m),
+                _ => None,
+            });
+        let mut out: Vec<LatencyMetric> = Vec::new();
+        for m in std::iter::once(self.chart_metric())
+            .chain(named)
+            .chain(priority.iter().copied())
+        {
+            let i = CHART_METRICS.iter().position(|c| *c == m);
+            if i.is_some_and(|i| self.has_samples(i)) && !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
     }
 
     /// Error counts by kind so far, as the report counts them (setup and

@@ -6,12 +6,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{
-    Axis, Block, Cell, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Row, Table,
-};
+use ratatui::widgets::{Axis, Block, Chart, Clear, Dataset, Gauge, GraphType, Paragraph, Wrap};
 
-use super::state::{DashboardState, TABLE_STATS};
-use crate::report::table::fmt_ns;
+use super::latency::{draw_latency_chart, draw_latency_table};
+use super::layout::{self, Mode};
+use super::state::DashboardState;
 
 /// Key help shown with `?`.
 pub const HELP: [(&str, &str); 6] = [
@@ -26,14 +25,14 @@ pub const HELP: [(&str, &str); 6] = [
     ("", "the dashboard redraws 10 times a second"),
 ];
 
-fn block<'a>(title: impl Into<std::borrow::Cow<'a, str>>) -> Block<'a> {
+pub(super) fn block<'a>(title: impl Into<std::borrow::Cow<'a, str>>) -> Block<'a> {
     Block::bordered().title(Span::styled(
         title,
         Style::new().add_modifier(Modifier::BOLD),
     ))
 }
 
-fn rate(v: f64) -> String {
+pub(super) fn rate(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e4 {
@@ -43,7 +42,7 @@ fn rate(v: f64) -> String {
     }
 }
 
-fn bytes(v: f64) -> String {
+pub(super) fn bytes(v: f64) -> String {
     if v >= 1024.0 * 1024.0 {
         format!("{:.1} MiB", v / 1024.0 / 1024.0)
     } else if v >= 1024.0 {
@@ -53,11 +52,37 @@ fn bytes(v: f64) -> String {
     }
 }
 
-/// Draws the whole dashboard.
+/// Draws the whole dashboard, in the layout its size allows
+/// ([`layout::mode`]).
 pub fn draw(f: &mut Frame, s: &DashboardState) {
     let area = f.area();
+    match layout::mode(area) {
+        Mode::Full => draw_full(f, area, s),
+        Mode::Compact => super::compact::draw(f, area, s),
+        Mode::TooSmall => super::compact::draw_too_small(f, area, s),
+    }
+    if s.show_help {
+        draw_help(f, area);
+    }
+}
+
+/// The key line at the bottom, as much of it as fits.
+pub(super) fn draw_footer(f: &mut Frame, area: Rect) {
+    let keys = ["q stop", "p pause", "+/- rate", "Tab metric", "? help"].map(String::from);
+    f.render_widget(
+        Paragraph::new(format!(
+            " {}",
+            layout::fit_parts(&keys, area.width.saturating_sub(1))
+        ))
+        .style(Style::new().fg(Color::DarkGray)),
+        area,
+    );
+}
+
+/// Every panel with both charts, from 100×24 up.
+fn draw_full(f: &mut Frame, area: Rect, s: &DashboardState) {
     let big = area.height >= 40;
-    // 80×24 is the smallest layout: 3 + 7 + 8 + 5 + 1 rows.
+    // 100×24 is the smallest full layout: 3 + 7 + 8 + 5 + 1 rows.
     let [header, top, middle, bottom, footer] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(if big { 12 } else { 7 }),
@@ -86,17 +111,12 @@ pub fn draw(f: &mut Frame, s: &DashboardState) {
     .areas(bottom);
     draw_errors(f, errors, s);
     draw_thresholds(f, thresholds, s);
-    f.render_widget(
-        Paragraph::new(" q stop  p pause  +/- rate  Tab metric  ? help")
-            .style(Style::new().fg(Color::DarkGray)),
-        footer,
-    );
-    if s.show_help {
-        draw_help(f, area);
-    }
+    draw_footer(f, footer);
 }
 
-fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
+/// What the header says: where the run is, in parts most important first
+/// (phase, then pause and the live rate factor, then time).
+pub(super) fn status_parts(s: &DashboardState) -> Vec<String> {
     let last = &s.now;
     let n = s.scenario.phases.len();
     let any_sent = s.history.iter().any(|p| p.sent_per_s > 0.0);
@@ -111,17 +131,30 @@ fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
     } else {
         0.0
     };
-    let mut status = format!(
-        "{phase}  {:.0}s elapsed  {remaining:.0}s left of {planned:.0}s",
-        last.t_s
-    );
+    let mut parts = vec![phase];
     if last.paused {
-        status.push_str("  PAUSED");
+        parts.push("PAUSED".into());
     }
     if (last.rate_factor - 1.0).abs() > 1e-9 {
-        status.push_str(&format!("  rate ×{:.2}", last.rate_factor));
+        parts.push(format!("rate ×{:.2}", last.rate_factor));
     }
-    let title = format!(" barrage · {} → {} ", s.scenario.name, s.target);
+    parts.push(format!("{:.0}s elapsed", last.t_s));
+    parts.push(format!("{remaining:.0}s left of {planned:.0}s"));
+    parts
+}
+
+pub(super) fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let last = &s.now;
+    let any_sent = s.history.iter().any(|p| p.sent_per_s > 0.0);
+    let planned = s.planned_s();
+    let status = layout::fit_parts(&status_parts(s), area.width.saturating_sub(2));
+    let title = format!(
+        " {} ",
+        layout::ellipsize(
+            &format!("barrage · {} → {}", s.scenario.name, s.target),
+            area.width.saturating_sub(4) as usize
+        )
+    );
     let done = if last.phase.is_some() || !any_sent {
         last.load_s
     } else {
@@ -209,21 +242,33 @@ fn draw_throughput(f: &mut Frame, area: Rect, s: &DashboardState) {
         rate(last.sent_per_s),
         rate(last.received_per_s)
     );
+    // Parts are added whole while they fit the border, the target rate
+    // before the split of what was received, the bytes last.
+    let room = area.width.saturating_sub(2) as usize;
+    let fits = |title: &str, more: &[&str]| {
+        Span::raw(title).width() + more.iter().map(|m| Span::raw(*m).width()).sum::<usize>() <= room
+    };
+    let target_part = last.target.map(|t| format!("  target {}", rate(t)));
+    let target_part = target_part.as_deref().filter(|t| fits(&title, &[t]));
     // What was received, when it is not all replies.
     if last.deliveries_per_s > 0.0 {
         let other = (last.received_per_s - last.replies_per_s - last.deliveries_per_s).max(0.0);
-        title.push_str(&format!(
+        let split = format!(
             " (replies {} deliveries {} other {})",
             rate(last.replies_per_s),
             rate(last.deliveries_per_s),
             rate(other)
-        ));
+        );
+        if fits(&title, &[&split, target_part.unwrap_or("")]) {
+            title.push_str(&split);
+        }
     }
-    if let Some(t) = last.target {
-        title.push_str(&format!("  target {}", rate(t)));
+    if let Some(t) = target_part {
+        title.push_str(t);
     }
-    if area.width >= 70 {
-        title.push_str(&format!("  {}/s", bytes(last.bytes_per_s)));
+    let per_s = format!("  {}/s", bytes(last.bytes_per_s));
+    if fits(&title, &[&per_s]) {
+        title.push_str(&per_s);
     }
     let mut datasets = vec![
         Dataset::default()
@@ -264,95 +309,7 @@ fn draw_throughput(f: &mut Frame, area: Rect, s: &DashboardState) {
     f.render_widget(chart, area);
 }
 
-fn draw_latency_table(f: &mut Frame, area: Rect, s: &DashboardState) {
-    let cell = |v: Option<f64>| Cell::from(v.map_or("-".to_string(), fmt_ns));
-    let mut header = vec![Cell::from("metric")];
-    header.extend(TABLE_STATS.iter().map(|(n, _)| Cell::from(*n)));
-    let mut rows = Vec::new();
-    for (name, interval, run) in s.latency_rows() {
-        let mut r = vec![Cell::from(format!("{name} 1s"))];
-        r.extend(interval.into_iter().map(cell));
-        rows.push(Row::new(r));
-        let mut r = vec![Cell::from(format!("{name} all"))];
-        r.extend(run.into_iter().map(cell));
-        rows.push(Row::new(r).style(Style::new().add_modifier(Modifier::BOLD)));
-    }
-    let widths = [
-        Constraint::Length(14),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-    ];
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).style(Style::new().fg(Color::Yellow)))
-        .block(block("Latency (last second / whole run)"));
-    f.render_widget(table, area);
-}
-
-/// Axis label for 10^e ns.
-fn decade(e: i32) -> String {
-    let units = ["ns", "µs", "ms", "s"];
-    let e = e.max(0) as usize;
-    match units.get(e / 3) {
-        Some(u) => format!("{}{u}", 10u64.pow((e % 3) as u32)),
-        None => format!("{}s", 10u64.pow((e - 9) as u32)),
-    }
-}
-
-/// Log10 of a latency in ns, for the log-scale chart.
-fn log_ns(ns: u64) -> f64 {
-    (ns.max(1) as f64).log10()
-}
-
-fn draw_latency_chart(f: &mut Frame, area: Rect, s: &DashboardState) {
-    let m = s.chart_metric();
-    let i = s.chart_index();
-    let p50: Vec<(f64, f64)> = s
-        .history
-        .iter()
-        .filter_map(|p| Some((p.t_s, log_ns(p.latency[i]?.0))))
-        .collect();
-    let p99: Vec<(f64, f64)> = s
-        .history
-        .iter()
-        .filter_map(|p| Some((p.t_s, log_ns(p.latency[i]?.1))))
-        .collect();
-    let lo = p50.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = p99.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
-        (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
-    } else {
-        (3.0, 6.0)
-    };
-    let labels: Vec<String> = (lo as i32..=hi as i32).map(decade).collect();
-    let x_max = s.history.last().map_or(1.0, |p| p.t_s.max(1.0));
-    let chart = Chart::new(vec![
-        Dataset::default()
-            .name("p50")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Green))
-            .data(&p50),
-        Dataset::default()
-            .name("p99")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::new().fg(Color::Red))
-            .data(&p99),
-    ])
-    .block(block(format!("{} p50/p99 (log, Tab)", m.name())))
-    .x_axis(
-        Axis::default()
-            .bounds([0.0, x_max])
-            .labels(["0s".to_string(), format!("{x_max:.0}s")]),
-    )
-    .y_axis(Axis::default().bounds([lo, hi]).labels(labels));
-    f.render_widget(chart, area);
-}
-
-fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
+pub(super) fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
     // Two kinds a line, so the panel fits in three lines on small screens;
     // close codes and the latest messages follow where there is room.
     let errors = s.errors();
@@ -388,36 +345,80 @@ fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
     f.render_widget(Paragraph::new(lines).block(block("Errors")), area);
 }
 
-fn draw_thresholds(f: &mut Frame, area: Rect, s: &DashboardState) {
+/// One line a threshold. When they do not all fit, failing ones first,
+/// then pending, then passing, and the title counts the rest; a line
+/// too long for the panel loses its observed value, then the end of the
+/// expression (marked `…`).
+pub(super) fn draw_thresholds(f: &mut Frame, area: Rect, s: &DashboardState) {
+    let room = area.height.saturating_sub(2) as usize;
+    let inner = area.width.saturating_sub(2) as usize;
+    let mark = |t: &super::state::LiveThreshold| {
+        if t.pending {
+            ("pending", Color::DarkGray)
+        } else if t.pass {
+            ("pass", Color::Green)
+        } else {
+            ("FAIL", Color::Red)
+        }
+    };
+    let mut ts: Vec<&super::state::LiveThreshold> = s.thresholds.iter().collect();
+    let mut more = None;
+    if ts.len() > room {
+        ts.sort_by_key(|t| match mark(t).0 {
+            "FAIL" => 0,
+            "pending" => 1,
+            _ => 2,
+        });
+        let keep = room;
+        let count = |m: &str| ts[keep..].iter().filter(|t| mark(t).0 == m).count();
+        let counts: Vec<String> = ["FAIL", "pending", "pass"]
+            .map(|m| (m, count(m)))
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(m, n)| format!("{n} {m}"))
+            .collect();
+        more = Some(format!("+{} more: {}", ts.len() - keep, counts.join(", ")));
+        ts.truncate(keep);
+    }
     let lines: Vec<Line> = if s.thresholds.is_empty() {
         vec![Line::from("none in this scenario")]
     } else {
-        s.thresholds
-            .iter()
+        ts.iter()
             .map(|t| {
-                let (mark, color) = if t.pending {
-                    ("pending", Color::DarkGray)
-                } else if t.pass {
-                    ("pass", Color::Green)
+                let (mark, color) = mark(t);
+                let head = format!("{mark} ");
+                let full = format!("{}  now {}", t.expr, t.observed);
+                let body = if head.len() + Span::raw(full.as_str()).width() <= inner {
+                    full
                 } else {
-                    ("FAIL", Color::Red)
+                    layout::ellipsize(&t.expr, inner.saturating_sub(head.len()))
                 };
                 Line::from(vec![
-                    Span::styled(
-                        format!("{mark} "),
-                        Style::new().fg(color).add_modifier(Modifier::BOLD),
-                    ),
-                    Span::raw(format!("{}  now {}", t.expr, t.observed)),
+                    Span::styled(head, Style::new().fg(color).add_modifier(Modifier::BOLD)),
+                    Span::raw(body),
                 ])
             })
             .collect()
     };
-    f.render_widget(Paragraph::new(lines).block(block("Thresholds")), area);
+    let title = ["Thresholds".to_string()].into_iter().chain(more);
+    let title = layout::fit_parts(&title.collect::<Vec<_>>(), area.width.saturating_sub(2));
+    f.render_widget(Paragraph::new(lines).block(block(title)), area);
 }
 
 fn draw_help(f: &mut Frame, area: Rect) {
     let w = area.width.min(70);
-    let h = (HELP.len() as u16 + 2).min(area.height);
+    // Lines wrap on narrow screens (at word ends, so a row more each).
+    let inner = w.saturating_sub(2).max(1) as usize;
+    let rows: usize = HELP
+        .iter()
+        .map(
+            |(k, v)| match (k.len().max(10) + 2 + v.chars().count()).div_ceil(inner) {
+                1 => 1,
+                n => n + 1,
+            },
+        )
+        .sum();
+    let h = (rows as u16 + 2).min(area.height);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -429,7 +430,12 @@ fn draw_help(f: &mut Frame, area: Rect) {
         .map(|(k, v)| Line::from(format!("{k:>10}  {v}")))
         .collect();
     f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines).block(block("Keys")), r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block("Keys")),
+        r,
+    );
 }
 
 #[cfg(test)]
