@@ -101,7 +101,12 @@ fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
     let n = s.scenario.phases.len();
     let any_sent = s.history.iter().any(|p| p.sent_per_s > 0.0);
     let phase = match last.phase {
-        Some(i) => format!("{} {}/{}", s.scenario.phases[i].name, i + 1, n),
+        Some(i) => format!(
+            "{} {}/{}",
+            s.scenario.env_secrets.redact(&s.scenario.phases[i].name),
+            i + 1,
+            n
+        ),
         None if !any_sent => "connecting".into(),
         None => "draining".into(),
     };
@@ -121,7 +126,11 @@ fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
     if (last.rate_factor - 1.0).abs() > 1e-9 {
         status.push_str(&format!("  rate ×{:.2}", last.rate_factor));
     }
-    let title = format!(" barrage · {} → {} ", s.scenario.name, s.target);
+    let title = format!(
+        " barrage · {} → {} ",
+        s.scenario.env_secrets.redact(&s.scenario.name),
+        s.target
+    );
     let done = if last.phase.is_some() || !any_sent {
         last.load_s
     } else {
