@@ -229,10 +229,11 @@ mod tests {
     }
 
     #[test]
-    fn env_names_come_from_the_headers_as_written() {
+    fn env_names_come_from_every_string_as_written() {
         let text = "name: x\n# ${env:IN_A_COMMENT}\nheaders:\n  A: \"Bearer ${env:TOKEN}\"\n  \
-                    B: ${env:ID}-${env:TOKEN}\n  C: plain\nmessage: { text: '${env:NOT_A_HEADER}' }\n";
-        assert_eq!(env_names(text), ["TOKEN", "ID"]);
+                    B: ${env:ID}-${env:TOKEN}\n  C: plain\nmessage: { text: '${env:MSG} $${env:ESCAPED}' }\n\
+                    ${env:A_KEY}: 1\n";
+        assert_eq!(env_names(text), ["TOKEN", "ID", "MSG"]);
         assert!(env_names("name: x\n").is_empty());
     }
 
