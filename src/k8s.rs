@@ -167,7 +167,7 @@ pub fn generate(
     }
     let name = match &o.name {
         Some(n) => check_label("name", n, MAX_NAME_LEN)?.to_string(),
-        None => default_name(&s.name),
+        None => default_name(&s.env_secrets.redact(&s.name)),
     };
     let namespace = match &o.namespace {
         Some(ns) => Some(check_label("namespace", ns, MAX_NAMESPACE_LEN)?),
@@ -222,7 +222,7 @@ pub fn generate(
     let mut head = vec![
         format!(
             "barrage k8s: scenario {:?} as {} shard(s), Indexed Job {name} ({}).",
-            s.name,
+            s.env_secrets.redact(&s.name),
             o.workers,
             namespace.map_or("current namespace".to_string(), |ns| format!(
                 "namespace {ns}"

@@ -317,7 +317,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         scenario,
         opts.file.as_ref().map(|f| f.display().to_string()),
         // Secret query values (`?token=…`) stay out of reports.
-        crate::scenario::redact_url(&url.original),
+        scenario.env_secrets.target(&url.original),
         opts.file
             .as_ref()
             .and_then(|f| std::fs::read_to_string(f).ok())
@@ -333,7 +333,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     if let Some(search) = opts.search.as_ref().filter(|s| s.leads()) {
         search.conclude(&mut plan, &mut data);
     }
-    let report = report::build(&plan, &data);
+    let report = report::build::withhold_env(report::build(&plan, &data), &scenario.env_secrets);
     Ok(finish(
         report,
         &Destination::Folder {

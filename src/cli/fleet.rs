@@ -307,6 +307,7 @@ pub(super) async fn run(
     let mut merged = report::build(&plan, &data);
     merged.scenario.file = Some(a.scenario.display().to_string());
     merged.scenario.target = crate::scenario::redact_url(&target);
+    let merged = report::build::withhold_env(merged, &scenario.env_secrets);
     let to = Destination::Folder {
         out: Some(dir),
         reports_base: PathBuf::from("reports"),

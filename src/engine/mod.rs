@@ -249,7 +249,14 @@ pub async fn run(
     url: &WsUrl,
     opts: EngineOptions,
 ) -> Result<RunData, EngineError> {
-    let addr = resolve(url).await?;
+    let addr = resolve(url).await.map_err(|e| match e {
+        // A target's query values from `${env:…}` are withheld too.
+        EngineError::Resolve { target, reason } => EngineError::Resolve {
+            target: scenario.env_secrets.redact(&target),
+            reason,
+        },
+        e => e,
+    })?;
     preflight::check_families(scenario, addr)?;
     let started_at = SystemTime::now();
     let epoch = Instant::now();

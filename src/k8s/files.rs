@@ -149,32 +149,21 @@ fn is_secret(field: &str) -> bool {
     matches!(field, "tls.key")
 }
 
-/// The variables of the `${env:NAME}` in the scenario's `headers:` as
-/// written, each once, in file order: a pod must get them from its env.
-/// `text` is the scenario file, which `scenario::load` has read already.
+/// The variables of the `${env:NAME}` in the scenario's strings as
+/// written (any field), each once, in file order: a pod must get them from
+/// its env. `text` is the scenario file, which `scenario::load` has read
+/// already.
 pub fn env_names(text: &str) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct HeadersAsWritten {
-        #[serde(default)]
-        headers: Option<serde_yaml::Mapping>,
-    }
-    let headers = serde_yaml::from_str::<HeadersAsWritten>(text)
-        .ok()
-        .and_then(|h| h.headers)
-        .unwrap_or_default();
-    let names = std::cell::RefCell::new(Vec::<String>::new());
-    for raw in headers.values().filter_map(|v| v.as_str()) {
-        // Substituting with a lookup that notes each name finds exactly the
-        // names the scenario substituted.
-        let _ = crate::scenario::substitute_env(raw, &|n| {
-            let mut names = names.borrow_mut();
-            if !names.iter().any(|m| m == n) {
-                names.push(n.to_string());
+    let doc = serde_yaml::from_str::<serde_yaml::Value>(text).unwrap_or_default();
+    let mut names = Vec::<String>::new();
+    crate::scenario::walk_strings(&doc, &mut |raw| {
+        for n in crate::scenario::env_names(raw) {
+            if !names.contains(&n) {
+                names.push(n);
             }
-            Some(String::new())
-        });
-    }
-    names.into_inner()
+        }
+    });
+    names
 }
 
 /// `path` as a mount path: relative, `/`-separated, `.` dropped. An absolute
@@ -240,10 +229,11 @@ mod tests {
     }
 
     #[test]
-    fn env_names_come_from_the_headers_as_written() {
+    fn env_names_come_from_every_string_as_written() {
         let text = "name: x\n# ${env:IN_A_COMMENT}\nheaders:\n  A: \"Bearer ${env:TOKEN}\"\n  \
-                    B: ${env:ID}-${env:TOKEN}\n  C: plain\nmessage: { text: '${env:NOT_A_HEADER}' }\n";
-        assert_eq!(env_names(text), ["TOKEN", "ID"]);
+                    B: ${env:ID}-${env:TOKEN}\n  C: plain\nmessage: { text: '${env:MSG} $${env:ESCAPED}' }\n\
+                    ${env:A_KEY}: 1\n";
+        assert_eq!(env_names(text), ["TOKEN", "ID", "MSG"]);
         assert!(env_names("name: x\n").is_empty());
     }
 

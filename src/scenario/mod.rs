@@ -3,6 +3,7 @@
 //! file, line, column and field.
 
 mod data;
+mod env;
 mod error;
 mod flow;
 mod message;
@@ -23,6 +24,7 @@ mod tests;
 use std::path::Path;
 
 pub use data::{DataError, DataMode, DataSpec, Feeder};
+pub use env::{EnvSecrets, env_names, substitute_env, walk_strings};
 pub use error::ScenarioError;
 pub use flow::{
     Capture, Correlate, Delivery, ExpectStep, LoopStep, Matcher, OnTimeout, Role, SendStep, Step,
@@ -34,7 +36,7 @@ pub use population::{Lifetime, PhaseConnections};
 pub use protocol::{
     BuiltinMode, BuiltinSettings, CloseSettings, Compression, DEFAULT_MAX_MESSAGE, DeflateOptions,
     Headers, PingSettings, ReconnectPolicy, TlsSettings, is_secret_header, percent_decode,
-    redact_secrets, redact_url, substitute_env,
+    redact_secrets, redact_url,
 };
 pub use sequence::{Fanout, Sequence};
 pub use shard::{ShardSpec, Sharding, assign_roles};
@@ -63,7 +65,10 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     })?;
     let base = path.parent().unwrap_or(Path::new(""));
     let mut scenario = parse_at(&label, &text, base)?;
-    resolve_tls_files(&label, &text, path, &mut scenario)?;
+    resolve_tls_files(&label, &text, path, &mut scenario).map_err(|mut e| {
+        e.message = scenario.env_secrets.redact(&e.message);
+        e
+    })?;
     Ok(scenario)
 }
 
@@ -119,7 +124,19 @@ pub fn parse(file_label: &str, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 /// Parses scenario YAML whose relative paths (`data.file`) start at `base`.
+/// `${env:NAME}` in any string value is replaced by the environment
+/// variable as the file is read.
 pub fn parse_at(file_label: &str, text: &str, base: &Path) -> Result<Scenario, ScenarioError> {
+    parse_with_env(file_label, text, base, &|n| std::env::var(n).ok())
+}
+
+/// [`parse_at`] with the environment looked up by `env`.
+fn parse_with_env(
+    file_label: &str,
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Scenario, ScenarioError> {
     // A byte-order mark some editors write is not part of the YAML.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     check_depth(file_label, text)?;
@@ -143,12 +160,27 @@ pub fn parse_at(file_label: &str, text: &str, base: &Path) -> Result<Scenario, S
     if let Err(e) = serde_yaml::from_str::<serde::de::IgnoredAny>(text) {
         return Err(ScenarioError::from_syntax(file_label, &e));
     }
-    let de = serde_yaml::Deserializer::from_str(text);
-    let scenario: Scenario = serde_path_to_error::deserialize(de)
-        .map_err(|e| ScenarioError::from_yaml(file_label, e))?;
-    check_threshold_phases(file_label, text, &scenario)?;
-    let mut scenario = scenario;
-    finish_flows(file_label, text, base, &mut scenario)?;
+    // `${env:NAME}` is substituted between the YAML deserializer and the
+    // model, so errors keep the file's lines and the field's path, and an
+    // error withholds the values substituted.
+    let ctx = env::Ctx::new(env);
+    let withhold = |mut e: ScenarioError| {
+        e.message = ctx.redact_error(&e.message);
+        e
+    };
+    let de = env::Subst {
+        de: serde_yaml::Deserializer::from_str(text),
+        ctx: &ctx,
+    };
+    let mut scenario: Scenario = serde_path_to_error::deserialize(de)
+        .map_err(|e| withhold(ScenarioError::from_yaml(file_label, e)))?;
+    if text.contains("${")
+        && let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text)
+    {
+        scenario.env_secrets = EnvSecrets::of(&doc, env);
+    }
+    check_threshold_phases(file_label, text, &scenario).map_err(withhold)?;
+    finish_flows(file_label, text, base, &mut scenario).map_err(withhold)?;
     Ok(scenario)
 }
 

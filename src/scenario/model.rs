@@ -126,6 +126,10 @@ pub struct Scenario {
     /// Set by `--shard I/N` ([`Scenario::apply_shard`]); default: the whole run.
     #[serde(skip)]
     pub sharding: Option<super::shard::Sharding>,
+    /// The values `${env:NAME}` gave the file: secrets every output
+    /// withholds ([`EnvSecrets::redact`](super::EnvSecrets::redact)).
+    #[serde(skip)]
+    pub env_secrets: super::EnvSecrets,
 }
 
 fn de_opt_flow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Step>>, D::Error> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::env::{EnvSecrets, env_names, substitute_env};
 use super::model::Scenario;
 use super::target::Target;
 use super::units::{SizeVisitor, de_positive_duration};
@@ -154,7 +155,7 @@ impl Secrets {
                     out.add_value(&v);
                 }
                 for var in env_names(&raw) {
-                    if let Some(v) = env(var) {
+                    if let Some(v) = env(&var) {
                         out.add_value(&v);
                     }
                 }
@@ -170,6 +171,19 @@ impl Secrets {
             } else if is_secret_header(&name) {
                 out.add_header(&name);
                 out.add_value(&raw);
+            }
+        }
+        // `${env:NAME}` anywhere else: the variables' values; a target's
+        // query values.
+        if let Some(doc) = doc {
+            let env = EnvSecrets::of(doc, env);
+            for v in &env.values {
+                out.add_value(v);
+            }
+            for pair in env.pairs {
+                if !out.pairs.contains(&pair) {
+                    out.pairs.push(pair);
+                }
             }
         }
         let mut targets = Vec::new();
@@ -383,19 +397,6 @@ fn walk_scalars(v: &serde_yaml::Value, f: &mut dyn FnMut(&str)) {
     }
 }
 
-/// The `NAME`s of the `${env:NAME}` in `raw`.
-fn env_names(raw: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = raw;
-    while let Some(i) = rest.find("${env:") {
-        let after = &rest[i + 6..];
-        let Some(end) = after.find('}') else { break };
-        out.push(&after[..end]);
-        rest = &after[end + 1..];
-    }
-    out
-}
-
 /// `text` with, after the key of each secret header on its line, the
 /// inline value (quoted, or plain up to `,`, `}` or the line's end)
 /// replaced by `"<redacted>"`: what catches values too short to search for.
@@ -484,7 +485,7 @@ pub fn redact_secrets(text: &str, scenario: &Scenario) -> String {
 }
 
 /// [`redact_secrets`] with the environment looked up by `env`.
-fn redact_with_env(
+pub(super) fn redact_with_env(
     text: &str,
     scenario: &Scenario,
     env: &dyn Fn(&str) -> Option<String>,
@@ -563,9 +564,8 @@ impl<'de> Deserialize<'de> for Headers {
                     if out.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
                         return Err(de::Error::custom(format!("header {name} given twice")));
                     }
-                    let raw: String = map.next_value()?;
-                    let value = substitute_env(&raw, &|n| std::env::var(n).ok())
-                        .map_err(|e| de::Error::custom(format!("header {name}: {e}")))?;
+                    // `${env:NAME}` is substituted already (scenario::env).
+                    let value: String = map.next_value()?;
                     if value.bytes().any(is_control) {
                         return Err(de::Error::custom(format!(
                             "header {name}: the value must not contain line breaks, NUL or other control characters"
@@ -679,33 +679,6 @@ fn check_header_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Replaces every `${env:NAME}` in `s` with the variable's value looked up
-/// by `lookup`. An unknown variable or an unclosed `${` is an error naming it.
-pub fn substitute_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let Some(end) = after.find('}') else {
-            return Err("unclosed \"${\" (write ${env:NAME})".to_string());
-        };
-        let inner = &after[..end];
-        let Some(name) = inner.strip_prefix("env:") else {
-            return Err(format!(
-                "\"${{{inner}}}\" is not a substitution barrage knows (write ${{env:NAME}})"
-            ));
-        };
-        match lookup(name) {
-            Some(v) => out.push_str(&v),
-            None => return Err(format!("environment variable {name} is not set")),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// `compression:`: `none` (default) or `deflate` for permessage-deflate

@@ -346,3 +346,181 @@ fn rate_ramps_parse_and_refuse() {
         );
     }
 }
+
+/// Parses `text` with the environment `vars` (never the process's: tests
+/// run side by side).
+fn parse_env(text: &str, vars: &[(&str, &str)]) -> Result<Scenario, ScenarioError> {
+    let owned: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env = move |n: &str| owned.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    parse_with_env("s.yaml", text, Path::new(""), &env)
+}
+
+const ENV_EVERYWHERE: &str = r#"name: "${env:T_NAME}"
+target: ${env:T_URL}
+connections: { count: 2, rate: 10/s }
+origin: "https://${env:T_HOST}"
+subprotocols: [ "${env:T_PROTO}" ]
+tls: { ca: "${env:T_DIR}/ca.pem", server_name: "${env:T_HOST}" }
+headers: { X-Trace: "id-${env:T_TRACE}" }
+flow:
+  - send: { text: "login ${env:T_MSG} $${env:NOT_ME}" }
+  - expect: { contains: "${env:T_REPLY}", timeout: 2s }
+phases:
+  - { name: "${env:T_PHASE}", duration: 1s, rate: 1/s }
+"#;
+
+const ENV_VARS: [(&str, &str); 10] = [
+    ("T_NAME", "envname"),
+    (
+        "T_URL",
+        "ws://127.0.0.1:9/p?room=r00mS3CRET&token=t0kS3CRET",
+    ),
+    ("T_HOST", "api.example"),
+    ("T_PROTO", "chat.v2"),
+    ("T_DIR", "/etc/certs"),
+    ("T_TRACE", "tr4ceS3CRET"),
+    ("T_MSG", "m3ssageS3CRET"),
+    ("T_REPLY", "r3plyS3CRET"),
+    ("T_PHASE", "phaseS3CRET"),
+    ("UNUSED", "never"),
+];
+
+#[test]
+fn env_is_substituted_in_every_string() {
+    let s = parse_env(ENV_EVERYWHERE, &ENV_VARS).unwrap();
+    assert_eq!(s.name, "envname");
+    let Target::Url(u) = &s.target else {
+        panic!("{:?}", s.target)
+    };
+    assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 9));
+    assert_eq!(s.origin.as_deref(), Some("https://api.example"));
+    assert_eq!(s.subprotocols, ["chat.v2"]);
+    assert_eq!(s.tls.ca.as_deref(), Some(Path::new("/etc/certs/ca.pem")));
+    assert_eq!(s.tls.server_name.as_deref(), Some("api.example"));
+    assert_eq!(
+        s.headers.0,
+        [("X-Trace".to_string(), "id-tr4ceS3CRET".to_string())]
+    );
+    assert_eq!(s.phases[0].name, "phaseS3CRET");
+    let flow = s.flow.as_ref().unwrap();
+    let Step::Send(SendStep {
+        message: Message::Text(t),
+        ..
+    }) = &flow[0]
+    else {
+        panic!("{flow:?}")
+    };
+    // `$${` is a literal `${`.
+    assert_eq!(t.source(), "login m3ssageS3CRET ${env:NOT_ME}");
+    let Step::Expect(e) = &flow[1] else {
+        panic!("{flow:?}")
+    };
+    assert!(
+        matches!(&e.matcher, Matcher::Contains(c) if c == "r3plyS3CRET"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn env_values_are_secrets_but_the_target_host() {
+    let s = parse_env(ENV_EVERYWHERE, &ENV_VARS).unwrap();
+    let shown = s
+        .env_secrets
+        .target("ws://127.0.0.1:9/p?room=r00mS3CRET&token=t0kS3CRET");
+    assert_eq!(shown, "ws://127.0.0.1:9/p?room=<redacted>&token=<redacted>");
+    for secret in ["tr4ceS3CRET", "m3ssageS3CRET", "r3plyS3CRET", "phaseS3CRET"] {
+        let r = s.env_secrets.redact(&format!("a {secret} b"));
+        assert_eq!(r, "a <redacted> b");
+    }
+    // Short values are withheld where they are the whole string.
+    assert_eq!(s.env_secrets.redact("envname"), "<redacted>");
+    assert_eq!(s.env_secrets.redact("never"), "never");
+    // The report's copy of the file: the spellings stay (they name
+    // variables), values and the env target's query values do not.
+    let copy = protocol::redact_with_env(
+        &format!("{ENV_EVERYWHERE}# tr4ceS3CRET r00mS3CRET m3ssageS3CRET\n"),
+        &s,
+        &|n| {
+            ENV_VARS
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        },
+    );
+    for secret in ["tr4ceS3CRET", "r00mS3CRET", "m3ssageS3CRET"] {
+        assert!(!copy.contains(secret), "{secret} in {copy}");
+    }
+    assert!(copy.contains("text: \"login ${env:T_MSG}"), "{copy}");
+    // The plan `barrage check` prints.
+    let plan = crate::ui::plan::render("s.yaml", &s);
+    for secret in [
+        "m3ssageS3CRET",
+        "r3plyS3CRET",
+        "phaseS3CRET",
+        "r00mS3CRET",
+        "t0kS3CRET",
+    ] {
+        assert!(!plan.contains(secret), "{secret} in {plan}");
+    }
+    assert!(plan.contains("ws://127.0.0.1:9/p"), "{plan}");
+}
+
+#[test]
+fn env_errors_name_file_line_and_field() {
+    let e = parse_env(ENV_EVERYWHERE, &ENV_VARS[1..]).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (1, Some("name")), "{e}");
+    assert!(e.message.contains("T_NAME is not set"), "{e}");
+    let missing_url: Vec<_> = ENV_VARS
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "T_URL")
+        .collect();
+    let e = parse_env(ENV_EVERYWHERE, &missing_url).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (2, Some("target")), "{e}");
+    assert!(e.to_string().starts_with("s.yaml:2:"), "{e}");
+    let e = parse_env(
+        &ENV_EVERYWHERE.replace("${env:T_MSG} $${env:NOT_ME}", "${env:T_MSG"),
+        &ENV_VARS,
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.field.as_deref().unwrap().starts_with("flow"), "{e}");
+    assert!(e.message.contains("unclosed"), "{e}");
+    let e = parse_env(
+        &ENV_EVERYWHERE.replace("${env:T_MSG}", "${T_MSG}"),
+        &ENV_VARS,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("${env:NAME}"), "{e}");
+    // The target is validated as the URL it becomes, and the error
+    // withholds the value.
+    let mut bad = ENV_VARS;
+    bad[1] = ("T_URL", "http://h0stS3CRET/");
+    let e = parse_env(ENV_EVERYWHERE, &bad).unwrap_err();
+    assert_eq!((e.line, e.field.as_deref()), (2, Some("target")), "{e}");
+    assert!(!e.message.contains("h0stS3CRET"), "{e}");
+    assert!(e.message.contains("${env:T_URL}"), "{e}");
+    // So is a subprotocol.
+    let mut bad = ENV_VARS;
+    bad[3] = ("T_PROTO", "not a token");
+    let e = parse_env(ENV_EVERYWHERE, &bad).unwrap_err();
+    assert_eq!(e.line, 5, "{e}");
+    assert!(!e.message.contains("not a token\""), "{e}");
+}
+
+#[test]
+fn env_is_read_once_at_load() {
+    // A value with `${` in it is not substituted again.
+    let s = parse_env(
+        "name: x\ntarget: builtin\nconnections: { count: 1 }\nmessage: { text: \"${env:A}\" }\nphases: [ { name: a, duration: 1s, rate: 1/s } ]\n",
+        &[("A", "${env:B}")],
+    )
+    .unwrap();
+    let Message::Text(t) = &s.message else {
+        panic!()
+    };
+    assert_eq!(t.source(), "${env:B}");
+}

@@ -22,7 +22,7 @@ use crate::scenario::{
 pub fn render(file: &str, s: &Scenario) -> String {
     let target = match &s.target {
         Target::Builtin => settings::builtin(s),
-        Target::Url(u) => crate::scenario::redact_url(&u.original),
+        Target::Url(u) => s.env_secrets.target(&u.original),
     };
     let mut out = format!(
         "{file}: ok\n  scenario    {}\n  target      {target}\n  connections {} opened at {}/s, timeout {:?}\n",
@@ -125,7 +125,7 @@ pub fn render(file: &str, s: &Scenario) -> String {
 /// its mode, or the URL (secret query values redacted).
 pub fn target_title(s: &Scenario) -> String {
     match &s.target {
-        Target::Url(u) => crate::scenario::redact_url(&u.original),
+        Target::Url(u) => s.env_secrets.target(&u.original),
         Target::Builtin => match s.builtin.mode {
             BuiltinMode::Echo => "builtin echo server".to_string(),
             BuiltinMode::Broadcast => "builtin broadcast server (rooms)".to_string(),
@@ -220,8 +220,9 @@ fn expected(n: u64, iterations: u64) -> String {
 
 /// `out` with the values of secret headers (and their words, but a leading
 /// scheme such as `Bearer`) replaced by `<redacted>`, should a flow's text
-/// spell one.
+/// spell one, and every value `${env:NAME}` gave the scenario.
 fn redact(mut out: String, s: &Scenario) -> String {
+    out = s.env_secrets.redact(&out);
     let mut needles: Vec<&str> = Vec::new();
     for (name, value) in &s.headers.0 {
         if !is_secret_header(name) {

@@ -26,7 +26,7 @@ pub fn line(scenario: &Scenario, total: &RunData, delta: &RunData, control: &Con
     let phase = match sec.phase {
         Some(i) => format!(
             "{}{} {}/{}",
-            scenario.phases[i].name,
+            scenario.env_secrets.redact(&scenario.phases[i].name),
             control
                 .phase_rate(i)
                 .map_or(String::new(), |r| format!(" at {r:.0}/s")),
@@ -90,7 +90,12 @@ fn phase_bar(scenario: &Scenario, i: usize) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(format!("{} {}/{}", p.name, i + 1, scenario.phases.len()));
+    bar.set_prefix(format!(
+        "{} {}/{}",
+        scenario.env_secrets.redact(&p.name),
+        i + 1,
+        scenario.phases.len()
+    ));
     bar
 }
 

@@ -11,6 +11,7 @@ mod cli_exit_codes;
 mod compare_merge;
 mod dashboard_layout;
 mod echo_run;
+mod env_everywhere;
 mod faults;
 mod flows;
 mod hostile_clients;

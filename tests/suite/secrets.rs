@@ -1,7 +1,8 @@
 //! Secrets never reach what barrage writes or prints: the values of
 //! secret-looking headers, however the YAML spells them (plain, quoted,
 //! folded, literal, on the next line), header values from `${env:NAME}`,
-//! and secret query values of the target URL. Every file of the report set
+//! any other value from `${env:NAME}` (here the message sent), and secret
+//! query values of the target URL. Every file of the report set
 //! (report.json, summary.md, report.html, junit.xml, the .hlog files), the
 //! `--json-lines` stream, `barrage check` and `barrage k8s` are searched.
 
@@ -61,14 +62,15 @@ fn secrets() -> Vec<String> {
 }
 
 /// A scenario with `spelling` as its Authorization header, an X-Api-Key
-/// header, a header from `${env:BARRAGE_TEST_SECRET}` (whose value a
-/// comment repeats, as a note left in the file might), and a `?token=` in
-/// the target URL on `port`.
+/// header, a header and the message from `${env:BARRAGE_TEST_SECRET}`
+/// (whose value a comment repeats, as a note left in the file might), and a
+/// `?token=` in the target URL on `port`.
 fn scenario(label: &str, spelling: &str, port: u16) -> String {
     format!(
         "name: secrets-{label}\n\
          target: ws://127.0.0.1:{port}/echo?room=r1&token=S3CRETQ\n\
          connections: {{ count: 2, rate: 1000/s }}\n\
+         message: {{ text: \"hello ${{env:{ENV_NAME}}}\" }}\n\
          phases:\n  - {{ name: steady, duration: 300ms, rate: 20/s }}\n\
          headers:\n{spelling}  X-Api-Key: K3YS3CRET\n  X-Trace: \"${{env:{ENV_NAME}}}\"\n\
          # rotated monthly; last month's was {}\n",

@@ -121,7 +121,12 @@ pub(super) fn status_parts(s: &DashboardState) -> Vec<String> {
     let n = s.scenario.phases.len();
     let any_sent = s.history.iter().any(|p| p.sent_per_s > 0.0);
     let phase = match last.phase {
-        Some(i) => format!("{} {}/{}", s.scenario.phases[i].name, i + 1, n),
+        Some(i) => format!(
+            "{} {}/{}",
+            s.scenario.env_secrets.redact(&s.scenario.phases[i].name),
+            i + 1,
+            n
+        ),
         None if !any_sent => "connecting".into(),
         None => "draining".into(),
     };
@@ -151,7 +156,11 @@ pub(super) fn draw_header(f: &mut Frame, area: Rect, s: &DashboardState) {
     let title = format!(
         " {} ",
         layout::ellipsize(
-            &format!("barrage · {} → {}", s.scenario.name, s.target),
+            &format!(
+                "barrage · {} → {}",
+                s.scenario.env_secrets.redact(&s.scenario.name),
+                s.target
+            ),
             area.width.saturating_sub(4) as usize
         )
     );
