@@ -31,6 +31,14 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on stderr (held while the dashboard runs). -v: the run's
+    /// start and end, and each connection fault with its connection id and
+    /// reason (failed connect, TLS or upgrade, reset, protocol error, close
+    /// by the server or timed out). -vv: also each connection's handshake
+    /// and normal close. RUST_LOG, when set, replaces this (e.g.
+    /// RUST_LOG=barrage=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 /// Subcommands.
@@ -277,14 +285,14 @@ pub fn apply_overrides(s: &mut Scenario, a: &RunArgs) -> Result<(), String> {
 /// Runs the command and returns the process exit code.
 pub async fn execute(cli: Cli) -> u8 {
     match cli.command {
-        Command::Run(a) => run(a).await,
+        Command::Run(a) => run(a, cli.verbose).await,
         Command::Check(a) => check(&a),
         Command::Serve(a) => serve::serve(a).await,
         Command::Report(a) => rerender(&a),
         Command::Compare(a) => compare(&a),
         Command::Merge(a) => merge(&a),
         Command::K8s(a) => k8s(&a),
-        Command::Search(a) => search::search(a).await,
+        Command::Search(a) => search::search(a, cli.verbose).await,
     }
 }
 
@@ -480,8 +488,9 @@ fn report_line(text: &str) -> Option<Report> {
     })
 }
 
-async fn run(a: RunArgs) -> u8 {
+async fn run(a: RunArgs, verbose: u8) -> u8 {
     let mut head = vec!["run".to_string(), a.load.scenario.display().to_string()];
+    head.extend(verbose_flag(verbose));
     if let Some(d) = a.duration {
         head.extend(["--duration".into(), format!("{}ms", d.as_millis())]);
     }
@@ -489,6 +498,12 @@ async fn run(a: RunArgs) -> u8 {
         head.extend(["--rate".into(), r.to_string()]);
     }
     run_with(a, head, None).await
+}
+
+/// The `-v` flags a shard process is given to log as this one does (it
+/// inherits `RUST_LOG`).
+pub(super) fn verbose_flag(verbose: u8) -> Option<String> {
+    (verbose > 0).then(|| format!("-{}", "v".repeat(usize::from(verbose))))
 }
 
 /// `run`, or a capacity search when `search` is given (it lays out the

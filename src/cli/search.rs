@@ -108,7 +108,7 @@ fn parse_precision(s: &str) -> Result<f64, String> {
 }
 
 /// Runs the search and returns the exit code.
-pub(super) async fn search(a: SearchArgs) -> u8 {
+pub(super) async fn search(a: SearchArgs, verbose: u8) -> u8 {
     let mut slos = Vec::new();
     for s in &a.slos {
         match Threshold::parse(s) {
@@ -177,6 +177,7 @@ pub(super) async fn search(a: SearchArgs) -> u8 {
         Vary::Connections => v.to_string(),
     };
     let mut head = vec!["search".to_string(), a.load.scenario.display().to_string()];
+    head.extend(super::verbose_flag(verbose));
     for slo in &a.slos {
         head.extend(["--slo".into(), slo.clone()]);
     }
