@@ -28,3 +28,4 @@ mod thresholds_schema;
 mod tls_pinning;
 mod tui_tmux;
 mod validation;
+mod verbose;
