@@ -5,6 +5,8 @@ use clap::Parser;
 
 fn main() {
     let cli = barrage::cli::Cli::parse();
+    // Only here: the library, run in-process by the tests, installs none.
+    barrage::ui::log::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("barrage")

@@ -297,6 +297,13 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         }
         _ => (opts.ticks.clone(), None),
     };
+    tracing::info!(
+        url = %crate::scenario::redact_url(&url.original),
+        connections = scenario.peak_connections(),
+        phases = scenario.phases.len(),
+        seed,
+        "run starting"
+    );
     let engine_opts = EngineOptions {
         cancel: opts.cancel.clone(),
         ticks,
@@ -334,6 +341,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         search.conclude(&mut plan, &mut data);
     }
     let report = report::build::withhold_env(report::build(&plan, &data), &scenario.env_secrets);
+    tracing::info!(verdict = ?report.verdict, interrupted = report.interrupted, "run ended");
     Ok(finish(
         report,
         &Destination::Folder {

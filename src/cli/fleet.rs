@@ -355,11 +355,21 @@ async fn read_shard(
 ) -> Output {
     let errors = tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).split(b'\n');
-        let mut kept = Vec::new();
+        // The latest lines only: with -v a shard logs a line per failed
+        // connection, which must not pile up here for the whole run.
+        let mut kept = std::collections::VecDeque::new();
+        let mut dropped = 0u64;
         while let Ok(Some(l)) = lines.next_segment().await {
-            kept.push(String::from_utf8_lossy(&l).into_owned());
+            kept.push_back(String::from_utf8_lossy(&l).into_owned());
+            if kept.len() > ui::log::HELD_MAX {
+                kept.pop_front();
+                dropped += 1;
+            }
         }
-        kept
+        if dropped > 0 {
+            kept.push_front(format!("{dropped} earlier lines dropped"));
+        }
+        Vec::from(kept)
     });
     let mut out = Output::default();
     // By bytes: a line that is not UTF-8 is counted, and reading goes on

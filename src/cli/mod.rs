@@ -31,8 +31,13 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// More detail: `-v` shows every counter in the final summary, zero
-    /// or not, and each phase's percentiles. Default: what happened.
+    /// Log lines on stderr (held while the dashboard runs). -v: the run's
+    /// start and end, and each connection fault with its connection id and
+    /// reason (failed connect, TLS or upgrade, reset, protocol error, close
+    /// by the server or timed out). -vv: also each connection's handshake
+    /// and normal close. RUST_LOG, when set, replaces this (e.g.
+    /// RUST_LOG=barrage=debug). `-v` also shows every counter in the final
+    /// summary, zero or not, and each phase's percentiles.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
@@ -519,6 +524,7 @@ fn report_line(text: &str) -> Option<Report> {
 
 async fn run(a: RunArgs) -> u8 {
     let mut head = vec!["run".to_string(), a.load.scenario.display().to_string()];
+    head.extend(verbose_flag(a.load.verbose));
     if let Some(d) = a.duration {
         head.extend(["--duration".into(), format!("{}ms", d.as_millis())]);
     }
@@ -526,6 +532,12 @@ async fn run(a: RunArgs) -> u8 {
         head.extend(["--rate".into(), r.to_string()]);
     }
     run_with(a, head, None).await
+}
+
+/// The `-v` flags a shard process is given to log as this one does (it
+/// inherits `RUST_LOG`).
+pub(super) fn verbose_flag(verbose: u8) -> Option<String> {
+    (verbose > 0).then(|| format!("-{}", "v".repeat(usize::from(verbose))))
 }
 
 /// `run`, or a capacity search when `search` is given (it lays out the

@@ -177,6 +177,7 @@ pub(super) async fn search(a: SearchArgs) -> u8 {
         Vary::Connections => v.to_string(),
     };
     let mut head = vec!["search".to_string(), a.load.scenario.display().to_string()];
+    head.extend(super::verbose_flag(a.load.verbose));
     for slo in &a.slos {
         head.extend(["--slo".into(), slo.clone()]);
     }

@@ -46,6 +46,15 @@ pub(super) struct Extras {
     /// Messages no step claimed yet, with the stage they came in, oldest
     /// first (`backlog:`); their buffers are reused.
     pub backlog: std::collections::VecDeque<(usize, Vec<u8>)>,
+    /// Why the connection is being lost, for the line [`Conn::lost`] logs
+    /// (kept only when faults are logged).
+    pub fault: Option<String>,
+}
+
+/// Whether connection faults are logged (`-v`, `RUST_LOG`): asked once per
+/// run, with this module's target, where [`Conn::lost`] logs them.
+pub(super) fn faults_logged() -> bool {
+    tracing::enabled!(tracing::Level::WARN)
 }
 
 /// The connection's [`Extras`], allocated on first use (a field borrow, so
@@ -744,10 +753,9 @@ impl<'a> Conn<'a> {
     /// Reads what is available and handles every complete frame. Returns the
     /// error kind when the connection is lost.
     pub(super) fn read_ready(&mut self, stage: usize) -> Result<(), ErrorKind> {
-        let gauges = self.shared.recorder.gauges();
         match self.stream.read_into(&mut self.decoder) {
             Ok(0) => {
-                gauges.note_error(|| {
+                self.fault(|| {
                     "closed: the server closed the connection without a close frame".into()
                 });
                 return Err(ErrorKind::Closed);
@@ -755,11 +763,26 @@ impl<'a> Conn<'a> {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => {
-                gauges.note_error(|| format!("closed: {e}"));
+                self.fault(|| format!("closed: {e}"));
                 return Err(ErrorKind::Closed);
             }
         }
         self.handle_events(stage)
+    }
+
+    /// Notes why the connection is being lost: among the run's latest
+    /// distinct errors, and, when faults are logged, for [`Conn::lost`]'s
+    /// line. No log call here: this runs inside the read loop.
+    #[cold]
+    pub(super) fn fault(&mut self, reason: impl FnOnce() -> String) {
+        let gauges = self.shared.recorder.gauges();
+        if self.shared.log_faults {
+            let reason = reason();
+            gauges.note_error(|| reason.clone());
+            extras(&mut self.extras).fault = Some(reason);
+        } else {
+            gauges.note_error(reason);
+        }
     }
 
     /// Gives buffer memory back while the connection has nothing to do
@@ -787,6 +810,14 @@ impl<'a> Conn<'a> {
         if kind != ErrorKind::Protocol {
             self.count_error(stage, kind);
         }
+        // Once per connection lost, outside the read and send loop (`-v`).
+        let fault = self.extras.as_mut().and_then(|x| x.fault.take());
+        tracing::warn!(
+            conn = self.id,
+            kind = kind.name(),
+            reason = %fault.as_deref().unwrap_or("closed: reading or writing the socket failed"),
+            "connection lost"
+        );
         // Messages in flight will never get their reply.
         self.expire_all();
         // Best effort: answer a server close or report our protocol error.

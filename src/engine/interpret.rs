@@ -563,7 +563,7 @@ impl Conn<'_> {
                     }
                     Ok(Some(Event::Close { code })) => {
                         gauges.close_code(code);
-                        gauges.note_error(|| format!("closed: the server sent close code {code}"));
+                        self.fault(|| format!("closed: the server sent close code {code}"));
                         // Answer the server's close before dropping the socket.
                         self.close_received = true;
                         self.encoder.control(
@@ -575,7 +575,7 @@ impl Conn<'_> {
                         return Err(ErrorKind::Closed);
                     }
                     Err(e) => {
-                        gauges.note_error(|| format!("protocol: {e}"));
+                        self.fault(|| format!("protocol: {e}"));
                         let code = e.close_code().to_be_bytes();
                         self.encoder
                             .control(&mut self.wbuf, opcode::CLOSE, &code, &mut self.rng);

@@ -172,8 +172,24 @@ impl Conn<'_> {
     }
 
     /// Sends `settings`' close frame and waits up to [`CLOSE_WAIT`] for the
-    /// server's; returns false when none came in time.
+    /// server's; returns false when none came in time. Logged: a normal
+    /// close at debug (`-vv`), a close that timed out at warn (`-v`).
     pub(super) async fn close(&mut self, settings: &CloseSettings) -> bool {
+        let answered = self.close_handshake(settings).await;
+        if answered {
+            tracing::debug!(conn = self.id, code = settings.code, "connection closed");
+        } else {
+            tracing::warn!(
+                conn = self.id,
+                kind = ErrorKind::CloseTimeout.name(),
+                reason = %format_args!("close_timeout: no close frame back within {CLOSE_WAIT:?}"),
+                "connection close timed out"
+            );
+        }
+        answered
+    }
+
+    async fn close_handshake(&mut self, settings: &CloseSettings) -> bool {
         if !self.close_sent {
             let mut payload = Vec::with_capacity(2 + settings.reason.len());
             payload.extend_from_slice(&settings.code.to_be_bytes());

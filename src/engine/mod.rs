@@ -126,6 +126,9 @@ pub(crate) struct Shared {
     /// atomic a slot instead of a token and its waiter per connection.
     slot_gens: Box<[AtomicU32]>,
     cancel: CancellationToken,
+    /// Connection faults are logged (`-v`): their reasons are kept for
+    /// the line logged when the connection is lost. Read once per run.
+    log_faults: bool,
     control: Arc<Control>,
     start: watch::Receiver<Option<LoadStart>>,
     resolved: AtomicU64,
@@ -323,6 +326,7 @@ pub async fn run(
             .map(|_| AtomicU32::new(0))
             .collect(),
         cancel: run_cancel.clone(),
+        log_faults: connection::faults_logged(),
         control: opts.control.clone(),
         start: start_rx.clone(),
         resolved: AtomicU64::new(0),

@@ -95,7 +95,7 @@ pub(super) struct Opened {
     pub encoder: Encoder,
 }
 
-/// Counts a failed attempt of `kind` with its reason.
+/// Counts a failed attempt of `kind` with its reason, and logs it (`-v`).
 fn failed(
     shared: &Shared,
     id: u64,
@@ -104,7 +104,16 @@ fn failed(
     reason: impl FnOnce() -> String,
 ) {
     shared.setup(id, stage, |d| d.error(kind));
-    shared.recorder.gauges().note_error(reason);
+    let gauges = shared.recorder.gauges();
+    // Formatted once for both when logged; otherwise `note_error` may
+    // skip it (during an error storm one message of each kind suffices).
+    if tracing::enabled!(tracing::Level::WARN) {
+        let reason = reason();
+        tracing::warn!(conn = id, kind = kind.name(), reason = %reason, "connection failed");
+        gauges.note_error(|| reason);
+    } else {
+        gauges.note_error(reason);
+    }
 }
 
 /// TCP connect, TLS and upgrade within the scenario's timeout; records
@@ -229,6 +238,14 @@ pub(super) async fn open(shared: &Shared, id: u64, stage: usize) -> Option<Opene
             }
         }
     }
+    // Connect, TLS and upgrade all done (`-vv`).
+    tracing::debug!(
+        conn = id,
+        took = ?(t3 - t0),
+        compressed,
+        subprotocol,
+        "connection open"
+    );
     Some(Opened {
         stream,
         decoder,

@@ -2,6 +2,7 @@
 //! never touches the hot path.
 
 pub mod dashboard;
+pub mod log;
 pub mod plan;
 pub mod progress;
 pub mod summary;

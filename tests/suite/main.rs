@@ -30,3 +30,4 @@ mod thresholds_schema;
 mod tls_pinning;
 mod tui_tmux;
 mod validation;
+mod verbose;

@@ -427,3 +427,71 @@ fn dashboard_fits_an_80x24_terminal() {
     let r = read_report(&out);
     assert_eq!(r["interrupted"], true);
 }
+
+/// `-vv` under the dashboard: no log line reaches the screen while it
+/// runs; the latest 1,000 are printed after it, with how many were dropped.
+#[test]
+fn log_lines_wait_for_the_dashboard_to_end() {
+    if !needs("tmux", "tui") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 600 opens and 600 closes: more lines than are held.
+    let f = write_scenario(
+        dir.path(),
+        "logs.yaml",
+        "name: tui-logs\ntarget: builtin\nconnections: { count: 600, rate: 5000/s }\n\
+         phases: [ { name: steady, duration: 3s, rate: 100/s } ]\n",
+    );
+    let out = dir.path().join("out");
+    let code_file = dir.path().join("exit_code");
+    let session = Session(format!("barrage-test-logs-{}", std::process::id()));
+    let cmd = format!(
+        "env -u RUST_LOG {} run {} -vv --out {}; echo $? > {}; sleep 60",
+        env!("CARGO_BIN_EXE_barrage"),
+        f.display(),
+        out.display(),
+        code_file.display()
+    );
+    start(&session, &cmd);
+    wait_for(&session.0, "steady 1/1", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    let during = capture(&session.0);
+    assert!(
+        !during.contains("connection open") && !during.contains("DEBUG"),
+        "a log line on the dashboard:\n{during}"
+    );
+    let t0 = Instant::now();
+    while !code_file.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "did not end:\n{}",
+            capture(&session.0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(std::fs::read_to_string(&code_file).unwrap().trim(), "0");
+    let after = tmux(&["capture-pane", "-p", "-J", "-S", "-5000", "-t", &session.0]);
+    let held: Vec<&str> = after
+        .lines()
+        .filter(|l| l.contains("DEBUG") || l.contains(" INFO "))
+        .collect();
+    // The latest 1,000, and "run ended" when it came after the dashboard.
+    assert!(
+        (1000..=1001).contains(&held.len()),
+        "{} log lines:\n{after}",
+        held.len()
+    );
+    assert!(
+        after.contains("log lines dropped while the dashboard ran (the last 1000 follow)"),
+        "{after}"
+    );
+    assert!(
+        held.iter().any(|l| l.contains("connection closed conn=")),
+        "{after}"
+    );
+    assert!(held.last().unwrap().contains("run ended"), "{after}");
+    // Then the summary.
+    assert!(after.contains("PASS: tui-logs"), "{after}");
+}

@@ -2,7 +2,9 @@
 //! fixed rate (10 frames a second) for the snapshots the engine hands over
 //! and for keys, redrawing when either changed the picture; it never
 //! touches the hot path. The terminal is restored on every way out: normal end, error,
-//! `q`, Ctrl-C (a key in raw mode) and panic (ratatui's panic hook).
+//! `q`, Ctrl-C (a key in raw mode) and panic (ratatui's panic hook). Log
+//! lines (`-v`) are held meanwhile and printed after the terminal is
+//! restored ([`crate::ui::log`]).
 
 mod compact;
 mod latency;
@@ -74,6 +76,7 @@ pub fn apply(a: Action, state: &mut DashboardState, control: &Control, cancel: &
         // second Ctrl-C outside the dashboard.
         Action::Stop if cancel.is_cancelled() => {
             ratatui::restore();
+            crate::ui::log::release();
             std::process::exit(130);
         }
         Action::Stop => cancel.cancel(),
@@ -106,6 +109,8 @@ fn run(
     control: &Control,
     cancel: &CancellationToken,
 ) -> std::io::Result<()> {
+    // Dropped after `_restore`: the held log lines print on the restored terminal.
+    let _logs = crate::ui::log::hold();
     let mut terminal = ratatui::try_init()?;
     let _restore = RestoreGuard;
     // Every frame looks for snapshots and keys; the screen is redrawn when
