@@ -126,6 +126,29 @@ pub fn ensure_installed(bin: &str, package: &str) {
     );
 }
 
+/// Whether a test that needs program `bin` (Debian package `package`) goes
+/// on: true when `bin` runs; false, with a line saying so, when it does not
+/// and BARRAGE_TEST_SKIP (comma-separated) names it. Otherwise the test
+/// fails with one line saying what to install. Never installs anything
+/// (`.ci/run` does).
+pub fn require_program(bin: &str, package: &str) -> bool {
+    if Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return true;
+    }
+    let skip = std::env::var("BARRAGE_TEST_SKIP").unwrap_or_default();
+    if skip.split(',').any(|s| s.trim() == bin) {
+        eprintln!("skipped: `{bin}` is not installed and BARRAGE_TEST_SKIP names it");
+        return false;
+    }
+    panic!(
+        "`{bin}` is not installed: apt-get install {package} (or set BARRAGE_TEST_SKIP={bin} to skip)"
+    );
+}
+
 /// Runs scenario `yaml` in-process, writing its report set into `out`.
 pub async fn run_yaml(yaml: &str, out: &Path) -> barrage::RunOutcome {
     let mut opts = barrage::RunOptions::new(barrage::scenario::parse("test.yaml", yaml).unwrap());
