@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives besides barrage itself, so the tests
 # never install software: tmux (the dashboard in a real terminal), Chromium
-# (report.html rendered headless), man (`barrage man` rendered), and the
+# (report.html rendered headless), man and groff (`barrage man` rendered), and the
 # peers of scripts/install-peers.sh (Python `websockets`, Node `ws`,
 # kubernetes-validate) into the git-ignored .peers/. Safe to run again:
 # what is here is skipped. System packages need root (or sudo) and apt; on
@@ -15,6 +15,7 @@ missing=""
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v man >/dev/null 2>&1 || missing="$missing man-db"
+command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
 if [ -n "$missing" ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

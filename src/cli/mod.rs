@@ -15,6 +15,7 @@ use crate::runner::{self, Destination, RunOptions, exit};
 use crate::scenario::{self, Phase, PhaseRate, Scenario, Target};
 use crate::ui;
 
+mod docs;
 mod fleet;
 mod search;
 mod serve;
@@ -64,6 +65,12 @@ pub enum Command {
     /// geometrically until one breaks, then bisects; exit 0 when found (and
     /// at least --min), 1 below --min, 3 when even --from fails.
     Search(search::SearchArgs),
+    /// Print a shell completion script to stdout (bash, zsh, fish,
+    /// powershell, elvish).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff) to stdout: one page for barrage and
+    /// every subcommand, e.g. `barrage man > barrage.1 && man -l barrage.1`.
+    Man,
 }
 
 /// `barrage k8s`.
@@ -322,6 +329,8 @@ pub async fn execute(cli: Cli) -> u8 {
             a.load.verbose = cli.verbose;
             search::search(a).await
         }
+        Command::Completions(a) => docs::completions(&a),
+        Command::Man => docs::man(),
     }
 }
 

@@ -9,6 +9,7 @@ mod common;
 
 mod cli_exit_codes;
 mod compare_merge;
+mod completions;
 mod dashboard_layout;
 mod echo_run;
 mod env_everywhere;
