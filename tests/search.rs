@@ -89,8 +89,10 @@ fn finds_the_capacity_of_a_server_with_a_known_limit() {
             assert!(!pass, "{step}");
         }
     }
+    // -q: one line, the verdict with the answer.
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(
-        stdout.contains("Capacity search")
+        stdout.starts_with("FAIL: found")
             && stdout.contains(&format!(
                 "capacity: {} msg/s under rtt.p99 < 50ms, below --min 5,000",
                 barrage::report::search::thousands(capacity)
