@@ -416,12 +416,11 @@ fn merge(a: &MergeArgs, verbose: u8) -> u8 {
         exit::INTERRUPTED,
         |r| {
             crate::say!("merged {} reports into {}", reports.len(), a.out.display());
-            let detail = if verbose > 0 {
-                report::table::Detail::All
-            } else {
-                report::table::Detail::Brief
+            let style = ui::summary::Style {
+                all: verbose > 0,
+                ..Default::default()
             };
-            print!("{}", ui::summary::render(r, detail));
+            print!("{}", ui::summary::render(r, style.detail()));
         },
     )
 }

@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
 
-use super::protocol::{percent_decode, redact_url};
+use super::protocol::{percent_decode, query_pairs, redact_url};
 
 /// What a secret is replaced with.
 const REDACTED: &str = "<redacted>";
@@ -187,19 +187,6 @@ impl EnvSecrets {
     pub fn target(&self, url: &str) -> String {
         self.redact(&redact_url(url))
     }
-}
-
-/// Every `(name, value)` query pair of `url` with a value.
-fn query_pairs(url: &str) -> Vec<(String, String)> {
-    let Some((_, query)) = url.split_once('?') else {
-        return Vec::new();
-    };
-    query
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
 }
 
 /// Calls `f` with every string value in `v` (mapping keys excepted: they

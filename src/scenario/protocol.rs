@@ -73,17 +73,24 @@ pub fn redact_url(url: &str) -> String {
     format!("{head}?{}", pairs.join("&"))
 }
 
-/// The secret `(name, value)` query pairs of `url`, as written.
-fn secret_query_pairs(url: &str) -> Vec<(String, String)> {
+/// Every `(name, value)` query pair of `url` with a value, as written.
+pub(super) fn query_pairs(url: &str) -> Vec<(String, String)> {
     let Some((_, query)) = url.split_once('?') else {
         return Vec::new();
     };
     query
         .split('&')
         .filter_map(|p| p.split_once('='))
-        .filter(|(n, v)| !v.is_empty() && is_secret_header(&percent_decode(n)))
+        .filter(|(_, v)| !v.is_empty())
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect()
+}
+
+/// The secret `(name, value)` query pairs of `url`, as written.
+fn secret_query_pairs(url: &str) -> Vec<(String, String)> {
+    let mut pairs = query_pairs(url);
+    pairs.retain(|(n, _)| is_secret_header(&percent_decode(n)));
+    pairs
 }
 
 /// `%XX` escapes decoded (as lossy UTF-8); `+` and a malformed escape kept

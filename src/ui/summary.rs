@@ -16,6 +16,13 @@ pub struct Style {
     pub all: bool,
 }
 
+impl Style {
+    /// The tables' rows: every counter with `-v`, what happened otherwise.
+    pub fn detail(self) -> Detail {
+        if self.all { Detail::All } else { Detail::Brief }
+    }
+}
+
 /// `--summary`: what the final summary is written as on stdout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Form {
@@ -100,14 +107,7 @@ pub fn print(r: &Report, report_path: &Path, style: Style) {
             return;
         }
         Form::Text if style.quiet => println!("{}", verdict_line(r)),
-        Form::Text => {
-            let detail = if style.all {
-                Detail::All
-            } else {
-                Detail::Brief
-            };
-            print!("{}", render(r, detail));
-        }
+        Form::Text => print!("{}", render(r, style.detail())),
     }
     if !style.quiet {
         crate::say!("report: {}", report_path.display());

@@ -38,10 +38,7 @@ pub fn closed_port() -> u16 {
 /// are here; missing, as for [`needs`], under the skip name `peers`.
 #[must_use]
 pub fn needs_peers() -> bool {
-    let skipped =
-        std::env::var("BARRAGE_TEST_SKIP").is_ok_and(|v| v.split(',').any(|k| k.trim() == "peers"));
-    if skipped {
-        skipped_line("BARRAGE_TEST_SKIP names peers (needs .peers/)");
+    if skipped("peers", ".peers/") {
         return false;
     }
     let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers");
@@ -108,15 +105,24 @@ impl Drop for PythonPeer {
     }
 }
 
-/// Says on stderr that a test was skipped, past the test harness's
-/// capture (which hides `eprintln!` of tests that pass).
-fn skipped_line(why: &str) {
+/// Whether `BARRAGE_TEST_SKIP` (comma-separated) names `skip`; if so,
+/// says on stderr that this test was skipped for lack of `what`, past the
+/// test harness's capture (which hides `eprintln!` of tests that pass).
+fn skipped(skip: &str, what: &str) -> bool {
     use std::io::Write;
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_string();
-    let _ = writeln!(std::io::stderr(), "skipped {name}: {why}");
+    let named =
+        std::env::var("BARRAGE_TEST_SKIP").is_ok_and(|v| v.split(',').any(|k| k.trim() == skip));
+    if named {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {name}: BARRAGE_TEST_SKIP names {skip} (needs {what})"
+        );
+    }
+    named
 }
 
 /// Whether a test that needs program `bin` runs: true when `bin` is
@@ -126,10 +132,7 @@ fn skipped_line(why: &str) {
 /// names `skip` — then the test says it was skipped and returns early.
 #[must_use]
 pub fn needs(bin: &str, skip: &str) -> bool {
-    let skipped =
-        std::env::var("BARRAGE_TEST_SKIP").is_ok_and(|v| v.split(',').any(|k| k.trim() == skip));
-    if skipped {
-        skipped_line(&format!("BARRAGE_TEST_SKIP names {skip} (needs {bin})"));
+    if skipped(skip, bin) {
         return false;
     }
     let here = ["--version", "-V"].iter().any(|flag| {

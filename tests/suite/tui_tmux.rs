@@ -96,11 +96,7 @@ fn pane_size(session: &str) -> String {
 fn wait_exit_code(session: &str, code_file: &Path, within: Duration) -> String {
     let t0 = Instant::now();
     while !code_file.exists() {
-        assert!(
-            t0.elapsed() < within,
-            "did not stop after q:\n{}",
-            capture(session)
-        );
+        assert!(t0.elapsed() < within, "did not stop:\n{}", capture(session));
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -461,17 +457,8 @@ fn log_lines_wait_for_the_dashboard_to_end() {
         !during.contains("connection open") && !during.contains("DEBUG"),
         "a log line on the dashboard:\n{during}"
     );
-    let t0 = Instant::now();
-    while !code_file.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "did not end:\n{}",
-            capture(&session.0)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(std::fs::read_to_string(&code_file).unwrap().trim(), "0");
+    let code = wait_exit_code(&session.0, &code_file, Duration::from_secs(20));
+    assert_eq!(code, "0");
     let after = tmux(&["capture-pane", "-p", "-J", "-S", "-5000", "-t", &session.0]);
     let held: Vec<&str> = after
         .lines()

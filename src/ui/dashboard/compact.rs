@@ -12,7 +12,9 @@ use ratatui::widgets::Paragraph;
 use super::latency::draw_latency_table;
 use super::layout::{self, Item, item};
 use super::state::DashboardState;
-use super::view::{block, bytes, draw_footer, draw_header, draw_thresholds, rate, status_parts};
+use super::view::{
+    block, bytes, close_codes, draw_footer, draw_header, draw_thresholds, rate, status_parts,
+};
 use crate::report::table::fmt_ns;
 
 /// Draws the compact layout into `area` (at least
@@ -124,20 +126,11 @@ fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
         zero.iter()
             .map(|(k, n)| item(format!("{k} {n}"), Style::new())),
     );
-    let ev = &s.total.events;
-    if !ev.close_codes.is_empty() {
-        let codes: Vec<String> = ev
-            .close_codes
-            .iter()
-            .map(|(c, n)| format!("{c}×{n}"))
-            .collect();
-        items.push(item(
-            format!("close codes {}", codes.join(" ")),
-            Style::new(),
-        ));
+    if let Some(codes) = close_codes(s) {
+        items.push(item(codes, Style::new()));
     }
     let inner = area.width.saturating_sub(2) as usize;
-    for e in ev.recent_errors.iter().rev() {
+    for e in s.total.events.recent_errors.iter().rev() {
         items.push(item(
             layout::ellipsize(e, inner),
             Style::new().fg(Color::DarkGray),

@@ -339,16 +339,10 @@ pub(super) fn draw_errors(f: &mut Frame, area: Rect, s: &DashboardState) {
             Line::from(spans)
         })
         .collect();
-    let ev = &s.total.events;
-    if !ev.close_codes.is_empty() {
-        let codes: Vec<String> = ev
-            .close_codes
-            .iter()
-            .map(|(c, n)| format!("{c}×{n}"))
-            .collect();
-        lines.push(Line::from(format!("close codes {}", codes.join(" "))));
+    if let Some(codes) = close_codes(s) {
+        lines.push(Line::from(codes));
     }
-    for e in ev.recent_errors.iter().rev() {
+    for e in s.total.events.recent_errors.iter().rev() {
         lines.push(Line::styled(e.clone(), Style::new().fg(Color::DarkGray)));
     }
     f.render_widget(Paragraph::new(lines).block(block("Errors")), area);
@@ -445,6 +439,16 @@ fn draw_help(f: &mut Frame, area: Rect) {
             .block(block("Keys")),
         r,
     );
+}
+
+/// The close codes servers sent, counted (`close codes 1000×3 1011×1`),
+/// when any came.
+pub(super) fn close_codes(s: &DashboardState) -> Option<String> {
+    let codes = &s.total.events.close_codes;
+    (!codes.is_empty()).then(|| {
+        let codes: Vec<String> = codes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
+        format!("close codes {}", codes.join(" "))
+    })
 }
 
 #[cfg(test)]
